@@ -1,0 +1,239 @@
+// All configuration, read from the environment and validated once at start.
+// Every other module receives the typed Config; nothing else reads process.env.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const boolean = z
+  .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
+  .transform((v) => v === 'true' || v === '1');
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+
+const base64Key = z.string().refine((v) => decodesTo32Bytes(v), {
+  message: 'must be the base64 encoding of exactly 32 bytes (generate one with: openssl rand -base64 32)',
+});
+
+function decodesTo32Bytes(value: string): boolean {
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value) || value.length % 4 !== 0) return false;
+  return Buffer.from(value, 'base64').length === 32;
+}
+
+const KEY_ID = /^[A-Za-z0-9_.-]{1,64}$/;
+
+const blankAsUnset = (v: unknown) => (v === '' ? undefined : v);
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  HOST: z.string().optional(),
+  PORT: int(0, 65535).default(4000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgresql:// URL')
+    .optional(),
+  DATABASE_REQUEST_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgresql:// URL')
+    .optional(),
+  DATA_DIR: z.string().default('./.data'),
+  DATABASE_POOL_SIZE: int(1, 1000).default(10),
+  DATABASE_REQUEST_ROLE: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a plain lower-case PostgreSQL role name')
+    .default('app_user'),
+  MIGRATE_ON_START: boolean.default(true),
+  ENCRYPTION_KEY: base64Key.optional(),
+  ENCRYPTION_KEY_ID: z.string().regex(KEY_ID, 'must be 1-64 letters, digits, dots, dashes or underscores').optional(),
+  ENCRYPTION_KEYS: z.string().optional(),
+  BETTER_AUTH_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  BETTER_AUTH_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  TRUSTED_ORIGINS: z.string().optional(),
+  GRAPHIQL: boolean.optional(),
+});
+
+type Env = z.infer<typeof envSchema>;
+
+export interface EncryptionKey {
+  id: string;
+  key: Buffer;
+}
+
+export interface Config {
+  env: Env['NODE_ENV'];
+  isProduction: boolean;
+  host: string | undefined;
+  port: number;
+  logLevel: Env['LOG_LEVEL'];
+  database:
+    | {
+        kind: 'postgres';
+        url: string;
+        /** A separate login for request traffic (see README, "Database roles"). */
+        requestUrl?: string;
+        poolSize: number;
+        requestRole: string;
+      }
+    | { kind: 'pglite'; dataDir: string; requestRole: string };
+  dataDir: string;
+  migrateOnStart: boolean;
+  /** The key new ciphertexts are sealed with, plus older keys that still decrypt. */
+  encryption: { current: EncryptionKey; previous: EncryptionKey[] };
+  auth: { secret: string; baseURL: string; trustedOrigins: string[] };
+  /** GraphiQL and schema introspection, switched together. */
+  graphiql: boolean;
+}
+
+/** Secrets a development start may generate; production must be given them. */
+interface GeneratedSecrets {
+  encryptionKey?: string;
+  authSecret?: string;
+}
+
+const DEV_SECRETS_FILE = 'dev-secrets.json';
+
+function formatIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');
+}
+
+/**
+ * The id stored beside each ciphertext when ENCRYPTION_KEY_ID is not given:
+ * derived from the key (first 8 bytes of its SHA-256), so the same key always
+ * gets the same id and nobody has to name keys. It reveals nothing usable.
+ */
+export function defaultKeyId(key: Buffer): string {
+  return `k-${createHash('sha256').update(key).digest().subarray(0, 8).toString('hex')}`;
+}
+
+/**
+ * ENCRYPTION_KEYS holds older keys after a rotation, comma-separated, each
+ * `base64key` (its id derived as for ENCRYPTION_KEY) or `id:base64key`.
+ */
+function parseKeyring(value: string | undefined): EncryptionKey[] {
+  if (!value) return [];
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((entry, i) => {
+      const sep = entry.indexOf(':');
+      const b64 = sep >= 0 ? entry.slice(sep + 1) : entry;
+      if (!decodesTo32Bytes(b64) || (sep >= 0 && !KEY_ID.test(entry.slice(0, sep)))) {
+        throw new ConfigError(
+          `Invalid configuration:\n  ENCRYPTION_KEYS: entry ${i + 1} must be base64key or id:base64key, ` +
+            'where the key is the base64 of exactly 32 bytes and the id 1-64 letters, digits, dots, dashes or underscores',
+        );
+      }
+      const key = Buffer.from(b64, 'base64');
+      return { id: sep >= 0 ? entry.slice(0, sep) : defaultKeyId(key), key };
+    });
+}
+
+async function loadOrCreateDevSecrets(dataDir: string, needed: (keyof GeneratedSecrets)[]): Promise<GeneratedSecrets> {
+  const file = path.join(dataDir, DEV_SECRETS_FILE);
+  let stored: GeneratedSecrets = {};
+  try {
+    stored = JSON.parse(await readFile(file, 'utf8')) as GeneratedSecrets;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new ConfigError(`Cannot read ${file}: ${(error as Error).message}`);
+    }
+  }
+  const missing = needed.filter((k) => !stored[k]);
+  if (missing.length === 0) return stored;
+  for (const k of missing) {
+    stored[k] = randomBytes(32).toString('base64');
+  }
+  await mkdir(dataDir, { recursive: true });
+  await writeFile(file, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 });
+  return stored;
+}
+
+/**
+ * Validates the environment. In development, a missing ENCRYPTION_KEY or
+ * BETTER_AUTH_SECRET is generated once into DATA_DIR (with a warning) so data
+ * and sessions survive restarts; in production both are required.
+ */
+export async function loadConfig(
+  rawEnv: Record<string, string | undefined> = process.env,
+  warn: (message: string) => void = (m) => process.stderr.write(`WARNING: ${m}\n`),
+): Promise<Config> {
+  const cleaned = Object.fromEntries(Object.keys(envSchema.shape).map((k) => [k, blankAsUnset(rawEnv[k])]));
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    throw new ConfigError(`Invalid configuration:\n${formatIssues(parsed.error)}`);
+  }
+  const env = parsed.data;
+  const isProduction = env.NODE_ENV === 'production';
+  const dataDir = path.resolve(env.DATA_DIR);
+
+  if (env.DATABASE_REQUEST_URL && !env.DATABASE_URL) {
+    throw new ConfigError('Invalid configuration:\n  DATABASE_REQUEST_URL: needs DATABASE_URL as well (the owner connection)');
+  }
+  if (isProduction) {
+    const missing = (['ENCRYPTION_KEY', 'BETTER_AUTH_SECRET'] as const).filter((k) => !env[k]);
+    if (missing.length > 0) {
+      throw new ConfigError(
+        `Invalid configuration:\n${missing.map((k) => `  ${k}: required when NODE_ENV=production`).join('\n')}`,
+      );
+    }
+  }
+
+  const needed: (keyof GeneratedSecrets)[] = [];
+  if (!env.ENCRYPTION_KEY) needed.push('encryptionKey');
+  if (!env.BETTER_AUTH_SECRET) needed.push('authSecret');
+  const generated = needed.length > 0 ? await loadOrCreateDevSecrets(dataDir, needed) : {};
+  if (needed.length > 0) {
+    const names = needed.map((k) => (k === 'encryptionKey' ? 'ENCRYPTION_KEY' : 'BETTER_AUTH_SECRET')).join(' and ');
+    warn(
+      `${names} not set: using a development value generated once into ${path.join(dataDir, DEV_SECRETS_FILE)}. ` +
+        'Set them explicitly in production.',
+    );
+  }
+
+  const currentKey = Buffer.from((env.ENCRYPTION_KEY ?? generated.encryptionKey) as string, 'base64');
+  const current = { id: env.ENCRYPTION_KEY_ID ?? defaultKeyId(currentKey), key: currentKey };
+  const previous = parseKeyring(env.ENCRYPTION_KEYS).filter((k) => k.id !== current.id);
+
+  const port = env.PORT;
+  const baseURL = env.BETTER_AUTH_URL ?? `http://localhost:${port}`;
+  const trustedOrigins = [
+    new URL(baseURL).origin,
+    ...(env.TRUSTED_ORIGINS ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  ];
+
+  return {
+    env: env.NODE_ENV,
+    isProduction,
+    host: env.HOST,
+    port,
+    logLevel: env.LOG_LEVEL,
+    database: env.DATABASE_URL
+      ? {
+          kind: 'postgres',
+          url: env.DATABASE_URL,
+          ...(env.DATABASE_REQUEST_URL ? { requestUrl: env.DATABASE_REQUEST_URL } : {}),
+          poolSize: env.DATABASE_POOL_SIZE,
+          requestRole: env.DATABASE_REQUEST_ROLE,
+        }
+      : { kind: 'pglite', dataDir: path.join(dataDir, 'pgdata'), requestRole: env.DATABASE_REQUEST_ROLE },
+    dataDir,
+    migrateOnStart: env.MIGRATE_ON_START,
+    encryption: { current, previous },
+    auth: { secret: (env.BETTER_AUTH_SECRET ?? generated.authSecret) as string, baseURL, trustedOrigins },
+    graphiql: env.GRAPHIQL ?? !isProduction,
+  };
+}

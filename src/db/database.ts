@@ -1,0 +1,166 @@
+// Opens the database the configuration names: PostgreSQL through
+// @prisma/adapter-pg with a pool when DATABASE_URL is set, otherwise an
+// embedded PGlite persisted in DATA_DIR. Applies pending migrations first.
+import { PGlite } from '@electric-sql/pglite';
+import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
+import type { Config } from '../config.ts';
+import { PrismaClient } from '../generated/prisma/client.ts';
+import type { Logger } from '../logger.ts';
+import { applyMigrations, readLocalMigrations, type MigrationConnection, type MigrationResult } from './migrate.ts';
+import { createWithUser, type WithUser } from './rls.ts';
+
+export interface Database {
+  readonly kind: 'postgres' | 'pglite';
+  /** Runs `work` in a transaction scoped to `userId` (see rls.ts). */
+  readonly withUser: WithUser;
+  /** Resolves when the database answers a trivial query. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+  /**
+   * The unscoped client, for better-auth's own tables only. It runs as the
+   * connection's login role, outside any user's scope: request code must
+   * never use it (a test checks that src/schema does not reach it).
+   */
+  readonly authTablesClient: PrismaClient;
+}
+
+export interface OpenOptions {
+  migrate: boolean;
+  logger: Logger;
+}
+
+// PGlite has one backend: a transaction holds it exclusively and the others
+// queue behind it, so waiting is normal there and must not time out early.
+const TX_LIMITS = {
+  postgres: { maxWaitMs: 10_000, timeoutMs: 15_000 },
+  pglite: { maxWaitMs: 60_000, timeoutMs: 15_000 },
+};
+
+function pgliteMigrationConnection(db: PGlite): MigrationConnection {
+  return {
+    query: async <R>(sql: string, params?: unknown[]) => (await db.query<R>(sql, params)).rows,
+    exec: async (script) => {
+      await db.exec(script);
+    },
+  };
+}
+
+function pgMigrationConnection(client: pg.Client): MigrationConnection {
+  return {
+    query: async <R>(sql: string, params?: unknown[]) =>
+      (await client.query(sql, params)).rows as R[],
+    exec: async (script) => {
+      await client.query(script);
+    },
+  };
+}
+
+/** Runs `work` on a migration connection: the open PGlite, or a fresh pg.Client. */
+export async function withMigrationConnection<T>(
+  config: Config['database'],
+  work: (conn: MigrationConnection) => Promise<T>,
+  pglite?: PGlite,
+): Promise<T> {
+  if (config.kind === 'pglite') {
+    if (!pglite) throw new Error('migrations on PGlite need the open instance');
+    return work(pgliteMigrationConnection(pglite));
+  }
+  const client = new pg.Client({ connectionString: config.url });
+  await client.connect();
+  try {
+    return await work(pgMigrationConnection(client));
+  } finally {
+    await client.end();
+  }
+}
+
+export async function runMigrations(
+  config: Config['database'],
+  logger: Logger,
+  pglite?: PGlite,
+): Promise<MigrationResult> {
+  const local = await readLocalMigrations();
+  const started = Date.now();
+  const result = await withMigrationConnection(
+    config,
+    (conn) => applyMigrations(conn, local, (m) => logger.info(m)),
+    pglite,
+  );
+  logger.info(
+    { applied: result.applied.length, alreadyApplied: result.alreadyApplied, ms: Date.now() - started },
+    'migrations up to date',
+  );
+  return result;
+}
+
+export async function openDatabase(config: Config['database'], options: OpenOptions): Promise<Database> {
+  const { logger } = options;
+  if (config.kind === 'pglite') {
+    const started = Date.now();
+    const pglite = new PGlite(config.dataDir);
+    await pglite.waitReady;
+    logger.info({ dataDir: config.dataDir, ms: Date.now() - started }, 'embedded PGlite database open');
+    try {
+      if (options.migrate) await runMigrations(config, logger, pglite);
+    } catch (error) {
+      await pglite.close();
+      throw error;
+    }
+    const client = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
+    return {
+      kind: 'pglite',
+      withUser: createWithUser(client, { requestRole: config.requestRole, ...TX_LIMITS.pglite }),
+      ping: async () => {
+        await pglite.query('SELECT 1');
+      },
+      close: async () => {
+        await client.$disconnect();
+        await pglite.close();
+      },
+      authTablesClient: client,
+    };
+  }
+
+  if (options.migrate) await runMigrations(config, logger);
+  const owner = connectPostgres(config.url, config.poolSize, logger);
+  // With DATABASE_REQUEST_URL, request transactions log in as a role that is
+  // only a member of the request role: even a statement that ran RESET ROLE
+  // could not become the owner. Without it they use the owner's login and
+  // SET LOCAL ROLE, which the policies hold to just as well.
+  const request = config.requestUrl ? connectPostgres(config.requestUrl, config.poolSize, logger) : owner;
+  return {
+    kind: 'postgres',
+    withUser: createWithUser(request.client, { requestRole: config.requestRole, ...TX_LIMITS.postgres }),
+    ping: async () => {
+      await owner.pool.query('SELECT 1');
+    },
+    close: async () => {
+      await Promise.all([owner, request].map((c) => c.close()));
+    },
+    authTablesClient: owner.client,
+  };
+}
+
+function connectPostgres(url: string, poolSize: number, logger: Logger) {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+  });
+  const client = new PrismaClient({
+    adapter: new PrismaPg(pool, {
+      disposeExternalPool: true,
+      onPoolError: (err) => logger.warn({ err: err.message }, 'idle database connection failed'),
+      onConnectionError: (err) => logger.warn({ err: err.message }, 'database connection failed'),
+    }),
+  });
+  let closing: Promise<void> | undefined;
+  return {
+    pool,
+    client,
+    close: () => (closing ??= client.$disconnect().then(() => (pool.ended ? undefined : pool.end()))),
+  };
+}

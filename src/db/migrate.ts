@@ -1,0 +1,187 @@
+// Applies the SQL migrations in prisma/migrations (Prisma's folder layout) and
+// records them in `_prisma_migrations` exactly as Prisma's schema engine does.
+//
+// Why our own runner: `prisma migrate deploy` needs Prisma's native schema
+// engine, which is downloaded at first use and cannot be fetched on machines
+// without internet access (ours included), and it cannot talk to an
+// in-process PGlite database at all. This runner keeps Prisma's bookkeeping
+// (same table, same columns, sha256 checksum of migration.sql, the same
+// advisory lock id), so `prisma migrate status`/`deploy` agree with it wherever
+// the engine is available.
+//
+// Differences from the engine, on purpose:
+// - each migration runs in its own transaction (the engine runs the script
+//   bare), so a failing migration leaves nothing half-applied and is simply
+//   retried on the next run instead of needing `prisma migrate resolve`;
+// - the advisory lock is transaction-scoped, so the runner also works through
+//   a transaction-pooling PgBouncer. It shares the engine's lock key, so the
+//   two never run at the same time.
+import { createHash, randomUUID } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+
+/** The smallest surface the runner needs; pg.Client and PGlite both fit it. */
+export interface MigrationConnection {
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
+  /** Runs a multi-statement script with the simple-query protocol. */
+  exec(script: string): Promise<void>;
+}
+
+export interface LocalMigration {
+  name: string;
+  script: Buffer;
+  checksum: string;
+}
+
+export interface MigrationResult {
+  applied: string[];
+  alreadyApplied: number;
+}
+
+export class MigrationError extends Error {
+  override name = 'MigrationError';
+}
+
+/** Prisma's schema engine uses this key for pg_advisory_lock during migrate. */
+const PRISMA_ADVISORY_LOCK_KEY = 72707369;
+
+export const MIGRATIONS_DIR = path.resolve(import.meta.dirname, '../../prisma/migrations');
+
+// Verbatim from Prisma's schema engine (sql-schema-connector, postgres flavour).
+const CREATE_MIGRATIONS_TABLE = `
+CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
+    "id"                    VARCHAR(36) PRIMARY KEY NOT NULL,
+    "checksum"              VARCHAR(64) NOT NULL,
+    "finished_at"           TIMESTAMPTZ,
+    "migration_name"        VARCHAR(255) NOT NULL,
+    "logs"                  TEXT,
+    "rolled_back_at"        TIMESTAMPTZ,
+    "started_at"            TIMESTAMPTZ NOT NULL DEFAULT now(),
+    "applied_steps_count"   INTEGER NOT NULL DEFAULT 0
+)`;
+
+export function checksumOf(script: Buffer | string): string {
+  return createHash('sha256').update(script).digest('hex');
+}
+
+/**
+ * Prisma accepts a checksum taken before a checkout converted line endings,
+ * so a migration is "unchanged" if any LF/CRLF variant matches.
+ */
+function matchesChecksum(script: Buffer, recorded: string): boolean {
+  const text = script.toString('utf8');
+  const lf = text.replace(/\r\n/g, '\n');
+  const variants = [script, lf, lf.replace(/\n/g, '\r\n')];
+  return variants.some((v) => checksumOf(v) === recorded);
+}
+
+export async function readLocalMigrations(dir: string = MIGRATIONS_DIR): Promise<LocalMigration[]> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  const names = entries
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
+  return Promise.all(
+    names.map(async (name) => {
+      const script = await readFile(path.join(dir, name, 'migration.sql'));
+      return { name, script, checksum: checksumOf(script) };
+    }),
+  );
+}
+
+interface AppliedRow {
+  migration_name: string;
+  checksum: string;
+  finished_at: Date | null;
+  rolled_back_at: Date | null;
+  logs: string | null;
+}
+
+async function inTransaction<T>(conn: MigrationConnection, work: () => Promise<T>): Promise<T> {
+  await conn.exec('BEGIN');
+  try {
+    await conn.query('SELECT pg_advisory_xact_lock($1)', [PRISMA_ADVISORY_LOCK_KEY]);
+    const result = await work();
+    await conn.exec('COMMIT');
+    return result;
+  } catch (error) {
+    await conn.exec('ROLLBACK');
+    throw error;
+  }
+}
+
+function verifyHistory(local: LocalMigration[], rows: AppliedRow[]): void {
+  const failed = rows.find((r) => r.finished_at === null && r.rolled_back_at === null);
+  if (failed) {
+    throw new MigrationError(
+      `Migration "${failed.migration_name}" is recorded as started but not finished (a failed run of ` +
+        `Prisma's engine?). Inspect the database, then mark it with \`prisma migrate resolve\` or ` +
+        `delete its row from _prisma_migrations. Logs: ${failed.logs ?? '(none)'}`,
+    );
+  }
+  const byName = new Map(local.map((m) => [m.name, m]));
+  for (const row of rows) {
+    if (row.finished_at === null || row.rolled_back_at !== null) continue;
+    const file = byName.get(row.migration_name);
+    if (file && !matchesChecksum(file.script, row.checksum)) {
+      throw new MigrationError(
+        `Migration "${row.migration_name}" was changed after it was applied ` +
+          `(recorded checksum ${row.checksum}, file now ${file.checksum}). ` +
+          `Applied migrations must never be edited: restore the file and add a new migration instead.`,
+      );
+    }
+  }
+}
+
+/**
+ * Applies every pending migration in name order, each in its own transaction
+ * under the advisory lock. Safe to run concurrently from several processes:
+ * whoever gets the lock second sees the migration recorded and skips it.
+ */
+export async function applyMigrations(
+  conn: MigrationConnection,
+  local: LocalMigration[],
+  log: (message: string) => void = () => {},
+): Promise<MigrationResult> {
+  await inTransaction(conn, () => conn.exec(CREATE_MIGRATIONS_TABLE));
+
+  const readHistory = () =>
+    conn.query<AppliedRow>(
+      'SELECT migration_name, checksum, finished_at, rolled_back_at, logs FROM "_prisma_migrations" ORDER BY started_at',
+    );
+  verifyHistory(local, await readHistory());
+
+  const applied: string[] = [];
+  let alreadyApplied = 0;
+  for (const migration of local) {
+    const didApply = await inTransaction(conn, async () => {
+      // Re-read under the lock: another process may have applied it meanwhile.
+      const history = await readHistory();
+      verifyHistory(local, history);
+      const done = history.some(
+        (r) => r.migration_name === migration.name && r.finished_at !== null && r.rolled_back_at === null,
+      );
+      if (done) return false;
+      const started = Date.now();
+      const id = randomUUID();
+      await conn.query(
+        'INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count) VALUES ($1, $2, $3, now(), 0)',
+        [id, migration.checksum, migration.name],
+      );
+      try {
+        await conn.exec(migration.script.toString('utf8'));
+      } catch (error) {
+        throw new MigrationError(`Migration "${migration.name}" failed and was rolled back: ${(error as Error).message}`);
+      }
+      await conn.query(
+        'UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1',
+        [id],
+      );
+      log(`applied migration ${migration.name} in ${Date.now() - started} ms`);
+      return true;
+    });
+    if (didApply) applied.push(migration.name);
+    else alreadyApplied += 1;
+  }
+  return { applied, alreadyApplied };
+}

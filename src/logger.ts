@@ -1,0 +1,35 @@
+// The process's one logger: structured JSON lines (pino). Redaction is the
+// second line of defence; the first is never handing secrets to the logger.
+import { pino, type Logger, type DestinationStream } from 'pino';
+
+export type { Logger };
+
+/** Paths whose values are replaced by "[Redacted]" wherever they appear. */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+  'res.headers["set-auth-token"]',
+  '*.apiKey',
+  '*.secretKey',
+  '*.password',
+  '*.token',
+  '*.variables.*.apiKey',
+  '*.variables.*.secretKey',
+  '*.variables.*.password',
+  '*.variables.apiKey',
+  '*.variables.secretKey',
+  '*.variables.password',
+];
+
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: undefined,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: REDACT_PATHS, censor: '[Redacted]' },
+    },
+    destination,
+  );
+}

@@ -1,0 +1,91 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConfigError, defaultKeyId, loadConfig } from '../src/config.ts';
+
+let dataDir: string;
+const warnings: string[] = [];
+const warn = (m: string) => warnings.push(m);
+const key = () => randomBytes(32).toString('base64');
+const prodEnv = () => ({
+  NODE_ENV: 'production',
+  DATABASE_URL: 'postgresql://u@db/x',
+  ENCRYPTION_KEY: key(),
+  BETTER_AUTH_SECRET: 'x'.repeat(40),
+  DATA_DIR: dataDir,
+});
+
+beforeEach(async () => {
+  dataDir = await mkdtemp(path.join(os.tmpdir(), 'bca-config-'));
+  warnings.length = 0;
+});
+afterEach(() => rm(dataDir, { recursive: true, force: true }));
+
+describe('loadConfig', () => {
+  it('defaults to the embedded database in DATA_DIR on port 4000 with GraphiQL on', async () => {
+    const config = await loadConfig({ DATA_DIR: dataDir }, warn);
+    expect(config.port).toBe(4000);
+    expect(config.database).toEqual({ kind: 'pglite', dataDir: path.join(dataDir, 'pgdata'), requestRole: 'app_user' });
+    expect(config.graphiql).toBe(true);
+    expect(config.auth.baseURL).toBe('http://localhost:4000');
+  });
+
+  it('names every bad value in one error', async () => {
+    const error = await loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', GRAPHIQL: 'yes', DATA_DIR: dataDir }, warn).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toMatch(/PORT: must be a whole number/);
+    expect((error as Error).message).toMatch(/DATABASE_URL: must be a postgresql:\/\/ URL/);
+    expect((error as Error).message).toMatch(/GRAPHIQL: must be true or false/);
+  });
+
+  it('rejects an ENCRYPTION_KEY that is not 32 bytes of base64', async () => {
+    for (const bad of [randomBytes(16).toString('base64'), 'not base64!!', `${key()}x`]) {
+      await expect(loadConfig({ ENCRYPTION_KEY: bad, DATA_DIR: dataDir }, warn)).rejects.toThrow(
+        /ENCRYPTION_KEY: must be the base64 encoding of exactly 32 bytes/,
+      );
+    }
+  });
+
+  it('requires both secrets in production and generates nothing', async () => {
+    await expect(
+      loadConfig({ ...prodEnv(), ENCRYPTION_KEY: '', BETTER_AUTH_SECRET: undefined }, warn),
+    ).rejects.toThrow(/ENCRYPTION_KEY: required when NODE_ENV=production\n {2}BETTER_AUTH_SECRET: required/);
+    await expect(stat(path.join(dataDir, 'dev-secrets.json'))).rejects.toThrow();
+  });
+
+  it('serves a production start with only the five documented variables', async () => {
+    const env = { ...prodEnv(), PORT: '8080', BETTER_AUTH_URL: 'https://api.example.com' };
+    const config = await loadConfig(env, warn);
+    expect(config.graphiql).toBe(false);
+    expect(config.auth.trustedOrigins).toEqual(['https://api.example.com']);
+    expect(warnings).toEqual([]);
+  });
+
+  it('generates development secrets once, with a warning, and reuses them', async () => {
+    const first = await loadConfig({ DATA_DIR: dataDir }, warn);
+    expect(warnings.join()).toMatch(/ENCRYPTION_KEY and BETTER_AUTH_SECRET not set/);
+    const second = await loadConfig({ DATA_DIR: dataDir }, warn);
+    expect(second.encryption.current).toEqual(first.encryption.current);
+    expect(second.auth.secret).toBe(first.auth.secret);
+    const file = path.join(dataDir, 'dev-secrets.json');
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(await readFile(file, 'utf8'))).toHaveProperty('encryptionKey');
+  });
+
+  it('reads older keys from ENCRYPTION_KEYS, with or without ids', async () => {
+    const [current, old1, old2] = [key(), key(), key()];
+    const config = await loadConfig(
+      { ...prodEnv(), ENCRYPTION_KEY: current, ENCRYPTION_KEYS: `${old1}, legacy:${old2}` },
+      warn,
+    );
+    expect(config.encryption.current.id).toBe(defaultKeyId(Buffer.from(current, 'base64')));
+    expect(config.encryption.previous.map((k) => k.id)).toEqual([defaultKeyId(Buffer.from(old1, 'base64')), 'legacy']);
+    await expect(loadConfig({ ...prodEnv(), ENCRYPTION_KEYS: 'legacy:short' }, warn)).rejects.toThrow(
+      /ENCRYPTION_KEYS: entry 1/,
+    );
+  });
+});

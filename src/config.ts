@@ -3,6 +3,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import proxyAddr from 'proxy-addr';
 import { z } from 'zod';
 
 export class ConfigError extends Error {
@@ -30,6 +31,21 @@ function decodesTo32Bytes(value: string): boolean {
 }
 
 const KEY_ID = /^[A-Za-z0-9_.-]{1,64}$/;
+
+const list = (value: string | undefined) =>
+  (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+function isValidTrust(values: string[]): boolean {
+  try {
+    proxyAddr.compile(values);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const blankAsUnset = (v: unknown) => (v === '' ? undefined : v);
 
@@ -59,6 +75,10 @@ const envSchema = z.object({
   BETTER_AUTH_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   BETTER_AUTH_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   TRUSTED_ORIGINS: z.string().optional(),
+  TRUST_PROXY: z
+    .string()
+    .refine((v) => isValidTrust(list(v)), 'must be a comma-separated list of IP addresses, CIDR ranges, loopback, linklocal or uniquelocal')
+    .optional(),
   GRAPHIQL: boolean.optional(),
 });
 
@@ -92,6 +112,8 @@ export interface Config {
   auth: { secret: string; baseURL: string; trustedOrigins: string[] };
   /** GraphiQL and schema introspection, switched together. */
   graphiql: boolean;
+  /** Proxies (addresses, CIDRs, or loopback/linklocal/uniquelocal) whose X-Forwarded-For is believed. */
+  trustedProxies: string[];
 }
 
 /** Secrets a development start may generate; production must be given them. */
@@ -209,10 +231,7 @@ export async function loadConfig(
   const baseURL = env.BETTER_AUTH_URL ?? `http://localhost:${port}`;
   const trustedOrigins = [
     new URL(baseURL).origin,
-    ...(env.TRUSTED_ORIGINS ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
+    ...list(env.TRUSTED_ORIGINS),
   ];
 
   return {
@@ -235,5 +254,6 @@ export async function loadConfig(
     encryption: { current, previous },
     auth: { secret: (env.BETTER_AUTH_SECRET ?? generated.authSecret) as string, baseURL, trustedOrigins },
     graphiql: env.GRAPHIQL ?? !isProduction,
+    trustedProxies: list(env.TRUST_PROXY),
   };
 }

@@ -5,7 +5,7 @@ import http from 'node:http';
 import { ConfigError, loadConfig } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import { createLogger } from './logger.ts';
-import { createRequestHandler } from './server.ts';
+import { createApp } from './server.ts';
 
 /** In-flight requests get this long to finish after a shutdown signal. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   const db = await openDatabase(config.database, { migrate: config.migrateOnStart, logger });
-  const server = http.createServer(createRequestHandler({ config, db, logger }));
+  const server = http.createServer(createApp({ config, db, logger }).handler);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1,8 +1,12 @@
-// Composition: one node:http server routing to the health probes (and, as the
-// API grows, to better-auth and GraphQL).
+// Composition: one node:http server routing to better-auth, GraphQL and the
+// health probes. Built from already-open parts, so tests can run it in-process.
 import http from 'node:http';
+import { toNodeHandler } from 'better-auth/node';
+import { createAuth, type Auth } from './auth/auth.ts';
+import { createClientIpResolver, prepareAuthRequest } from './auth/request-headers.ts';
 import type { Config } from './config.ts';
 import type { Database } from './db/database.ts';
+import { createGraphQLHandler } from './graphql/yoga.ts';
 import type { Logger } from './logger.ts';
 
 export interface AppDeps {
@@ -11,14 +15,30 @@ export interface AppDeps {
   logger: Logger;
 }
 
+export interface App {
+  handler: http.RequestListener;
+  auth: Auth;
+}
+
 function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
   res.end(JSON.stringify(body));
 }
 
-export function createRequestHandler({ db, logger }: AppDeps): http.RequestListener {
-  return async (req, res) => {
+export function createApp({ config, db, logger }: AppDeps): App {
+  const auth = createAuth({ config, prisma: db.authTablesClient, logger });
+  const authHandler = toNodeHandler(auth);
+  const graphql = createGraphQLHandler({ config, db, auth, logger });
+  const clientIp = createClientIpResolver(config.trustedProxies);
+  const ownOrigin = new URL(config.auth.baseURL).origin;
+
+  const handler: http.RequestListener = async (req, res) => {
     const { pathname } = new URL(req.url ?? '/', 'http://localhost');
+    if (pathname.startsWith('/api/auth/')) {
+      prepareAuthRequest(req, clientIp, ownOrigin);
+      return authHandler(req, res);
+    }
+    if (pathname === '/graphql') return graphql(req, res);
     if (pathname === '/health') return sendJson(res, 200, { status: 'ok' });
     if (pathname === '/ready') {
       try {
@@ -29,6 +49,11 @@ export function createRequestHandler({ db, logger }: AppDeps): http.RequestListe
         return sendJson(res, 503, { status: 'unavailable', reason: 'database not answering' });
       }
     }
+    if (pathname === '/' && req.method === 'GET') {
+      res.writeHead(302, { location: '/graphql' });
+      return res.end();
+    }
     return sendJson(res, 404, { error: 'not found' });
   };
+  return { handler, auth };
 }

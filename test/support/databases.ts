@@ -38,8 +38,13 @@ export function withDatabase(url: string, database: string, user?: string): stri
   return u.toString();
 }
 
-export async function adminQuery(sql: string, params?: unknown[]): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: testDatabaseUrl });
+export function adminQuery(sql: string, params?: unknown[]): Promise<pg.QueryResult> {
+  return queryDatabase(testDatabaseUrl as string, sql, params);
+}
+
+/** One query on a PostgreSQL database, on a connection of its own. */
+export async function queryDatabase(url: string, sql: string, params?: unknown[]): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
     return await client.query(sql, params);

@@ -85,14 +85,13 @@ CREATE TABLE "auth_verifications" (
 );
 CREATE INDEX "auth_verifications_identifier_idx" ON "auth_verifications"("identifier");
 
+-- Failed sign-in/sign-up counters (rate-limiter-flexible's Prisma store).
 CREATE TABLE "auth_rate_limits" (
-    "id" TEXT NOT NULL,
     "key" TEXT NOT NULL,
-    "count" INTEGER NOT NULL,
-    "last_request" BIGINT NOT NULL,
-    CONSTRAINT "auth_rate_limits_pkey" PRIMARY KEY ("id")
+    "points" INTEGER NOT NULL,
+    "expire" TIMESTAMPTZ(3),
+    CONSTRAINT "auth_rate_limits_pkey" PRIMARY KEY ("key")
 );
-CREATE UNIQUE INDEX "auth_rate_limits_key_key" ON "auth_rate_limits"("key");
 
 -- ---------------------------------------------------------------------------
 -- User data

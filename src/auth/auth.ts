@@ -1,0 +1,106 @@
+// Authentication: better-auth with email and password, sessions in the same
+// database (its own tables, reached through the unscoped client; no user data
+// lives there), and the bearer plugin for programs that cannot keep cookies.
+import { betterAuth } from 'better-auth';
+import { prismaAdapter } from 'better-auth/adapters/prisma';
+import { APIError, createAuthMiddleware } from 'better-auth/api';
+import { bearer } from 'better-auth/plugins/bearer';
+import { RateLimiterPrisma } from 'rate-limiter-flexible';
+import type { Config } from '../config.ts';
+import type { PrismaClient } from '../generated/prisma/client.ts';
+import type { Logger } from '../logger.ts';
+import { AttemptLimiter, type AttemptKind, type LimiterFactory } from './attempt-limiter.ts';
+import { CLIENT_IP_HEADER } from './request-headers.ts';
+
+/** The signed-in user, as GraphQL's `viewer` shows it. */
+export interface Viewer {
+  id: string;
+  email: string;
+  name: string | null;
+}
+
+const THROTTLED_PATHS: Record<string, AttemptKind> = {
+  '/sign-in/email': 'sign-in',
+  '/sign-up/email': 'sign-up',
+};
+
+export interface AuthDeps {
+  config: Config;
+  prisma: PrismaClient;
+  logger: Logger;
+  /** Overrides the database-backed counters (tests). */
+  limiterFactory?: LimiterFactory;
+}
+
+export function createAuth({ config, prisma, logger, limiterFactory }: AuthDeps) {
+  const create: LimiterFactory =
+    limiterFactory ??
+    ((name, limit) =>
+      new RateLimiterPrisma({
+        storeClient: prisma,
+        tableName: 'authRateLimit',
+        keyPrefix: name,
+        points: limit.max,
+        duration: limit.windowSeconds,
+      }));
+  const attempts = new AttemptLimiter(create);
+
+  const throttled = (path: string | undefined) => (path ? THROTTLED_PATHS[path] : undefined);
+  const emailOf = (body: unknown) =>
+    typeof (body as { email?: unknown } | undefined)?.email === 'string' ? (body as { email: string }).email : undefined;
+  const ipOf = (headers: Headers | undefined) => headers?.get(CLIENT_IP_HEADER) ?? 'unknown';
+
+  return betterAuth({
+    appName: 'Brokerage credentials API',
+    baseURL: config.auth.baseURL,
+    basePath: '/api/auth',
+    secret: config.auth.secret,
+    trustedOrigins: config.auth.trustedOrigins,
+    database: prismaAdapter(prisma, { provider: 'postgresql' }),
+    // Our trading account is UserAccount; better-auth's login methods are AuthAccount.
+    account: { modelName: 'authAccount' },
+    emailAndPassword: { enabled: true, autoSignIn: true, minPasswordLength: 8, maxPasswordLength: 128 },
+    plugins: [bearer({ requireSignature: true })],
+    // better-auth's own limiter counts every request (3 sign-ins per 10 s by
+    // default); ours counts failures only, in the database (see attempt-limiter.ts).
+    rateLimit: { enabled: false },
+    advanced: { ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] } },
+    telemetry: { enabled: false },
+    logger: {
+      log: (level, message) => logger[level]({ component: 'better-auth' }, message),
+    },
+    hooks: {
+      before: createAuthMiddleware(async (ctx) => {
+        const kind = throttled(ctx.path);
+        if (!kind) return;
+        const wait = await attempts.retryAfter(kind, ipOf(ctx.request?.headers), emailOf(ctx.body));
+        if (wait !== null) {
+          throw new APIError(
+            'TOO_MANY_REQUESTS',
+            { message: `Too many failed attempts. Try again in ${wait} seconds.`, code: 'TOO_MANY_REQUESTS' },
+            { 'Retry-After': String(wait) },
+          );
+        }
+      }),
+      after: createAuthMiddleware(async (ctx) => {
+        const kind = throttled(ctx.path);
+        if (!kind) return;
+        const email = emailOf(ctx.body);
+        if (ctx.context.returned instanceof APIError) {
+          await attempts.recordFailure(kind, ipOf(ctx.request?.headers), email);
+        } else {
+          await attempts.recordSuccess(kind, email);
+        }
+      }),
+    },
+  });
+}
+
+export type Auth = ReturnType<typeof createAuth>;
+
+/** Resolves the session of a request (cookie or bearer) into the signed-in user, or null. */
+export async function getViewer(auth: Auth, headers: Headers): Promise<Viewer | null> {
+  const session = await auth.api.getSession({ headers });
+  if (!session) return null;
+  return { id: session.user.id, email: session.user.email, name: session.user.name || null };
+}

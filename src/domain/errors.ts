@@ -1,0 +1,41 @@
+// Errors a client can act on. Domain code throws these without knowing about
+// GraphQL; the GraphQL layer turns them into errors with extensions.code
+// (src/graphql/errors.ts). Anything else is unexpected and gets masked.
+
+export abstract class DomainError extends Error {
+  abstract readonly code: 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'UNAUTHENTICATED';
+}
+
+/** Input that fails validation; `field` names the input field. */
+export class InvalidInputError extends DomainError {
+  override name = 'InvalidInputError';
+  readonly code = 'BAD_USER_INPUT';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Absent, or not the caller's: the two are never told apart. */
+export class NotFoundError extends DomainError {
+  override name = 'NotFoundError';
+  readonly code = 'NOT_FOUND';
+  constructor(what: string) {
+    super(`${what} not found.`);
+  }
+}
+
+export class ConflictError extends DomainError {
+  override name = 'ConflictError';
+  readonly code = 'CONFLICT';
+}
+
+export class UnauthenticatedError extends DomainError {
+  override name = 'UnauthenticatedError';
+  readonly code = 'UNAUTHENTICATED';
+  constructor() {
+    super('You must be signed in. Sign in at /api/auth/sign-in/email, then send the session cookie or an Authorization: Bearer token.');
+  }
+}

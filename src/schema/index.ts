@@ -1,0 +1,7 @@
+// The executable schema: each module registers its types and fields on the
+// builder when imported.
+import { builder } from './builder.ts';
+import './viewer.ts';
+import './account.ts';
+
+export const schema = builder.toSchema();

@@ -1,0 +1,158 @@
+// Sessions through better-auth's real endpoints: cookie and bearer, sign-out,
+// expiry, forged tokens, and the throttling of failed attempts.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  errorOf,
+  gql,
+  rawSignIn,
+  rawSignUp,
+  signIn,
+  signOut,
+  signUp,
+  uniqueEmail,
+} from '../support/client.ts';
+import { dbKind, queryDatabase } from '../support/databases.ts';
+import { startServer, type TestServer } from '../support/server.ts';
+
+const VIEWER = '{ viewer { id email name } }';
+const ACCOUNTS = '{ accounts { id } }';
+
+describe(`sessions (${dbKind})`, () => {
+  let server: TestServer;
+  let url: string;
+
+  beforeAll(async () => {
+    server = await startServer();
+    url = server.url;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('signs up and returns a bearer token and a session cookie, with no Origin header needed', async () => {
+    const email = uniqueEmail();
+    const res = await rawSignUp(url, { email, password: 'a long enough password', name: 'Ada' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('set-auth-token')).toMatch(/^[^.]+\..+$/);
+    expect(res.headers.get('set-cookie')).toMatch(/better-auth\.session_token=.+; .*HttpOnly/i);
+    expect(((await res.json()) as { user: { email: string } }).user.email).toBe(email);
+  });
+
+  it('identifies the viewer by bearer token and by cookie', async () => {
+    const session = await signUp(url, { name: 'Grace' });
+    for (const auth of [{ token: session.token }, { cookie: session.cookie }]) {
+      const res = await gql(url, VIEWER, undefined, auth);
+      expect(res.body).toEqual({ data: { viewer: { id: session.user.id, email: session.email, name: 'Grace' } } });
+    }
+  });
+
+  it('signs in with email and password to a new working session', async () => {
+    const first = await signUp(url);
+    const second = await signIn(url, first.email, first.password);
+    expect(second.token).not.toBe(first.token);
+    expect((await gql(url, VIEWER, undefined, second)).body.data?.viewer.id).toBe(first.user.id);
+  });
+
+  it('rejects a wrong password and an unknown email alike', async () => {
+    const session = await signUp(url);
+    const wrong = await rawSignIn(url, session.email, 'not the password');
+    const unknown = await rawSignIn(url, uniqueEmail(), 'not the password');
+    expect(wrong.status).toBe(401);
+    expect(unknown.status).toBe(401);
+    expect(await wrong.json()).toEqual(await unknown.json());
+  });
+
+  it('revokes the session on sign-out (bearer and cookie)', async () => {
+    for (const via of ['token', 'cookie'] as const) {
+      const session = await signUp(url);
+      const auth = via === 'token' ? { token: session.token } : { cookie: session.cookie };
+      expect((await gql(url, ACCOUNTS, undefined, auth)).status).toBe(200);
+      const out = await signOut(url, auth);
+      expect(out.status).toBe(200);
+      const after = await gql(url, ACCOUNTS, undefined, auth);
+      expect(after.status).toBe(401);
+      expect(errorOf(after).code).toBe('UNAUTHENTICATED');
+      expect((await gql(url, VIEWER, undefined, auth)).body.data?.viewer).toBeNull();
+    }
+  });
+
+  it('treats a tampered token as no session', async () => {
+    const session = await signUp(url);
+    const [raw, signature] = session.token.split('.');
+    for (const token of [`${raw}.${'A'.repeat(signature?.length ?? 10)}`, raw as string, `${raw}x.${signature}`]) {
+      const res = await gql(url, ACCOUNTS, undefined, { token });
+      expect(res.status).toBe(401);
+    }
+  });
+
+  it.runIf(dbKind === 'postgres')('treats an expired session as no session', async () => {
+    const session = await signUp(url);
+    expect((await gql(url, ACCOUNTS, undefined, session)).status).toBe(200);
+    await queryDatabase(server.db.url as string, `UPDATE auth_sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1`, [
+      session.user.id,
+    ]);
+    const res = await gql(url, ACCOUNTS, undefined, session);
+    expect(res.status).toBe(401);
+    expect(errorOf(res).code).toBe('UNAUTHENTICATED');
+  });
+});
+
+describe(`throttling of failed attempts (${dbKind})`, () => {
+  let server: TestServer;
+  let url: string;
+
+  beforeAll(async () => {
+    server = await startServer();
+    url = server.url;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('never slows down correct sign-ins', async () => {
+    const session = await signUp(url);
+    for (let i = 0; i < 25; i += 1) {
+      const res = await rawSignIn(url, session.email, session.password);
+      expect(res.status, `sign-in ${i + 1}`).toBe(200);
+    }
+  });
+
+  it('answers 429 with Retry-After after 10 wrong passwords for one email, then even for the right one', async () => {
+    const session = await signUp(url);
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i += 1) statuses.push((await rawSignIn(url, session.email, `wrong-${i}`)).status);
+    expect(statuses).toEqual([...Array(10).fill(401), 429, 429]);
+    const blocked = await rawSignIn(url, session.email, session.password);
+    expect(blocked.status).toBe(429);
+    expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
+  });
+
+});
+
+describe(`throttling per client (${dbKind})`, () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('answers 429 after 20 failures from one client across many emails, whatever X-Forwarded-For says', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 22; i += 1) {
+      const res = await rawSignIn(server.url, uniqueEmail('guess'), 'password123', { 'x-forwarded-for': `10.0.0.${i}` });
+      statuses.push(res.status);
+    }
+    expect(statuses.slice(0, 20).every((s) => s === 401)).toBe(true);
+    expect(statuses.slice(20)).toEqual([429, 429]);
+  });
+
+  it('throttles failed sign-ups separately from sign-ins', async () => {
+    const taken = await rawSignUp(server.url, { email: uniqueEmail(), password: 'short', name: 'x' });
+    expect(taken.status).toBe(400);
+    const ok = await rawSignUp(server.url, { email: uniqueEmail(), password: 'long enough password', name: 'x' });
+    expect(ok.status).toBe(200);
+  });
+});

@@ -1,0 +1,148 @@
+// The process as an operator sees it: probes, GraphiQL, configuration errors,
+// and graceful shutdown through the README's start command.
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gql, signUp } from '../support/client.ts';
+import { createTestDatabase, dbKind } from '../support/databases.ts';
+import { startServer, testSecrets, type TestServer } from '../support/server.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+
+describe(`HTTP surface (${dbKind})`, () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('answers /health and /ready with 200', async () => {
+    for (const probe of ['/health', '/ready']) {
+      const res = await fetch(`${server.url}${probe}`);
+      expect(res.status, probe).toBe(200);
+    }
+  });
+
+  it('serves GraphiQL to a browser on GET /graphql with its assets inline (no CDN)', async () => {
+    const res = await fetch(`${server.url}/graphql`, { headers: { accept: 'text/html' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/html/);
+    const html = await res.text();
+    expect(html).toContain('YogaGraphiQL');
+    expect(html).not.toMatch(/<script[^>]+src=["']https?:/);
+    expect(html).not.toMatch(/<link[^>]+href=["']https?:/);
+  });
+
+  it('allows introspection in development', async () => {
+    const res = await gql(server.url, '{ __schema { queryType { name } } }');
+    expect(res.body.data).toEqual({ __schema: { queryType: { name: 'Query' } } });
+  });
+
+  it('refuses a browser sign-in from an untrusted origin', async () => {
+    const res = await fetch(`${server.url}/api/auth/sign-in/email`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: 'https://evil.example' },
+      body: JSON.stringify({ email: 'a@example.test', password: 'whatever1' }),
+    });
+    expect(res.status).toBe(403);
+  });
+
+  it('answers unknown paths with 404', async () => {
+    expect((await fetch(`${server.url}/nope`)).status).toBe(404);
+  });
+});
+
+describe(`configuration (${dbKind})`, () => {
+  const run = (env: Record<string, string>) =>
+    new Promise<{ code: number | null; output: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH ?? '', PORT: '0', ...env },
+      });
+      let output = '';
+      child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+      child.on('exit', (code) => resolve({ code, output }));
+    });
+
+  it('refuses to start in production without ENCRYPTION_KEY, with a clear message', async () => {
+    const { code, output } = await run({ NODE_ENV: 'production', BETTER_AUTH_SECRET: testSecrets.BETTER_AUTH_SECRET });
+    expect(code).not.toBe(0);
+    expect(output).toContain('ENCRYPTION_KEY: required when NODE_ENV=production');
+  });
+
+  it('refuses a bad PORT, naming it', async () => {
+    const { code, output } = await run({ PORT: 'http' });
+    expect(code).not.toBe(0);
+    expect(output).toMatch(/PORT: must be a whole number/);
+  });
+
+  it.runIf(dbKind === 'postgres')(
+    'serves the whole API in production with only DATABASE_URL, PORT, ENCRYPTION_KEY, BETTER_AUTH_SECRET, BETTER_AUTH_URL',
+    async () => {
+      const db = await createTestDatabase();
+      const prod = await startServer({
+        db,
+        env: { NODE_ENV: 'production', BETTER_AUTH_URL: 'http://localhost:1', DATA_DIR: '' },
+      });
+      try {
+        const session = await signUp(prod.url);
+        const res = await gql(prod.url, 'mutation { getOrCreateAccount { created } }', undefined, session);
+        expect(res.body.data).toEqual({ getOrCreateAccount: { created: true } });
+        const introspection = await gql(prod.url, '{ __schema { queryType { name } } }');
+        expect(introspection.body.errors?.length).toBeGreaterThan(0);
+      } finally {
+        await prod.close();
+        await db.drop();
+      }
+    },
+  );
+});
+
+describe(`graceful shutdown (${dbKind})`, () => {
+  it('finishes a request in flight on SIGTERM to `npm start`, then exits 0', async () => {
+    const server = await startServer({ viaNpm: true });
+    const session = await signUp(server.url);
+    const body = JSON.stringify({ query: 'mutation { getOrCreateAccount { created } }' });
+    const { port } = new URL(server.url);
+    // Send the headers and half the body, signal, then the rest: the request
+    // is in flight (parsed headers, handler waiting) when SIGTERM arrives.
+    const response = new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = http.request(
+        {
+          host: 'localhost',
+          port,
+          path: '/graphql',
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body),
+            authorization: `Bearer ${session.token}`,
+          },
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        },
+      );
+      req.on('error', reject);
+      req.write(body.slice(0, 10));
+      setTimeout(() => {
+        const exit = server.stop('SIGTERM');
+        setTimeout(() => req.end(body.slice(10)), 300);
+        void exit;
+      }, 300);
+    });
+    const answered = await response;
+    expect(answered.status).toBe(200);
+    expect(JSON.parse(answered.text)).toEqual({ data: { getOrCreateAccount: { created: true } } });
+    expect(await server.stop()).toBe(0);
+    expect(server.logs.some((l) => l.includes('shutting down'))).toBe(true);
+    await server.db.drop();
+  });
+});

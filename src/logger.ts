@@ -22,6 +22,9 @@ export const REDACT_PATHS = [
   '*.variables.password',
 ];
 
+/** Synchronous stdout, for command-line tools: progress shows up as it happens. */
+export const syncStdout = (): DestinationStream => pino.destination({ dest: 1, sync: true });
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino(
     {

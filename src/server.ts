@@ -5,6 +5,7 @@ import { toNodeHandler } from 'better-auth/node';
 import { createAuth, type Auth } from './auth/auth.ts';
 import { createClientIpResolver, prepareAuthRequest } from './auth/request-headers.ts';
 import type { Config } from './config.ts';
+import { Keyring } from './crypto/keyring.ts';
 import type { Database } from './db/database.ts';
 import { createGraphQLHandler } from './graphql/yoga.ts';
 import type { Logger } from './logger.ts';
@@ -28,7 +29,8 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
 export function createApp({ config, db, logger }: AppDeps): App {
   const auth = createAuth({ config, prisma: db.authTablesClient, logger });
   const authHandler = toNodeHandler(auth);
-  const graphql = createGraphQLHandler({ config, db, auth, logger });
+  const keyring = new Keyring(config.encryption.current, config.encryption.previous);
+  const graphql = createGraphQLHandler({ config, db, auth, keyring, logger });
   const clientIp = createClientIpResolver(config.trustedProxies);
   const ownOrigin = new URL(config.auth.baseURL).origin;
 

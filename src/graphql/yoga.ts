@@ -7,17 +7,20 @@ import { createYoga, type Plugin } from 'graphql-yoga';
 import type http from 'node:http';
 import { getViewer, type Auth } from '../auth/auth.ts';
 import type { Config } from '../config.ts';
+import type { Keyring } from '../crypto/keyring.ts';
 import type { Database } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
 import type { GraphQLContext } from '../schema/builder.ts';
 import { schema } from '../schema/index.ts';
 import { createMaskError } from './errors.ts';
 import { unscopedDb, useRlsTransaction } from './rls-transaction.ts';
+import { useSecretScrubbing } from './secret-scrubbing.ts';
 
 export interface GraphQLDeps {
   config: Config;
   db: Database;
   auth: Auth;
+  keyring: Keyring;
   logger: Logger;
 }
 
@@ -42,7 +45,7 @@ function useCookieCsrfPrevention(): Plugin {
   };
 }
 
-export function createGraphQLHandler({ config, db, auth, logger }: GraphQLDeps) {
+export function createGraphQLHandler({ config, db, auth, keyring, logger }: GraphQLDeps) {
   const yogaLogger = logger.child({ component: 'graphql' });
   return createYoga<ServerContext, GraphQLContext>({
     schema,
@@ -56,7 +59,10 @@ export function createGraphQLHandler({ config, db, auth, logger }: GraphQLDeps) 
       debug: (...args) => yogaLogger.debug(args.map(String).join(' ')),
       info: (...args) => yogaLogger.info(args.map(String).join(' ')),
       warn: (...args) => yogaLogger.warn(args.map(String).join(' ')),
-      error: (...args) => yogaLogger.error(args.map(String).join(' ')),
+      // Yoga logs the original of every error maskError rewrites: client errors
+      // too, whose messages can quote input (secrets). maskError logs the
+      // unexpected ones itself, so these are dropped.
+      error: () => {},
     },
     cors: {
       origin: config.auth.trustedOrigins,
@@ -64,11 +70,13 @@ export function createGraphQLHandler({ config, db, auth, logger }: GraphQLDeps) 
       allowedHeaders: ['content-type', 'authorization', 'x-graphql-yoga-csrf', 'apollo-require-preflight'],
       methods: ['GET', 'POST', 'OPTIONS'],
     },
-    context: async ({ request }) => ({ viewer: await getViewer(auth, request.headers), db: unscopedDb }),
+    // The one place the GraphQL context is built.
+    context: async ({ request }) => ({ viewer: await getViewer(auth, request.headers), db: unscopedDb, keyring }),
     plugins: [
       useCookieCsrfPrevention(),
       ...(config.graphiql ? [] : [useDisableIntrospection()]),
       useRlsTransaction(db),
+      useSecretScrubbing(),
     ],
   });
 }

@@ -5,6 +5,7 @@ import PrismaPlugin from '@pothos/plugin-prisma';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import { DateTimeResolver, UUIDResolver } from 'graphql-scalars';
 import type { Viewer } from '../auth/auth.ts';
+import type { Keyring } from '../crypto/keyring.ts';
 import type { ScopedDb } from '../db/rls.ts';
 import { UnauthenticatedError } from '../domain/errors.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
@@ -20,6 +21,8 @@ export interface GraphQLContext {
    * such a transaction, any use of it throws.
    */
   db: ScopedDb;
+  /** Seals new secrets with the current key; opens old ones by key id. */
+  keyring: Keyring;
 }
 
 export const builder = new SchemaBuilder<{

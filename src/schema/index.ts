@@ -3,5 +3,6 @@
 import { builder } from './builder.ts';
 import './viewer.ts';
 import './account.ts';
+import './credential.ts';
 
 export const schema = builder.toSchema();

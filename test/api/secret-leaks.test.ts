@@ -1,0 +1,185 @@
+// Secrets never leave: every credential operation, on success and failure
+// paths, with the server logging at its most verbose; then no response body,
+// no log line and no byte of the database holds a secret, in plain text,
+// base64 or hex.
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { PGlite } from '@electric-sql/pglite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gql, rawSignIn, rawSignUp, signUp, type Session } from '../support/client.ts';
+import { dbKind } from '../support/databases.ts';
+import { startServer, type TestServer } from '../support/server.ts';
+
+const run = promisify(execFile);
+
+let server: TestServer;
+const responses: string[] = [];
+const secrets: string[] = [];
+
+/** A distinctive secret, remembered for the final search. */
+function secret(kind: string): string {
+  const value = `LEAK-${kind}-${randomUUID().replaceAll('-', '')}`;
+  secrets.push(value);
+  return value;
+}
+
+function forms(value: string): string[] {
+  const bytes = Buffer.from(value, 'utf8');
+  return [value, bytes.toString('base64'), bytes.toString('base64url'), bytes.toString('hex'), JSON.stringify(value).slice(1, -1)];
+}
+
+async function call(query: string, variables?: Record<string, unknown>, auth?: Session | { token: string }) {
+  const res = await gql(server.url, query, variables, auth);
+  responses.push(res.text);
+  return res;
+}
+
+async function raw(pathname: string, body: string, headers: Record<string, string> = {}) {
+  const res = await fetch(`${server.url}${pathname}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body,
+  });
+  responses.push(`${res.status} ${JSON.stringify([...res.headers])} ${await res.text()}`);
+}
+
+const STORE = 'mutation($input: StoreCredentialInput!) { storeCredential(input: $input) { id nickname apiKeyHint } }';
+const UPDATE = 'mutation($id: UUID!, $input: UpdateCredentialInput!) { updateCredential(id: $id, input: $input) { id apiKeyHint } }';
+
+beforeAll(async () => {
+  server = await startServer({ env: { LOG_LEVEL: 'trace' } });
+});
+
+afterAll(async () => {
+  await server?.close();
+});
+
+describe(`secrets never leave (${dbKind})`, () => {
+  it('drives every credential operation, succeeding and failing', async () => {
+    const password = secret('password');
+    const owner = await signUp(server.url, { password });
+    const other = await signUp(server.url);
+    const signIn = await rawSignIn(server.url, owner.email, password);
+    responses.push(await signIn.text());
+    await rawSignIn(server.url, owner.email, secret('wrong-password')).then(async (r) => responses.push(await r.text()));
+    await rawSignUp(server.url, { email: owner.email, password: secret('dup-password'), name: 'x' }).then(async (r) =>
+      responses.push(await r.text()),
+    );
+
+    const accountId = (await call('mutation { getOrCreateAccount { account { id } } }', undefined, owner)).body.data
+      ?.getOrCreateAccount.account.id as string;
+    const otherAccount = (await call('mutation { getOrCreateAccount { account { id } } }', undefined, other)).body.data
+      ?.getOrCreateAccount.account.id as string;
+    const good = () => ({ accountId, credentialType: 'alpaca', apiKey: secret('api'), secretKey: secret('secret') });
+
+    // Successes: with variables and with literals in the document.
+    const stored = (await call(STORE, { input: { ...good(), nickname: 'n' } }, owner)).body.data?.storeCredential.id;
+    const literal = good();
+    await call(
+      `mutation { storeCredential(input: { accountId: "${accountId}", credentialType: "alpaca", apiKey: "${literal.apiKey}", secretKey: "${literal.secretKey}" }) { id } }`,
+      undefined,
+      owner,
+    );
+    await call(UPDATE, { id: stored, input: { apiKey: secret('api-new') } }, owner);
+    await call(UPDATE, { id: stored, input: { secretKey: secret('secret-new'), nickname: 'x' } }, owner);
+
+    // Failures of every kind.
+    await call(STORE, { input: { ...good(), credentialType: 'BAD TYPE' } }, owner);
+    await call(STORE, { input: { ...good(), nickname: 'n'.repeat(101) } }, owner);
+    await call(STORE, { input: { ...good(), apiKey: `${secret('api-ctl')}\u0007` } }, owner);
+    await call(STORE, { input: { ...good(), secretKey: `${secret('secret-long')}${'s'.repeat(300)}` } }, owner);
+    const { credentialType: _omitted, ...missing } = good();
+    await call(STORE, { input: missing }, owner);
+    await call(STORE, { input: { ...good(), unexpected: 'field' } }, owner);
+    await call(STORE, { input: { ...good(), accountId: randomUUID() } }, owner);
+    await call(STORE, { input: { ...good(), accountId: otherAccount } }, owner);
+    await call(STORE, { input: good() });
+    await call(STORE, { input: good() }, { token: 'forged.token' });
+    await call(UPDATE, { id: stored, input: { apiKey: `${secret('api-long')}${'k'.repeat(300)}` } }, owner);
+    await call(UPDATE, { id: stored, input: { apiKey: secret('api-foreign') } }, other);
+    await call(UPDATE, { id: randomUUID(), input: { secretKey: secret('secret-unknown') } }, owner);
+    await call(
+      `mutation { storeCredential(input: { accountId: "${accountId}", apiKey: "${secret('api-literal-bad')}", secretKey: "${secret('secret-literal-bad')}" }) { id } }`,
+      undefined,
+      owner,
+    );
+    await call(`mutation { storeCredential(input: { accountId: "${accountId}", credentialType: "alpaca", apiKey: 1234567890123, secretKey: "${secret('secret-num')}" }) { id } }`, undefined, owner);
+    await call('mutation($id: UUID!) { deleteCredential(id: $id) }', { id: stored }, owner);
+    await call(UPDATE, { id: stored, input: { secretKey: secret('secret-deleted') } }, owner);
+
+    // Malformed and odd requests carrying secrets.
+    await raw('/graphql', `{"query": "mutation { x }", "variables": {"apiKey": "${secret('broken-json')}"`, {
+      authorization: `Bearer ${owner.token}`,
+    });
+    await raw('/graphql', JSON.stringify([{ query: STORE, variables: { input: good() } }]), {
+      authorization: `Bearer ${owner.token}`,
+    });
+    await raw('/graphql', JSON.stringify({ query: STORE, variables: { input: good() }, operationName: 'Nope' }), {
+      authorization: `Bearer ${owner.token}`,
+    });
+
+    expect(responses.length).toBeGreaterThan(25);
+    expect(secrets.length).toBeGreaterThan(25);
+  });
+
+  it('puts no secret in any response body or header', () => {
+    for (const value of secrets) {
+      for (const form of forms(value)) {
+        const hit = responses.find((r) => r.includes(form));
+        expect(hit, `${value} appears in a response`).toBeUndefined();
+      }
+    }
+  });
+
+  it('puts no secret, password, token or cookie in any log line', () => {
+    expect(server.logs.length).toBeGreaterThan(10);
+    for (const value of secrets) {
+      for (const form of forms(value)) {
+        const hit = server.logs.find((l) => l.includes(form));
+        expect(hit, `${value} appears in the log: ${hit}`).toBeUndefined();
+      }
+    }
+  });
+
+  it('leaves no plaintext secret in a dump of the database', async () => {
+    const dump = await dumpDatabase();
+    expect(dump.length).toBeGreaterThan(1000);
+    // The dump does hold the credentials (as ciphertext), so an empty dump cannot pass.
+    expect(dump.includes(Buffer.from('user_credentials'))).toBe(true);
+    for (const value of secrets) {
+      for (const form of forms(value)) {
+        expect(dump.includes(Buffer.from(form)), `${value} (${form.slice(0, 12)}…) is in the database`).toBe(false);
+      }
+    }
+  });
+});
+
+/** Everything the database holds, as bytes: pg_dump, or PGlite's files plus a SQL rendering. */
+async function dumpDatabase(): Promise<Buffer> {
+  expect(await server.stop()).toBe(0);
+  if (server.db.url) {
+    const { stdout } = await run('pg_dump', ['--no-owner', '--inserts', server.db.url], {
+      maxBuffer: 256 * 1024 * 1024,
+      encoding: 'buffer',
+    });
+    return stdout;
+  }
+  const dataDir = server.db.config.kind === 'pglite' ? server.db.config.dataDir : '';
+  const files = (await readdir(dataDir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
+  const raw = await Promise.all(files.map((f) => readFile(path.join(f.parentPath, f.name))));
+  const pglite = new PGlite(dataDir);
+  try {
+    const tables = await pglite.query<{ tablename: string }>(`SELECT tablename FROM pg_tables WHERE schemaname = 'public'`);
+    const rows: string[] = ['user_credentials'];
+    for (const { tablename } of tables.rows) {
+      const result = await pglite.query<{ row: string }>(`SELECT row_to_json(t)::text AS row FROM "${tablename}" t`);
+      rows.push(...result.rows.map((r) => r.row));
+    }
+    return Buffer.concat([...raw, Buffer.from(rows.join('\n'))]);
+  } finally {
+    await pglite.close();
+  }
+}

@@ -80,6 +80,11 @@ const envSchema = z.object({
     .refine((v) => isValidTrust(list(v)), 'must be a comma-separated list of IP addresses, CIDR ranges, loopback, linklocal or uniquelocal')
     .optional(),
   GRAPHIQL: boolean.optional(),
+  MAX_QUERY_DEPTH: int(1, 100).default(10),
+  MAX_QUERY_COST: int(1, 1_000_000).default(5000),
+  MAX_ALIASES: int(0, 1000).default(15),
+  MAX_TOKENS: int(10, 100_000).default(2000),
+  MAX_BODY_BYTES: int(1024, 100_000_000).default(102_400),
 });
 
 type Env = z.infer<typeof envSchema>;
@@ -114,6 +119,8 @@ export interface Config {
   graphiql: boolean;
   /** Proxies (addresses, CIDRs, or loopback/linklocal/uniquelocal) whose X-Forwarded-For is believed. */
   trustedProxies: string[];
+  /** Abuse limits on GraphQL documents and request bodies. */
+  limits: { depth: number; cost: number; aliases: number; tokens: number; bodyBytes: number };
 }
 
 /** Secrets a development start may generate; production must be given them. */
@@ -255,5 +262,12 @@ export async function loadConfig(
     auth: { secret: (env.BETTER_AUTH_SECRET ?? generated.authSecret) as string, baseURL, trustedOrigins },
     graphiql: env.GRAPHIQL ?? !isProduction,
     trustedProxies: list(env.TRUST_PROXY),
+    limits: {
+      depth: env.MAX_QUERY_DEPTH,
+      cost: env.MAX_QUERY_COST,
+      aliases: env.MAX_ALIASES,
+      tokens: env.MAX_TOKENS,
+      bodyBytes: env.MAX_BODY_BYTES,
+    },
   };
 }

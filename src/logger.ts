@@ -36,3 +36,21 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     destination,
   );
 }
+
+/**
+ * What the log keeps of an error: its kind, codes, first line of message and
+ * stack. Prisma's multi-line messages can render query arguments further
+ * down; only ciphertexts and ids ever reach Prisma, but keep logs lean anyway.
+ */
+export function describeError(error: unknown): Record<string, unknown> {
+  if (!(error instanceof Error)) return { value: String(error).slice(0, 200) };
+  const e = error as Error & { code?: unknown; cause?: unknown };
+  const firstLine = e.message.split('\n').find((l) => l.trim() !== '') ?? '';
+  return {
+    type: e.name,
+    ...(typeof e.code === 'string' ? { code: e.code } : {}),
+    message: firstLine.slice(0, 300),
+    stack: e.stack?.split('\n').slice(1, 8).join('\n'),
+    ...(e.cause ? { cause: describeError(e.cause) } : {}),
+  };
+}

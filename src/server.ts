@@ -1,14 +1,17 @@
 // Composition: one node:http server routing to better-auth, GraphQL and the
 // health probes. Built from already-open parts, so tests can run it in-process.
-import http from 'node:http';
+import type http from 'node:http';
 import { toNodeHandler } from 'better-auth/node';
 import { createAuth, type Auth } from './auth/auth.ts';
 import { createClientIpResolver, prepareAuthRequest } from './auth/request-headers.ts';
 import type { Config } from './config.ts';
 import { Keyring } from './crypto/keyring.ts';
 import type { Database } from './db/database.ts';
+import { isDatabaseUnavailable } from './db/errors.ts';
+import { ServiceUnavailableError } from './domain/errors.ts';
 import { createGraphQLHandler } from './graphql/yoga.ts';
-import type { Logger } from './logger.ts';
+import { createRequestLogger } from './http/request-log.ts';
+import { describeError, type Logger } from './logger.ts';
 
 export interface AppDeps {
   config: Config;
@@ -21,9 +24,24 @@ export interface App {
   auth: Auth;
 }
 
-function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+/** Auth bodies are a few hundred bytes (email, password, name). */
+const AUTH_BODY_LIMIT = 16 * 1024;
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers });
   res.end(JSON.stringify(body));
+}
+
+/** Refuses auth requests whose body is too big, or of unknown size, before better-auth buffers it. */
+function authBodyRefusal(req: http.IncomingMessage): { status: number; message: string } | undefined {
+  if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return undefined;
+  const length = req.headers['content-length'];
+  if (length === undefined) {
+    return req.headers['transfer-encoding'] ? { status: 411, message: 'Send a Content-Length.' } : undefined;
+  }
+  if (!/^\d+$/.test(length)) return { status: 400, message: 'Invalid Content-Length.' };
+  if (Number(length) > AUTH_BODY_LIMIT) return { status: 413, message: 'Request body too large.' };
+  return undefined;
 }
 
 export function createApp({ config, db, logger }: AppDeps): App {
@@ -33,10 +51,13 @@ export function createApp({ config, db, logger }: AppDeps): App {
   const graphql = createGraphQLHandler({ config, db, auth, keyring, logger });
   const clientIp = createClientIpResolver(config.trustedProxies);
   const ownOrigin = new URL(config.auth.baseURL).origin;
+  const logRequest = createRequestLogger(logger);
 
-  const handler: http.RequestListener = async (req, res) => {
+  const route = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const { pathname } = new URL(req.url ?? '/', 'http://localhost');
     if (pathname.startsWith('/api/auth/')) {
+      const refusal = authBodyRefusal(req);
+      if (refusal) return sendJson(res, refusal.status, { message: refusal.message });
       prepareAuthRequest(req, clientIp, ownOrigin);
       return authHandler(req, res);
     }
@@ -47,15 +68,38 @@ export function createApp({ config, db, logger }: AppDeps): App {
         await db.ping();
         return sendJson(res, 200, { status: 'ready' });
       } catch (error) {
-        logger.warn({ err: (error as Error).message }, 'readiness check failed');
+        logger.warn({ error: describeError(error) }, 'readiness check failed');
         return sendJson(res, 503, { status: 'unavailable', reason: 'database not answering' });
       }
     }
     if (pathname === '/' && req.method === 'GET') {
-      res.writeHead(302, { location: '/graphql' });
-      return res.end();
+      res.writeHead(302, { location: '/graphql' }).end();
+      return;
     }
     return sendJson(res, 404, { error: 'not found' });
+  };
+
+  const handler: http.RequestListener = async (req, res) => {
+    logRequest(req, res);
+    try {
+      await route(req, res);
+    } catch (error) {
+      // Errors better-auth does not answer itself (it rethrows them, see
+      // onAPIError in auth.ts), e.g. an unreachable database at sign-in.
+      const unavailable = isDatabaseUnavailable(error);
+      logger[unavailable ? 'warn' : 'error']({ error: describeError(error) }, 'request failed');
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      if (unavailable) {
+        const retry = ServiceUnavailableError.retryAfterSeconds;
+        return sendJson(res, 503, { code: 'SERVICE_UNAVAILABLE', message: new ServiceUnavailableError().message }, {
+          'retry-after': String(retry),
+        });
+      }
+      sendJson(res, 500, { code: 'INTERNAL_SERVER_ERROR', message: 'Unexpected error.' });
+    }
   };
   return { handler, auth };
 }

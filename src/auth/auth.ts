@@ -66,6 +66,9 @@ export function createAuth({ config, prisma, logger, limiterFactory }: AuthDeps)
     rateLimit: { enabled: false },
     advanced: { ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] } },
     telemetry: { enabled: false },
+    // Unexpected errors (an unreachable database...) go to our HTTP layer,
+    // which logs them without request data and answers 503/500 as JSON.
+    onAPIError: { throw: true },
     logger: {
       log: (level, message) => logger[level]({ component: 'better-auth' }, message),
     },

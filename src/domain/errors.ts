@@ -3,7 +3,7 @@
 // (src/graphql/errors.ts). Anything else is unexpected and gets masked.
 
 export abstract class DomainError extends Error {
-  abstract readonly code: 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'UNAUTHENTICATED';
+  abstract readonly code: 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'UNAUTHENTICATED' | 'SERVICE_UNAVAILABLE';
 }
 
 /** Input that fails validation; `field` names the input field. */
@@ -37,5 +37,15 @@ export class UnauthenticatedError extends DomainError {
   readonly code = 'UNAUTHENTICATED';
   constructor() {
     super('You must be signed in. Sign in at /api/auth/sign-in/email, then send the session cookie or an Authorization: Bearer token.');
+  }
+}
+
+/** The database is unreachable for now; nothing was written. Retry shortly. */
+export class ServiceUnavailableError extends DomainError {
+  override name = 'ServiceUnavailableError';
+  readonly code = 'SERVICE_UNAVAILABLE';
+  static readonly retryAfterSeconds = 5;
+  constructor() {
+    super('The database is not reachable right now; nothing was changed. Try again in a few seconds.');
   }
 }

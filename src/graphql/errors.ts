@@ -4,19 +4,23 @@
 // INTERNAL_SERVER_ERROR without stack, SQL or message, and logged here.
 import { GraphQLError } from 'graphql';
 import { maskError as yogaMaskError } from 'graphql-yoga';
-import { DomainError, InvalidInputError } from '../domain/errors.ts';
-import type { Logger } from '../logger.ts';
+import { isDatabaseUnavailable } from '../db/errors.ts';
+import { DomainError, InvalidInputError, ServiceUnavailableError } from '../domain/errors.ts';
+import { describeError, type Logger } from '../logger.ts';
 
-const HTTP_STATUS: Partial<Record<DomainError['code'], number>> = { UNAUTHENTICATED: 401 };
+const HTTP: Partial<Record<DomainError['code'], { status: number; headers?: Record<string, string> }>> = {
+  UNAUTHENTICATED: { status: 401 },
+  SERVICE_UNAVAILABLE: { status: 503, headers: { 'Retry-After': String(ServiceUnavailableError.retryAfterSeconds) } },
+};
 
 function toClientError(domain: DomainError, located: GraphQLError | undefined): GraphQLError {
-  const status = HTTP_STATUS[domain.code];
+  const http = HTTP[domain.code];
   return new GraphQLError(domain.message, {
     ...(located ? { nodes: located.nodes, path: located.path } : {}),
     extensions: {
       code: domain.code,
       ...(domain instanceof InvalidInputError ? { field: domain.field } : {}),
-      ...(status ? { http: { status } } : {}),
+      ...(http ? { http } : {}),
     },
   });
 }
@@ -43,30 +47,41 @@ export function createMaskError(logger: Logger) {
     const located = error instanceof GraphQLError ? error : undefined;
     const original = located ? located.originalError : error;
     if (original instanceof DomainError) return toClientError(original, located);
+    if (isDatabaseUnavailable(original)) {
+      logger.warn({ error: describeError(original) }, 'database unavailable during a GraphQL operation');
+      return toClientError(new ServiceUnavailableError(), located);
+    }
     const badVariable = located && asBadVariable(located);
     if (badVariable) return badVariable;
     if (original && !(original instanceof GraphQLError)) {
       // Unexpected: log it whole for operators (it never carries plaintext
       // secrets: they are encrypted before any query sees them).
-      logger.error({ err: original, path: located?.path?.join('.') }, 'unexpected error in a GraphQL operation');
+      logger.error({ error: describeError(original), path: located?.path?.join('.') }, 'unexpected error in a GraphQL operation');
     }
-    return withoutOriginalError(yogaMaskError(error, message, false));
+    return clientFacing(yogaMaskError(error, message, false));
   };
 }
 
 /**
- * Yoga attaches extensions.originalError to some of its own errors, e.g. the
- * JSON parser's message for a malformed body, which quotes the body (and any
- * secret in it). Clients get the message and code only.
+ * The last touch on errors yoga made itself:
+ * - it attaches extensions.originalError to some, e.g. the JSON parser's
+ *   message for a malformed body, which quotes the body (and any secret in
+ *   it): clients get the message and code only;
+ * - it marks request errors (malformed JSON, no query) `spec`, which keeps
+ *   them at HTTP 200 for clients accepting application/json. A request that
+ *   is not GraphQL at all deserves its 4xx whatever the client accepts.
  */
-function withoutOriginalError(error: Error): Error {
-  if (!(error instanceof GraphQLError) || !error.extensions?.originalError) return error;
-  const { originalError: _dropped, ...extensions } = error.extensions;
+function clientFacing(error: Error): Error {
+  if (!(error instanceof GraphQLError)) return error;
+  const { originalError, http, ...rest } = error.extensions ?? {};
+  const httpInfo = http as { status?: number; spec?: boolean; headers?: Record<string, string> } | undefined;
+  if (originalError === undefined && !httpInfo?.spec) return error;
+  const { spec: _spec, ...keptHttp } = httpInfo ?? {};
   return new GraphQLError(error.message, {
     nodes: error.nodes,
     source: error.source,
     positions: error.positions,
     path: error.path,
-    extensions,
+    extensions: { ...rest, ...(httpInfo ? { http: keptHttp } : {}) },
   });
 }

@@ -3,7 +3,9 @@
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
-import { createYoga, type Plugin } from 'graphql-yoga';
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import type { GraphQLError } from 'graphql';
+import { createGraphQLError, createYoga, type Plugin } from 'graphql-yoga';
 import type http from 'node:http';
 import { getViewer, type Auth } from '../auth/auth.ts';
 import type { Config } from '../config.ts';
@@ -13,6 +15,7 @@ import type { Logger } from '../logger.ts';
 import type { GraphQLContext } from '../schema/builder.ts';
 import { schema } from '../schema/index.ts';
 import { createMaskError } from './errors.ts';
+import { useOperationLog } from './operation-log.ts';
 import { unscopedDb, useRlsTransaction } from './rls-transaction.ts';
 import { useSecretScrubbing } from './secret-scrubbing.ts';
 
@@ -40,12 +43,50 @@ function useCookieCsrfPrevention(): Plugin {
   return {
     onRequestParse(payload) {
       const { headers } = payload.request;
-      if (headers.has('cookie') && !headers.has('authorization')) return csrf.onRequestParse?.(payload);
+      if (!headers.has('cookie') || headers.has('authorization')) return;
+      try {
+        return csrf.onRequestParse?.(payload);
+      } catch {
+        throw createGraphQLError(
+          'A request authenticated by cookie must be a JSON POST, or carry an x-graphql-yoga-csrf header.',
+          { extensions: { code: 'CSRF_PREVENTED', http: { status: 403 } } },
+        );
+      }
+    },
+  };
+}
+
+/** Gives graphql-armor's rejections (plain GraphQL errors) a code and the limit's name. */
+const coded = (limit: string) => (_ctx: unknown, error: GraphQLError) => {
+  Object.assign(error.extensions, { code: 'QUERY_LIMIT_EXCEEDED', limit, http: { status: 400 } });
+};
+
+/** POST bodies yoga can read; anything else gets a clear 415 instead of an empty one. */
+const READABLE_BODIES = /^(application\/(json|graphql(\+json)?|x-www-form-urlencoded))\b/i;
+
+function useUnsupportedMediaType(): Plugin {
+  return {
+    onRequest({ request, endResponse, fetchAPI }) {
+      if (request.method !== 'POST' || READABLE_BODIES.test(request.headers.get('content-type') ?? '')) return;
+      endResponse(
+        new fetchAPI.Response(
+          JSON.stringify({
+            errors: [
+              {
+                message: 'Send GraphQL requests as JSON: Content-Type: application/json.',
+                extensions: { code: 'UNSUPPORTED_MEDIA_TYPE' },
+              },
+            ],
+          }),
+          { status: 415, headers: { 'content-type': 'application/json; charset=utf-8' } },
+        ),
+      );
     },
   };
 }
 
 export function createGraphQLHandler({ config, db, auth, keyring, logger }: GraphQLDeps) {
+  const { limits } = config;
   const yogaLogger = logger.child({ component: 'graphql' });
   return createYoga<ServerContext, GraphQLContext>({
     schema,
@@ -53,6 +94,7 @@ export function createGraphQLHandler({ config, db, auth, keyring, logger }: Grap
     graphiql: config.graphiql && { title: 'Brokerage credentials API', credentials: 'same-origin' },
     renderGraphiQL,
     landingPage: false,
+    maxRequestBodySize: limits.bodyBytes,
     // Never add details of unexpected errors to responses, in any environment.
     maskedErrors: { maskError: createMaskError(yogaLogger) },
     logging: {
@@ -73,10 +115,22 @@ export function createGraphQLHandler({ config, db, auth, keyring, logger }: Grap
     // The one place the GraphQL context is built.
     context: async ({ request }) => ({ viewer: await getViewer(auth, request.headers), db: unscopedDb, keyring }),
     plugins: [
+      useUnsupportedMediaType(),
       useCookieCsrfPrevention(),
+      // Document limits, checked once per distinct document (yoga caches validation).
+      EnvelopArmorPlugin({
+        maxDepth: { n: limits.depth, ignoreIntrospection: true, flattenFragments: true, onReject: [coded('depth')] },
+        costLimit: { maxCost: limits.cost, ignoreIntrospection: true, onReject: [coded('cost')] },
+        maxAliases: { n: limits.aliases, onReject: [coded('aliases')] },
+        maxTokens: { n: limits.tokens, onReject: [coded('tokens')] },
+        maxDirectives: { n: 20, onReject: [coded('directives')] },
+        // "Did you mean …" would reveal the schema where introspection is off.
+        blockFieldSuggestion: { enabled: !config.graphiql },
+      }),
       ...(config.graphiql ? [] : [useDisableIntrospection()]),
       useRlsTransaction(db),
       useSecretScrubbing(),
+      useOperationLog(),
     ],
   });
 }

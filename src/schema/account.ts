@@ -1,7 +1,7 @@
 // The trading account: its type, queries and mutations. Rules live in
 // src/domain/account.ts; these resolvers only wire them to the scoped database.
 import { queryFromInfo } from '@pothos/plugin-prisma';
-import { isRecordNotFound, isUniqueViolation } from '../db/prisma-errors.ts';
+import { isRecordNotFound, isUniqueViolation } from '../db/errors.ts';
 import { accountNameOrDefault, cleanAccountChanges, cleanAccountName } from '../domain/account.ts';
 import { ConflictError, NotFoundError } from '../domain/errors.ts';
 import type { UserAccount } from '../generated/prisma/client.ts';

@@ -1,7 +1,7 @@
 // Brokerage credentials: the type, Account.credentials, and the lifecycle
 // mutations. Secrets go in and are sealed before any query sees them; they
 // never come out (only a masked hint of the API key does).
-import { isForeignKeyViolation, isRecordNotFound } from '../db/prisma-errors.ts';
+import { isForeignKeyViolation, isRecordNotFound } from '../db/errors.ts';
 import { resealSecrets, type SealedSecrets } from '../crypto/credential-sealing.ts';
 import {
   apiKeyHint,

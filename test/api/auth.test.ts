@@ -156,3 +156,44 @@ describe(`throttling per client (${dbKind})`, () => {
     expect(ok.status).toBe(200);
   });
 });
+
+describe(`throttling of failed sign-ups (${dbKind})`, () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('answers 429 after 5 failed sign-ups for one email', async () => {
+    const taken = await signUp(server.url);
+    const statuses: number[] = [];
+    for (let i = 0; i < 7; i += 1) {
+      const res = await rawSignUp(server.url, { email: taken.email, password: `another password ${i}`, name: 'dup' });
+      statuses.push(res.status);
+    }
+    expect(statuses.slice(0, 5).every((s) => s >= 400 && s < 429)).toBe(true);
+    expect(statuses.slice(5)).toEqual([429, 429]);
+  });
+});
+
+describe.runIf(dbKind === 'postgres')('throttling shared by several server processes (postgres)', () => {
+  it('counts failures made on one instance against the limit on another', async () => {
+    const first = await startServer();
+    const second = await startServer({ db: first.db });
+    try {
+      const session = await signUp(first.url);
+      for (let i = 0; i < 10; i += 1) {
+        const target = i % 2 === 0 ? first : second;
+        expect((await rawSignIn(target.url, session.email, `wrong ${i}`)).status).toBe(401);
+      }
+      expect((await rawSignIn(second.url, session.email, session.password)).status).toBe(429);
+      expect((await rawSignIn(first.url, session.email, session.password)).status).toBe(429);
+    } finally {
+      await second.stop();
+      await first.close();
+    }
+  });
+});

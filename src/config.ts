@@ -85,6 +85,7 @@ const envSchema = z.object({
   MAX_ALIASES: int(0, 1000).default(15),
   MAX_TOKENS: int(10, 100_000).default(2000),
   MAX_BODY_BYTES: int(1024, 100_000_000).default(102_400),
+  SESSION_CACHE_TTL_MS: int(0, 60_000).default(5000),
 });
 
 type Env = z.infer<typeof envSchema>;
@@ -114,7 +115,7 @@ export interface Config {
   migrateOnStart: boolean;
   /** The key new ciphertexts are sealed with, plus older keys that still decrypt. */
   encryption: { current: EncryptionKey; previous: EncryptionKey[] };
-  auth: { secret: string; baseURL: string; trustedOrigins: string[] };
+  auth: { secret: string; baseURL: string; trustedOrigins: string[]; sessionCacheTtlMs: number };
   /** GraphiQL and schema introspection, switched together. */
   graphiql: boolean;
   /** Proxies (addresses, CIDRs, or loopback/linklocal/uniquelocal) whose X-Forwarded-For is believed. */
@@ -259,7 +260,12 @@ export async function loadConfig(
     dataDir,
     migrateOnStart: env.MIGRATE_ON_START,
     encryption: { current, previous },
-    auth: { secret: (env.BETTER_AUTH_SECRET ?? generated.authSecret) as string, baseURL, trustedOrigins },
+    auth: {
+      secret: (env.BETTER_AUTH_SECRET ?? generated.authSecret) as string,
+      baseURL,
+      trustedOrigins,
+      sessionCacheTtlMs: env.SESSION_CACHE_TTL_MS,
+    },
     graphiql: env.GRAPHIQL ?? !isProduction,
     trustedProxies: list(env.TRUST_PROXY),
     limits: {

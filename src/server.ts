@@ -2,8 +2,9 @@
 // health probes. Built from already-open parts, so tests can run it in-process.
 import type http from 'node:http';
 import { toNodeHandler } from 'better-auth/node';
-import { createAuth, type Auth } from './auth/auth.ts';
+import { createAuth, getViewer, type Auth } from './auth/auth.ts';
 import { createClientIpResolver, prepareAuthRequest } from './auth/request-headers.ts';
+import { SessionCache, sessionKey } from './auth/session-cache.ts';
 import type { Config } from './config.ts';
 import { Keyring } from './crypto/keyring.ts';
 import type { Database } from './db/database.ts';
@@ -44,11 +45,35 @@ function authBodyRefusal(req: http.IncomingMessage): { status: number; message: 
   return undefined;
 }
 
+/**
+ * A signed-in POST to the auth API may end sessions (sign-out, revocations,
+ * password change): once it has run, the cache forgets all of that user's
+ * sessions, whichever credential (cookie or bearer) they were cached under.
+ */
+async function forgetSessionsAfterChange(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  auth: Auth,
+  sessions: SessionCache,
+): Promise<void> {
+  if (req.method !== 'POST') return;
+  const key = sessionKey(req.headers.authorization ?? null, req.headers.cookie ?? null);
+  if (!key) return;
+  const headers = new Headers();
+  for (const name of ['authorization', 'cookie'] as const) {
+    const value = req.headers[name];
+    if (value) headers.set(name, value);
+  }
+  const viewer = await getViewer(auth, headers, sessions).catch(() => null);
+  if (viewer) res.once('finish', () => sessions.forgetUser(viewer.id));
+}
+
 export function createApp({ config, db, logger }: AppDeps): App {
   const auth = createAuth({ config, prisma: db.authTablesClient, logger });
   const authHandler = toNodeHandler(auth);
   const keyring = new Keyring(config.encryption.current, config.encryption.previous);
-  const graphql = createGraphQLHandler({ config, db, auth, keyring, logger });
+  const sessions = new SessionCache(config.auth.sessionCacheTtlMs);
+  const graphql = createGraphQLHandler({ config, db, auth, keyring, sessions, logger });
   const clientIp = createClientIpResolver(config.trustedProxies);
   const ownOrigin = new URL(config.auth.baseURL).origin;
   const logRequest = createRequestLogger(logger);
@@ -59,6 +84,7 @@ export function createApp({ config, db, logger }: AppDeps): App {
       const refusal = authBodyRefusal(req);
       if (refusal) return sendJson(res, refusal.status, { message: refusal.message });
       prepareAuthRequest(req, clientIp, ownOrigin);
+      await forgetSessionsAfterChange(req, res, auth, sessions);
       return authHandler(req, res);
     }
     if (pathname === '/graphql') return graphql(req, res);

@@ -11,6 +11,7 @@ import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import { AttemptLimiter, type AttemptKind, type LimiterFactory } from './attempt-limiter.ts';
 import { CLIENT_IP_HEADER } from './request-headers.ts';
+import { sessionKey, type SessionCache } from './session-cache.ts';
 
 /** The signed-in user, as GraphQL's `viewer` shows it. */
 export interface Viewer {
@@ -101,9 +102,19 @@ export function createAuth({ config, prisma, logger, limiterFactory }: AuthDeps)
 
 export type Auth = ReturnType<typeof createAuth>;
 
-/** Resolves the session of a request (cookie or bearer) into the signed-in user, or null. */
-export async function getViewer(auth: Auth, headers: Headers): Promise<Viewer | null> {
+/**
+ * Resolves the session of a request (cookie or bearer) into the signed-in
+ * user, or null. Requests without credentials cost nothing; others hit the
+ * session cache first (see session-cache.ts for its bound).
+ */
+export async function getViewer(auth: Auth, headers: Headers, cache: SessionCache): Promise<Viewer | null> {
+  const key = sessionKey(headers.get('authorization'), headers.get('cookie'));
+  if (!key) return null;
+  const cached = cache.get(key);
+  if (cached) return cached;
   const session = await auth.api.getSession({ headers });
   if (!session) return null;
-  return { id: session.user.id, email: session.user.email, name: session.user.name || null };
+  const viewer = { id: session.user.id, email: session.user.email, name: session.user.name || null };
+  cache.set(key, viewer, new Date(session.session.expiresAt));
+  return viewer;
 }

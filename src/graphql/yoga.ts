@@ -8,6 +8,7 @@ import type { GraphQLError } from 'graphql';
 import { createGraphQLError, createYoga, type Plugin } from 'graphql-yoga';
 import type http from 'node:http';
 import { getViewer, type Auth } from '../auth/auth.ts';
+import type { SessionCache } from '../auth/session-cache.ts';
 import type { Config } from '../config.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { Database } from '../db/database.ts';
@@ -24,6 +25,7 @@ export interface GraphQLDeps {
   db: Database;
   auth: Auth;
   keyring: Keyring;
+  sessions: SessionCache;
   logger: Logger;
 }
 
@@ -85,7 +87,7 @@ function useUnsupportedMediaType(): Plugin {
   };
 }
 
-export function createGraphQLHandler({ config, db, auth, keyring, logger }: GraphQLDeps) {
+export function createGraphQLHandler({ config, db, auth, keyring, sessions, logger }: GraphQLDeps) {
   const { limits } = config;
   const yogaLogger = logger.child({ component: 'graphql' });
   return createYoga<ServerContext, GraphQLContext>({
@@ -113,7 +115,11 @@ export function createGraphQLHandler({ config, db, auth, keyring, logger }: Grap
       methods: ['GET', 'POST', 'OPTIONS'],
     },
     // The one place the GraphQL context is built.
-    context: async ({ request }) => ({ viewer: await getViewer(auth, request.headers), db: unscopedDb, keyring }),
+    context: async ({ request }) => ({
+      viewer: await getViewer(auth, request.headers, sessions),
+      db: unscopedDb,
+      keyring,
+    }),
     plugins: [
       useUnsupportedMediaType(),
       useCookieCsrfPrevention(),

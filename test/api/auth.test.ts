@@ -87,13 +87,46 @@ describe(`sessions (${dbKind})`, () => {
 
   it.runIf(dbKind === 'postgres')('treats an expired session as no session', async () => {
     const session = await signUp(url);
-    expect((await gql(url, ACCOUNTS, undefined, session)).status).toBe(200);
     await queryDatabase(server.db.url as string, `UPDATE auth_sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1`, [
       session.user.id,
     ]);
     const res = await gql(url, ACCOUNTS, undefined, session);
     expect(res.status).toBe(401);
     expect(errorOf(res).code).toBe('UNAUTHENTICATED');
+  });
+
+  it('forgets cached sessions on sign-out, whichever credential was used', async () => {
+    const session = await signUp(url);
+    // Cached under the bearer token, signed out with the cookie.
+    expect((await gql(url, ACCOUNTS, undefined, { token: session.token })).status).toBe(200);
+    expect((await signOut(url, { cookie: session.cookie })).status).toBe(200);
+    expect((await gql(url, ACCOUNTS, undefined, { token: session.token })).status).toBe(401);
+  });
+});
+
+describe.runIf(dbKind === 'postgres')('session cache bound (postgres)', () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startServer({ env: { SESSION_CACHE_TTL_MS: '1000' } });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('keeps a session deleted behind its back usable for at most SESSION_CACHE_TTL_MS', async () => {
+    const session = await signUp(server.url);
+    expect((await gql(server.url, ACCOUNTS, undefined, session)).status).toBe(200);
+    await queryDatabase(server.db.url as string, 'DELETE FROM auth_sessions WHERE user_id = $1', [session.user.id]);
+    const deletedAt = Date.now();
+    let status = 200;
+    while (status === 200) {
+      status = (await gql(server.url, ACCOUNTS, undefined, session)).status;
+      if (Date.now() - deletedAt > 3000) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(status).toBe(401);
+    expect(Date.now() - deletedAt).toBeLessThan(1000 + 500);
   });
 });
 

@@ -1,0 +1,58 @@
+// A short in-process cache of resolved sessions, so a busy client does not cost
+// two session queries on every request.
+//
+// The bound: a session revoked through THIS process (sign-out, revoking
+// sessions) is forgotten as soon as that request finishes; one revoked any
+// other way (another instance, a direct database change) or expired stays
+// usable here for at most `ttlMs` (SESSION_CACHE_TTL_MS, default 5 s, 0 turns
+// the cache off), and never past the session's own expiry.
+import { LRUCache } from 'lru-cache';
+import type { Viewer } from './auth.ts';
+
+/** The request's session credentials: bearer token and session cookies, as sent. */
+export function sessionKey(authorization: string | null, cookie: string | null): string | undefined {
+  const sessionCookies = (cookie ?? '')
+    .split(';')
+    .map((c) => c.trim())
+    .filter((c) => c.includes('session_token='))
+    .sort()
+    .join(';');
+  if (!authorization && !sessionCookies) return undefined;
+  return `${authorization ?? ''}\u0000${sessionCookies}`;
+}
+
+export class SessionCache {
+  readonly #entries: LRUCache<string, Viewer> | undefined;
+  readonly #keysByUser = new Map<string, Set<string>>();
+
+  constructor(readonly ttlMs: number, max = 10_000) {
+    this.#entries =
+      ttlMs > 0
+        ? new LRUCache<string, Viewer>({
+            max,
+            ttl: ttlMs,
+            dispose: (viewer, key) => this.#keysByUser.get(viewer.id)?.delete(key),
+          })
+        : undefined;
+  }
+
+  get(key: string): Viewer | undefined {
+    return this.#entries?.get(key);
+  }
+
+  set(key: string, viewer: Viewer, sessionExpiresAt: Date): void {
+    if (!this.#entries) return;
+    const ttl = Math.min(this.ttlMs, sessionExpiresAt.getTime() - Date.now());
+    if (ttl <= 0) return;
+    this.#entries.set(key, viewer, { ttl });
+    let keys = this.#keysByUser.get(viewer.id);
+    if (!keys) this.#keysByUser.set(viewer.id, (keys = new Set()));
+    keys.add(key);
+  }
+
+  /** Forgets every cached session of a user (after a sign-out or revocation). */
+  forgetUser(userId: string): void {
+    for (const key of [...(this.#keysByUser.get(userId) ?? [])]) this.#entries?.delete(key);
+    this.#keysByUser.delete(userId);
+  }
+}

@@ -9,6 +9,7 @@ import { Keyring } from './crypto/keyring.ts';
 import type { Database } from './db/database.ts';
 import { createGraphQLHandler } from './graphql/yoga.ts';
 import type { Logger } from './logger.ts';
+import { sendLoginPage } from './web/login-page.ts';
 
 export interface AppDeps {
   config: Config;
@@ -41,6 +42,7 @@ export function createApp({ config, db, logger }: AppDeps): App {
       return authHandler(req, res);
     }
     if (pathname === '/graphql') return graphql(req, res);
+    if (pathname === '/login' && req.method === 'GET') return sendLoginPage(res);
     if (pathname === '/health') return sendJson(res, 200, { status: 'ok' });
     if (pathname === '/ready') {
       try {

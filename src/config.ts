@@ -115,7 +115,14 @@ export interface Config {
   migrateOnStart: boolean;
   /** The key new ciphertexts are sealed with, plus older keys that still decrypt. */
   encryption: { current: EncryptionKey; previous: EncryptionKey[] };
-  auth: { secret: string; baseURL: string; trustedOrigins: string[]; sessionCacheTtlMs: number };
+  auth: {
+    secret: string;
+    baseURL: string;
+    trustedOrigins: string[];
+    sessionCacheTtlMs: number;
+    /** Whether BETTER_AUTH_URL was given (else it follows the listening port). */
+    baseURLConfigured: boolean;
+  };
   /** GraphiQL and schema introspection, switched together. */
   graphiql: boolean;
   /** Proxies (addresses, CIDRs, or loopback/linklocal/uniquelocal) whose X-Forwarded-For is believed. */
@@ -189,6 +196,29 @@ async function loadOrCreateDevSecrets(dataDir: string, needed: (keyof GeneratedS
   return stored;
 }
 
+/** How a browser on this machine reaches an unconfigured server. */
+function localOrigins(port: number): string[] {
+  return [`http://localhost:${port}`, `http://127.0.0.1:${port}`, `http://[::1]:${port}`];
+}
+
+/**
+ * The configuration once the server listens: without BETTER_AUTH_URL, the
+ * public URL is http://localhost on the port actually bound (PORT=0 picks one).
+ */
+export function forListeningPort(config: Config, port: number): Config {
+  if (config.auth.baseURLConfigured || port === config.port) return config;
+  const stale = new Set(localOrigins(config.port));
+  return {
+    ...config,
+    port,
+    auth: {
+      ...config.auth,
+      baseURL: `http://localhost:${port}`,
+      trustedOrigins: [...localOrigins(port), ...config.auth.trustedOrigins.filter((o) => !stale.has(o))],
+    },
+  };
+}
+
 /**
  * Validates the environment. In development, a missing ENCRYPTION_KEY or
  * BETTER_AUTH_SECRET is generated once into DATA_DIR (with a warning) so data
@@ -238,7 +268,7 @@ export async function loadConfig(
   const port = env.PORT;
   const baseURL = env.BETTER_AUTH_URL ?? `http://localhost:${port}`;
   const trustedOrigins = [
-    new URL(baseURL).origin,
+    ...(env.BETTER_AUTH_URL ? [new URL(baseURL).origin] : localOrigins(port)),
     ...list(env.TRUSTED_ORIGINS),
   ];
 
@@ -265,6 +295,7 @@ export async function loadConfig(
       baseURL,
       trustedOrigins,
       sessionCacheTtlMs: env.SESSION_CACHE_TTL_MS,
+      baseURLConfigured: env.BETTER_AUTH_URL !== undefined,
     },
     graphiql: env.GRAPHIQL ?? !isProduction,
     trustedProxies: list(env.TRUST_PROXY),

@@ -2,7 +2,7 @@
 // cleanly on SIGTERM/SIGINT (stop accepting, finish in-flight requests, close
 // the pool, exit 0).
 import http from 'node:http';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, forListeningPort, loadConfig } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import { createLogger } from './logger.ts';
 import { createApp } from './server.ts';
@@ -23,14 +23,16 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   const db = await openDatabase(config.database, { migrate: config.migrateOnStart, logger });
-  const server = http.createServer(createApp({ config, db, logger }).handler);
-
+  // Bound first so the app knows its real port (PORT=0); nothing is read
+  // from the socket before the handler is in place, in the same tick.
+  const server = http.createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, resolve);
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
+  server.on('request', createApp({ config: forListeningPort(config, port), db, logger }).handler);
   logger.info({ port, database: db.kind }, `listening on http://localhost:${port}`);
 
   let stopping = false;

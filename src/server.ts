@@ -13,6 +13,7 @@ import { ServiceUnavailableError } from './domain/errors.ts';
 import { createGraphQLHandler } from './graphql/yoga.ts';
 import { createRequestLogger } from './http/request-log.ts';
 import { describeError, type Logger } from './logger.ts';
+import { sendLoginPage } from './web/login-page.ts';
 
 export interface AppDeps {
   config: Config;
@@ -88,6 +89,7 @@ export function createApp({ config, db, logger }: AppDeps): App {
       return authHandler(req, res);
     }
     if (pathname === '/graphql') return graphql(req, res);
+    if (pathname === '/login' && req.method === 'GET') return sendLoginPage(res);
     if (pathname === '/health') return sendJson(res, 200, { status: 'ok' });
     if (pathname === '/ready') {
       try {

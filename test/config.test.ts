@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, defaultKeyId, loadConfig } from '../src/config.ts';
+import { ConfigError, defaultKeyId, forListeningPort, loadConfig } from '../src/config.ts';
 
 let dataDir: string;
 const warnings: string[] = [];
@@ -30,6 +30,21 @@ describe('loadConfig', () => {
     expect(config.database).toEqual({ kind: 'pglite', dataDir: path.join(dataDir, 'pgdata'), requestRole: 'app_user' });
     expect(config.graphiql).toBe(true);
     expect(config.auth.baseURL).toBe('http://localhost:4000');
+    expect(config.auth.trustedOrigins).toEqual(['http://localhost:4000', 'http://127.0.0.1:4000', 'http://[::1]:4000']);
+  });
+
+  it('follows the port actually bound when BETTER_AUTH_URL is not set (PORT=0)', async () => {
+    const config = await loadConfig({ DATA_DIR: dataDir, PORT: '0', TRUSTED_ORIGINS: 'https://app.example' }, warn);
+    const bound = forListeningPort(config, 41234);
+    expect(bound.auth.baseURL).toBe('http://localhost:41234');
+    expect(bound.auth.trustedOrigins).toEqual([
+      'http://localhost:41234',
+      'http://127.0.0.1:41234',
+      'http://[::1]:41234',
+      'https://app.example',
+    ]);
+    const configured = await loadConfig({ ...prodEnv(), PORT: '0', BETTER_AUTH_URL: 'https://api.example' }, warn);
+    expect(forListeningPort(configured, 41234).auth.baseURL).toBe('https://api.example');
   });
 
   it('names every bad value in one error', async () => {

@@ -2,6 +2,7 @@
 // database, and captures every log line it writes (for leak tests).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createTestDatabase, type TestDatabase } from './databases.ts';
@@ -32,6 +33,19 @@ export const testSecrets = {
   ENCRYPTION_KEY: randomBytes(32).toString('base64'),
   BETTER_AUTH_SECRET: randomBytes(32).toString('hex'),
 };
+
+/**
+ * A port that was free a moment ago. For tests that need the server's own
+ * origin to be its real one: with PORT=0 the default BETTER_AUTH_URL, and so the
+ * origin browsers' auth requests are checked against, is http://localhost:0.
+ */
+export async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve, reject) => probe.once('error', reject).listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
 
 export async function startServer(options: StartOptions = {}): Promise<TestServer> {
   const db = options.db ?? (await createTestDatabase());

@@ -1,0 +1,88 @@
+// The typed client: the generated getSdk (one function per operation in
+// src/sdk/operations) over a requester that POSTs to the API with fetch.
+import { print, type DocumentNode, type GraphQLFormattedError } from 'graphql';
+import { getSdk } from './generated/sdk.ts';
+
+export interface ClientOptions {
+  /** The GraphQL endpoint, e.g. http://localhost:4000/graphql. */
+  url: string;
+  /** A session token: the `set-auth-token` header of sign-in or sign-up. Omit it to call anonymously. */
+  token?: string;
+  /** Headers sent with every request. */
+  headers?: Record<string, string>;
+  /** A fetch implementation; the global one by default. */
+  fetch?: typeof fetch;
+}
+
+/** Per call: `client.Accounts({}, { signal })`. */
+export interface RequestOptions {
+  signal?: AbortSignal;
+  headers?: Record<string, string>;
+}
+
+/**
+ * A request the API answered with errors, or with no GraphQL response at all.
+ * `errors` is the response's `errors` array as sent (each with `extensions.code`);
+ * `data` is whatever partial data came with it.
+ */
+export class GraphQLRequestError extends Error {
+  override readonly name = 'GraphQLRequestError';
+
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly errors: readonly GraphQLFormattedError[],
+    readonly data: unknown = null,
+  ) {
+    super(message);
+  }
+
+  /** `extensions.code` of the first error: UNAUTHENTICATED, BAD_USER_INPUT, NOT_FOUND, CONFLICT... */
+  get code(): string | undefined {
+    const code = this.errors[0]?.extensions?.code;
+    return typeof code === 'string' ? code : undefined;
+  }
+}
+
+interface ExecutionResponse {
+  data?: unknown;
+  errors?: GraphQLFormattedError[];
+}
+
+export function createClient(options: ClientOptions) {
+  const doFetch = options.fetch ?? fetch;
+  const baseHeaders: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: 'application/graphql-response+json, application/json',
+    ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+    ...options.headers,
+  };
+
+  async function request<R, V>(document: DocumentNode, variables?: V, call?: RequestOptions): Promise<R> {
+    const res = await doFetch(options.url, {
+      method: 'POST',
+      headers: { ...baseHeaders, ...call?.headers },
+      body: JSON.stringify({ query: print(document), variables }),
+      signal: call?.signal ?? null,
+    });
+    const text = await res.text();
+    let body: ExecutionResponse;
+    try {
+      body = JSON.parse(text) as ExecutionResponse;
+    } catch {
+      throw new GraphQLRequestError(`HTTP ${res.status}: not a GraphQL response`, res.status, []);
+    }
+    if (body.errors?.length) {
+      const message = body.errors.map((e) => e.message).join('; ');
+      throw new GraphQLRequestError(message, res.status, body.errors, body.data ?? null);
+    }
+    if (!res.ok || body.data == null) {
+      throw new GraphQLRequestError(`HTTP ${res.status}: no data in the response`, res.status, []);
+    }
+    return body.data as R;
+  }
+
+  return getSdk<RequestOptions>(request);
+}
+
+export type Client = ReturnType<typeof createClient>;

@@ -1,0 +1,169 @@
+// The raw baseline for `npm run bench`: what the benchmark's three operations
+// cost when written by hand with node:http and pg, and no framework at all.
+// It does the same work per request as the product, the cheapest honest way:
+//
+//   1 round trip   the bearer token's session (auth_sessions; the signature
+//                  after the last '.' is not verified, the lookup is done)
+//   BEGIN
+//   SELECT set_config('app.current_user_id', $1, true), set_config('role', 'app_user', true)
+//   the operation as one SQL statement (two for W3), same result shape
+//   COMMIT
+//
+// so under RLS as app_user, like the product. W2 seals both secrets with
+// AES-256-GCM exactly as the product does (same layout, key id and associated
+// data, so the rows it writes are genuine credentials). It dispatches on the
+// GraphQL operationName: both servers receive byte-identical requests.
+//
+// Environment: PORT, DATABASE_URL, ENCRYPTION_KEY (base64, 32 bytes),
+// POOL_SIZE (default 10). Not a product: no validation beyond what keeps the
+// comparison fair, no logging.
+import { createCipheriv, createHash, randomBytes, randomUUID } from 'node:crypto';
+import http from 'node:http';
+import pg from 'pg';
+
+const port = Number(process.env.PORT ?? 4100);
+const key = Buffer.from(process.env.ENCRYPTION_KEY ?? '', 'base64');
+if (key.length !== 32) throw new Error('ENCRYPTION_KEY must be the base64 of 32 bytes');
+// The product's default key id (src/config.ts defaultKeyId).
+const keyId = `k-${createHash('sha256').update(key).digest().subarray(0, 8).toString('hex')}`;
+
+const pool = new pg.Pool({
+  connectionString: process.env.DATABASE_URL,
+  max: Number(process.env.POOL_SIZE ?? 10),
+  idleTimeoutMillis: 30_000,
+});
+
+const W1_SQL = `
+SELECT a.id, a.account_name AS "accountName",
+       COALESCE((SELECT json_agg(json_build_object(
+                   'id', c.id, 'nickname', COALESCE(c.nickname, c.credential_type),
+                   'credentialType', c.credential_type, 'apiKeyHint', c.api_key_hint)
+                 ORDER BY c.created_at, c.id)
+                 FROM user_credentials c WHERE c.account_id = a.id AND c.is_active), '[]'::json) AS credentials
+FROM user_accounts a WHERE a.user_id = $1 ORDER BY a.created_at`;
+
+const W2_SQL = `
+INSERT INTO user_credentials
+  (id, account_id, user_id, credential_type, nickname, api_key_ciphertext, secret_key_ciphertext, key_id, api_key_hint)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+RETURNING id, COALESCE(nickname, credential_type) AS nickname, credential_type AS "credentialType", api_key_hint AS "apiKeyHint"`;
+
+const W3_INSERT = 'INSERT INTO user_accounts (user_id, account_name) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING';
+const W3_SELECT = 'SELECT id, account_name AS "accountName" FROM user_accounts WHERE user_id = $1';
+
+/** The product's sealing (src/crypto/cipher.ts + credential-sealing.ts), inlined. */
+function seal(plaintext: string, credentialId: string, userId: string, field: 'apiKey' | 'secretKey'): Buffer {
+  const nonce = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: 16 });
+  cipher.setAAD(Buffer.from(JSON.stringify(['bca-credential-v1', credentialId, userId, field, keyId]), 'utf8'));
+  const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+  return Buffer.concat([Buffer.of(1), nonce, body, cipher.getAuthTag()]);
+}
+
+function hint(apiKey: string): string {
+  const chars = [...apiKey];
+  return '••••' + chars.slice(chars.length - Math.min(4, Math.floor(chars.length / 4))).join('');
+}
+
+interface Body {
+  operationName?: string;
+  variables?: { input?: Record<string, unknown> };
+}
+
+type Work = (client: pg.PoolClient, userId: string, body: Body) => Promise<unknown>;
+
+const operations: Record<string, Work> = {
+  Accounts: async (client, userId) => ({ accounts: (await client.query(W1_SQL, [userId])).rows }),
+
+  StoreCredential: async (client, userId, body) => {
+    const input = body.variables?.input ?? {};
+    const apiKey = String(input.apiKey ?? '').trim();
+    const secretKey = String(input.secretKey ?? '').trim();
+    const nickname = typeof input.nickname === 'string' && input.nickname.trim() ? input.nickname.trim() : null;
+    const id = randomUUID();
+    const { rows } = await client.query(W2_SQL, [
+      id,
+      input.accountId,
+      userId,
+      input.credentialType,
+      nickname,
+      seal(apiKey, id, userId, 'apiKey'),
+      seal(secretKey, id, userId, 'secretKey'),
+      keyId,
+      hint(apiKey),
+    ]);
+    return { storeCredential: rows[0] };
+  },
+
+  GetOrCreateAccount: async (client, userId, body) => {
+    const name = String(body.variables?.input?.accountName ?? 'Default Alpaca Account').trim();
+    const inserted = await client.query(W3_INSERT, [userId, name]);
+    const { rows } = await client.query(W3_SELECT, [userId]);
+    return { getOrCreateAccount: { created: inserted.rowCount === 1, account: rows[0] } };
+  },
+};
+
+function send(res: http.ServerResponse, status: number, payload: unknown): void {
+  const json = JSON.stringify(payload);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json) });
+  res.end(json);
+}
+
+const unauthenticated = { errors: [{ message: 'Not signed in', extensions: { code: 'UNAUTHENTICATED' } }] };
+
+async function sessionUser(authorization: string | undefined): Promise<string | undefined> {
+  const bearer = /^Bearer (.+)$/i.exec(authorization ?? '')?.[1];
+  if (!bearer) return undefined;
+  const dot = bearer.lastIndexOf('.');
+  const token = dot > 0 ? bearer.slice(0, dot) : bearer;
+  const { rows } = await pool.query<{ user_id: string }>(
+    'SELECT user_id FROM auth_sessions WHERE token = $1 AND expires_at > now()',
+    [token],
+  );
+  return rows[0]?.user_id;
+}
+
+async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  if (req.url === '/health') return send(res, 200, { status: 'ok' });
+  if (req.url !== '/graphql' || req.method !== 'POST') return send(res, 404, { error: 'not found' });
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Body;
+  const work = operations[body.operationName ?? ''];
+  if (!work) return send(res, 400, { errors: [{ message: 'unknown operation' }] });
+
+  const userId = await sessionUser(req.headers.authorization);
+  if (!userId) return send(res, 401, unauthenticated);
+
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query("SELECT set_config('app.current_user_id', $1, true), set_config('role', 'app_user', true)", [
+      userId,
+    ]);
+    const data = await work(client, userId, body);
+    await client.query('COMMIT');
+    client.release();
+    return send(res, 200, { data });
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    client.release();
+    throw error;
+  }
+}
+
+const server = http.createServer((req, res) => {
+  handle(req, res).catch((error: Error) => {
+    process.stderr.write(`baseline: ${error.message}\n`);
+    if (!res.headersSent) send(res, 500, { errors: [{ message: 'internal error' }] });
+  });
+});
+
+server.listen(port, '127.0.0.1', () => process.stdout.write(`baseline listening on http://127.0.0.1:${port}\n`));
+
+const stop = () => {
+  server.close(() => void pool.end().then(() => process.exit(0)));
+  server.closeIdleConnections();
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

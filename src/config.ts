@@ -85,7 +85,7 @@ const envSchema = z.object({
   MAX_ALIASES: int(0, 1000).default(15),
   MAX_TOKENS: int(10, 100_000).default(2000),
   MAX_BODY_BYTES: int(1024, 100_000_000).default(102_400),
-  SESSION_CACHE_TTL_MS: int(0, 60_000).default(5000),
+  SESSION_CACHE_TTL_MS: int(0, 300_000).default(30_000),
 });
 
 type Env = z.infer<typeof envSchema>;

@@ -4,7 +4,7 @@
 // The bound: a session revoked through THIS process (sign-out, revoking
 // sessions) is forgotten as soon as that request finishes; one revoked any
 // other way (another instance, a direct database change) or expired stays
-// usable here for at most `ttlMs` (SESSION_CACHE_TTL_MS, default 5 s, 0 turns
+// usable here for at most `ttlMs` (SESSION_CACHE_TTL_MS, default 30 s, 0 turns
 // the cache off), and never past the session's own expiry.
 import { LRUCache } from 'lru-cache';
 import type { Viewer } from './auth.ts';

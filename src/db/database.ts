@@ -9,7 +9,7 @@ import type { Config } from '../config.ts';
 import { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import { applyMigrations, readLocalMigrations, type MigrationConnection, type MigrationResult } from './migrate.ts';
-import { createWithUser, type WithUser } from './rls.ts';
+import { createWithUser, scopeTransactionsOnBegin, type WithUser } from './rls.ts';
 
 export interface Database {
   readonly kind: 'postgres' | 'pglite';
@@ -119,7 +119,7 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
     const client = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
     return {
       kind: 'pglite',
-      withUser: createWithUser(client, { requestRole: config.requestRole, ...TX_LIMITS.pglite }),
+      withUser: createWithUser(client, { requestRole: config.requestRole, scopeOnBegin: false, ...TX_LIMITS.pglite }),
       ping: async () => {
         await pglite.query('SELECT 1');
       },
@@ -140,7 +140,7 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
   const request = config.requestUrl ? connectPostgres(config.requestUrl, config.poolSize, logger, options.onQuery) : owner;
   return {
     kind: 'postgres',
-    withUser: createWithUser(request.client, { requestRole: config.requestRole, ...TX_LIMITS.postgres }),
+    withUser: createWithUser(request.client, { requestRole: config.requestRole, scopeOnBegin: true, ...TX_LIMITS.postgres }),
     ping: async () => {
       await owner.pool.query('SELECT 1');
     },
@@ -170,6 +170,8 @@ function connectPostgres(url: string, poolSize: number, logger: Logger, onQuery?
       }) as typeof client.query;
     });
   }
+  // After the counting hook above, so it counts what is really sent.
+  pool.on('connect', scopeTransactionsOnBegin);
   const client = new PrismaClient({
     adapter: new PrismaPg(pool, {
       disposeExternalPool: true,

@@ -1,23 +1,27 @@
 // The RLS wrapper: the only way code reaches user data.
 //
-// withUser opens one interactive transaction, scopes it to the user with ONE
-// statement, and hands `work` the transaction client:
+// withUser opens one interactive transaction, scopes it to the user, and
+// hands `work` the transaction client:
 //
-//   BEGIN
-//   SELECT set_config('app.current_user_id', $1, true), set_config('role', $2, true)
+//   BEGIN; SELECT set_config('app.current_user_id', '<user>', true), set_config('role', 'app_user', true)
 //   ...work's statements, as the request role, under the user's policies...
 //   COMMIT (or ROLLBACK)
 //
 // set_config(..., true) is transaction-local (the same as SET LOCAL), and
-// set_config('role', ...) is SET LOCAL ROLE with a bindable parameter. Nothing
-// outlives the transaction, so a transaction-pooling PgBouncer can hand the
-// connection to anyone afterwards.
+// set_config('role', ...) is SET LOCAL ROLE. Nothing outlives the
+// transaction, so a transaction-pooling PgBouncer can hand the connection to
+// anyone afterwards.
 //
-// Cost: 3 round trips per wrapped call on top of work's own statements
-// (BEGIN, set_config, COMMIT). The GraphQL layer wraps each operation once
-// (not each resolver), so a request pays these 3 once, and every resolver and
-// relation load of @pothos/plugin-prisma shares one snapshot and one
-// connection.
+// Cost on PostgreSQL: 2 round trips per wrapped call on top of work's own
+// statements: the scope rides in the same simple-protocol message as BEGIN
+// (see scopeTransactionsOnBegin), then COMMIT. On PGlite (in-process, no round
+// trips) the scope is a separate statement after BEGIN. The GraphQL layer
+// wraps each operation once (not each resolver), so a request pays this
+// once, and every resolver and relation load of @pothos/plugin-prisma shares
+// one snapshot and one connection. Prisma runs a transaction's operations one
+// at a time, so sibling resolvers never overlap on the connection.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type pg from 'pg';
 import type { PrismaClient, Prisma } from '../generated/prisma/client.ts';
 
 /** A database handle already scoped to one user. Resolvers only ever see this. */
@@ -30,6 +34,8 @@ export interface RlsOptions {
   maxWaitMs: number;
   /** Upper bound for one transaction; beyond it Prisma rolls back. */
   timeoutMs: number;
+  /** The client's pg connections run scopeTransactionsOnBegin (PostgreSQL). */
+  scopeOnBegin: boolean;
 }
 
 /** Thrown inside the transaction to roll it back while still returning a value. */
@@ -37,6 +43,43 @@ class Rollback<T> extends Error {
   constructor(readonly result: T) {
     super('rollback');
   }
+}
+
+interface PendingScope {
+  userId: string;
+  role: string;
+  /** Set once the scope was sent with this transaction's BEGIN. */
+  applied: boolean;
+}
+
+/** The scope of the transaction withUser is opening, for the BEGIN hook below. */
+const pendingScope = new AsyncLocalStorage<PendingScope>();
+
+/**
+ * Makes a pg connection send the pending user scope in the same message as
+ * BEGIN, saving a round trip per request. Prisma's pg adapter opens a
+ * transaction by sending exactly `BEGIN` on the connection it took from the
+ * pool, in the async context of the $transaction call, which is where
+ * withUser put the scope. Everything else passes through untouched; withUser
+ * refuses to run work unless the scope was applied.
+ */
+export function scopeTransactionsOnBegin(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+  client.query = ((...args: unknown[]) => {
+    const first = args[0] as { text?: unknown } | string | undefined;
+    const scope = pendingScope.getStore();
+    if (!scope || scope.applied || args.length !== 1 || typeof first !== 'object' || first?.text !== 'BEGIN') {
+      return query(...args);
+    }
+    const sql =
+      `BEGIN; SELECT set_config('app.current_user_id', ${client.escapeLiteral(scope.userId)}, true), ` +
+      `set_config('role', ${client.escapeLiteral(scope.role)}, true)`;
+    return query(sql).then(() => {
+      scope.applied = true;
+      // What the adapter reads of a BEGIN's result.
+      return { command: 'BEGIN', rowCount: 0, rows: [], fields: [] };
+    });
+  }) as typeof client.query;
 }
 
 export type WithUser = <T>(
@@ -52,15 +95,22 @@ export function createWithUser(client: PrismaClient, options: RlsOptions): WithU
     commitIf: (result: T) => boolean = () => true,
   ): Promise<T> {
     if (!userId) throw new Error('withUser needs a signed-in user id');
+    const scope: PendingScope = { userId, role: options.requestRole, applied: false };
     try {
-      return await client.$transaction(
-        async (tx) => {
-          await tx.$executeRaw`SELECT set_config('app.current_user_id', ${userId}, true), set_config('role', ${options.requestRole}, true)`;
-          const result = await work(tx);
-          if (!commitIf(result)) throw new Rollback(result);
-          return result;
-        },
-        { maxWait: options.maxWaitMs, timeout: options.timeoutMs },
+      return await pendingScope.run(scope, () =>
+        client.$transaction(
+          async (tx) => {
+            if (options.scopeOnBegin) {
+              if (!scope.applied) throw new Error('the transaction began without its user scope');
+            } else {
+              await tx.$executeRaw`SELECT set_config('app.current_user_id', ${userId}, true), set_config('role', ${options.requestRole}, true)`;
+            }
+            const result = await work(tx);
+            if (!commitIf(result)) throw new Rollback(result);
+            return result;
+          },
+          { maxWait: options.maxWaitMs, timeout: options.timeoutMs },
+        ),
       );
     } catch (error) {
       if (error instanceof Rollback) return error.result as T;

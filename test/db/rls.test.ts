@@ -3,7 +3,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../src/db/database.ts';
-import type { ScopedDb } from '../../src/db/rls.ts';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { createWithUser, type ScopedDb } from '../../src/db/rls.ts';
+import { PrismaClient } from '../../src/generated/prisma/client.ts';
 import { createLogger } from '../../src/logger.ts';
 import { adminQuery, createTestDatabase, dbKind, withDatabase, type TestDatabase } from '../support/databases.ts';
 
@@ -97,6 +99,24 @@ describe(`RLS wrapper (${dbKind})`, () => {
       await expect(
         asRequestRole(setting, `INSERT INTO user_accounts (user_id, account_name) VALUES ('${A}', 'sneaky')`),
       ).rejects.toThrow(/row-level security/);
+    }
+  });
+
+  it.runIf(dbKind === 'postgres')('refuses to run work if the transaction began without the user scope', async () => {
+    if (tdb.config.kind !== 'postgres') return;
+    // A client whose connections lack the BEGIN hook: the scope cannot be applied.
+    const bare = new PrismaClient({ adapter: new PrismaPg({ connectionString: tdb.config.url, max: 1 }) });
+    try {
+      const withUser = createWithUser(bare, { requestRole: 'app_user', scopeOnBegin: true, maxWaitMs: 5000, timeoutMs: 5000 });
+      let ran = false;
+      await expect(
+        withUser(A, async () => {
+          ran = true;
+        }),
+      ).rejects.toThrow(/began without its user scope/);
+      expect(ran).toBe(false);
+    } finally {
+      await bare.$disconnect();
     }
   });
 

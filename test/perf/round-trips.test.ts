@@ -14,12 +14,17 @@ import { dbKind } from '../support/databases.ts';
 import { startInProcess, type InProcessServer } from '../support/in-process.ts';
 import { randomAlpacaKeys, workloadRequest, type WorkloadName } from '../support/workloads.ts';
 
-/** BEGIN + set_config + one SELECT (accounts and credentials joined) + COMMIT. */
-const CURRENT_W1_TOTAL = 4;
-/** BEGIN + set_config + INSERT (returning the selection) + COMMIT. */
-const CURRENT_W2_TOTAL = 4;
-/** BEGIN + set_config + INSERT ON CONFLICT + SELECT + COMMIT. */
-const CURRENT_W3_TOTAL = 5;
+/**
+ * The transaction's frame: on PostgreSQL the user scope travels with BEGIN
+ * (one round trip) and COMMIT; PGlite sets it in a statement of its own.
+ */
+const FRAME = dbKind === 'postgres' ? 2 : 3;
+/** One SELECT: accounts and credentials joined. */
+const CURRENT_W1_TOTAL = FRAME + 1;
+/** INSERT, returning the selection. */
+const CURRENT_W2_TOTAL = FRAME + 1;
+/** INSERT ON CONFLICT, then SELECT. */
+const CURRENT_W3_TOTAL = FRAME + 2;
 /** better-auth's session and user lookups, on a session-cache miss. */
 const SESSION_LOOKUP = 2;
 

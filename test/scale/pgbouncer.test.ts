@@ -38,6 +38,9 @@ describe.skipIf(!testDatabaseUrl)('two instances behind a transaction-pooling Pg
   let b: TestServer;
   let dbName: string;
 
+  // Short, so the cross-instance sign-out bound is quick to observe.
+  const SESSION_CACHE_TTL_MS = 1000;
+
   beforeAll(async () => {
     const bin = findPgBouncer();
     if (!bin) {
@@ -48,7 +51,11 @@ describe.skipIf(!testDatabaseUrl)('two instances behind a transaction-pooling Pg
     db = await createTestDatabase();
     dbName = new URL(db.url as string).pathname.slice(1);
     bouncer = await startPgBouncer(bin, { upstreamUrl: testDatabaseUrl as string, poolSize: BOUNCER_POOL });
-    const env = { DATABASE_URL: bouncer.through(db.url as string), DATABASE_POOL_SIZE: String(PROCESS_POOL) };
+    const env = {
+      DATABASE_URL: bouncer.through(db.url as string),
+      DATABASE_POOL_SIZE: String(PROCESS_POOL),
+      SESSION_CACHE_TTL_MS: String(SESSION_CACHE_TTL_MS),
+    };
     // Both start (and migrate) at once, through PgBouncer, as a rolling deploy may.
     [a, b] = await Promise.all([startServer({ db, env }), startServer({ db, env })]);
   });
@@ -73,7 +80,7 @@ describe.skipIf(!testDatabaseUrl)('two instances behind a transaction-pooling Pg
     expect((fromA[0] as number) + (fromB[0] as number)).toBe(migrations);
   });
 
-  it('accepts a session created on one instance on the other, and a sign-out on either ends it on both', async () => {
+  it('accepts a session created on one instance on the other; a sign-out on either ends it there at once, on the other within the session cache bound', async () => {
     const user = await signUp(a.url);
     const onB = await gql(b.url, '{ viewer { id email } }', undefined, { token: user.token });
     expect(onB.body.data?.viewer).toEqual({ id: user.user.id, email: user.email });
@@ -83,10 +90,19 @@ describe.skipIf(!testDatabaseUrl)('two instances behind a transaction-pooling Pg
       id: user.user.id,
     });
 
+    // A has the session in its cache too when B signs it out.
+    expect((await gql(a.url, '{ accounts { id } }', undefined, { token: user.token })).status).toBe(200);
     expect((await signOut(b.url, { token: user.token })).status).toBe(200);
-    const afterSignOut = await gql(a.url, '{ accounts { id } }', undefined, { token: user.token });
+    const signedOutAt = Date.now();
+    expect((await gql(b.url, '{ accounts { id } }', undefined, { token: user.token })).status).toBe(401);
+    let afterSignOut = await gql(a.url, '{ accounts { id } }', undefined, { token: user.token });
+    while (afterSignOut.status === 200 && Date.now() - signedOutAt < 3 * SESSION_CACHE_TTL_MS) {
+      await new Promise((r) => setTimeout(r, 50));
+      afterSignOut = await gql(a.url, '{ accounts { id } }', undefined, { token: user.token });
+    }
     expect(afterSignOut.status).toBe(401);
     expect(afterSignOut.body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    expect(Date.now() - signedOutAt).toBeLessThan(SESSION_CACHE_TTL_MS + 500);
     // The other session of the same user is untouched.
     expect((await gql(a.url, '{ accounts { id } }', undefined, { token: second.token })).status).toBe(200);
   });

@@ -18,7 +18,6 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, isDeepStrictEqual } from 'node:util';
@@ -26,6 +25,7 @@ import pg from 'pg';
 import { gql, signUp } from '../test/support/client.ts';
 import { OPERATION_NAMES, randomAlpacaKeys, workloadBody, workloadRequest, type WorkloadName } from '../test/support/workloads.ts';
 import type { LoadJob, LoadResult, SeededBenchUser } from './load-generator.ts';
+import { freePort } from '../test/support/ports.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -79,16 +79,6 @@ async function cleanUp(): Promise<void> {
 }
 process.once('SIGINT', () => void cleanUp().then(() => process.exit(130)));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts a server process and resolves once `readyUrl` answers 200. */
 async function startProcess(name: string, args: string[], env: Record<string, string>, readyUrl: string) {

@@ -54,8 +54,8 @@ export function createMaskError(logger: Logger) {
     const badVariable = located && asBadVariable(located);
     if (badVariable) return badVariable;
     if (original && !(original instanceof GraphQLError)) {
-      // Unexpected: log it whole for operators (it never carries plaintext
-      // secrets: they are encrypted before any query sees them).
+      // Unexpected: log what operators need (see describeError); it never
+      // holds plaintext secrets, which are sealed before any query sees them.
       logger.error({ error: describeError(original), path: located?.path?.join('.') }, 'unexpected error in a GraphQL operation');
     }
     return clientFacing(yogaMaskError(error, message, false));

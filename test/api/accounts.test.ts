@@ -1,11 +1,11 @@
 // The Account API through HTTP against a real server process.
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { errorOf, gql, signUp, type Session } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
-import { startServer, type TestServer } from '../support/server.ts';
+import { useServer } from '../support/server.ts';
 
-let server: TestServer;
+const server = useServer();
 let url: string;
 
 const ACCOUNT = 'id userId accountName isActive createdAt updatedAt';
@@ -22,13 +22,9 @@ async function accountsOf(session: Session) {
 }
 
 beforeAll(async () => {
-  server = await startServer();
   url = server.url;
 });
 
-afterAll(async () => {
-  await server?.close();
-});
 
 describe(`Account API (${dbKind})`, () => {
   it('creates an account with createAccount, lists it, and refuses a second one with CONFLICT', async () => {

@@ -1,6 +1,6 @@
 // Sessions through better-auth's real endpoints: cookie and bearer, sign-out,
 // expiry, forged tokens, and the throttling of failed attempts.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   errorOf,
   gql,
@@ -12,21 +12,17 @@ import {
   uniqueEmail,
 } from '../support/client.ts';
 import { dbKind, queryDatabase } from '../support/databases.ts';
-import { startServer, type TestServer } from '../support/server.ts';
+import { startServer, useServer } from '../support/server.ts';
 
 const VIEWER = '{ viewer { id email name } }';
 const ACCOUNTS = '{ accounts { id } }';
 
 describe(`sessions (${dbKind})`, () => {
-  let server: TestServer;
+  const server = useServer();
   let url: string;
 
   beforeAll(async () => {
-    server = await startServer();
     url = server.url;
-  });
-  afterAll(async () => {
-    await server?.close();
   });
 
   it('signs up and returns a bearer token and a session cookie, with no Origin header needed', async () => {
@@ -105,14 +101,7 @@ describe(`sessions (${dbKind})`, () => {
 });
 
 describe.runIf(dbKind === 'postgres')('session cache bound (postgres)', () => {
-  let server: TestServer;
-
-  beforeAll(async () => {
-    server = await startServer({ env: { SESSION_CACHE_TTL_MS: '1000' } });
-  });
-  afterAll(async () => {
-    await server?.close();
-  });
+  const server = useServer({ env: { SESSION_CACHE_TTL_MS: '1000' } });
 
   it('keeps a session deleted behind its back usable for at most SESSION_CACHE_TTL_MS', async () => {
     const session = await signUp(server.url);
@@ -131,15 +120,11 @@ describe.runIf(dbKind === 'postgres')('session cache bound (postgres)', () => {
 });
 
 describe(`throttling of failed attempts (${dbKind})`, () => {
-  let server: TestServer;
+  const server = useServer();
   let url: string;
 
   beforeAll(async () => {
-    server = await startServer();
     url = server.url;
-  });
-  afterAll(async () => {
-    await server?.close();
   });
 
   it('never slows down correct sign-ins', async () => {
@@ -163,14 +148,7 @@ describe(`throttling of failed attempts (${dbKind})`, () => {
 });
 
 describe(`throttling per client (${dbKind})`, () => {
-  let server: TestServer;
-
-  beforeAll(async () => {
-    server = await startServer();
-  });
-  afterAll(async () => {
-    await server?.close();
-  });
+  const server = useServer();
 
   it('answers 429 after 20 failures from one client across many emails, whatever X-Forwarded-For says', async () => {
     const statuses: number[] = [];
@@ -191,14 +169,7 @@ describe(`throttling per client (${dbKind})`, () => {
 });
 
 describe(`throttling of failed sign-ups (${dbKind})`, () => {
-  let server: TestServer;
-
-  beforeAll(async () => {
-    server = await startServer();
-  });
-  afterAll(async () => {
-    await server?.close();
-  });
+  const server = useServer();
 
   it('answers 429 after 5 failed sign-ups for one email', async () => {
     const taken = await signUp(server.url);

@@ -1,11 +1,11 @@
 // Credentials through HTTP against a real server process.
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { errorOf, gql, signUp, type Session } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
-import { startServer, type TestServer } from '../support/server.ts';
+import { useServer } from '../support/server.ts';
 
-let server: TestServer;
+const server = useServer();
 let url: string;
 
 const CREDENTIAL = 'id accountId credentialType nickname apiKeyHint isActive createdAt updatedAt';
@@ -55,13 +55,9 @@ async function list(session: Session, vars: { type?: string; all?: boolean } = {
 }
 
 beforeAll(async () => {
-  server = await startServer();
   url = server.url;
 });
 
-afterAll(async () => {
-  await server?.close();
-});
 
 describe(`storing credentials (${dbKind})`, () => {
   it('stores a credential and shows only a masked hint of the API key', async () => {

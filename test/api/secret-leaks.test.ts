@@ -8,14 +8,14 @@ import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { PGlite } from '@electric-sql/pglite';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { gql, rawSignIn, rawSignUp, signUp, type Session } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
-import { startServer, type TestServer } from '../support/server.ts';
+import { useServer } from '../support/server.ts';
 
 const run = promisify(execFile);
 
-let server: TestServer;
+const server = useServer({ env: { LOG_LEVEL: 'trace' } });
 const responses: string[] = [];
 const secrets: string[] = [];
 
@@ -49,13 +49,7 @@ async function raw(pathname: string, body: string, headers: Record<string, strin
 const STORE = 'mutation($input: StoreCredentialInput!) { storeCredential(input: $input) { id nickname apiKeyHint } }';
 const UPDATE = 'mutation($id: UUID!, $input: UpdateCredentialInput!) { updateCredential(id: $id, input: $input) { id apiKeyHint } }';
 
-beforeAll(async () => {
-  server = await startServer({ env: { LOG_LEVEL: 'trace' } });
-});
 
-afterAll(async () => {
-  await server?.close();
-});
 
 describe(`secrets never leave (${dbKind})`, () => {
   it('drives every credential operation, succeeding and failing', async () => {

@@ -3,22 +3,15 @@
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { gql, signUp } from '../support/client.ts';
 import { createTestDatabase, dbKind } from '../support/databases.ts';
-import { startServer, testSecrets, type TestServer } from '../support/server.ts';
+import { startServer, testSecrets, useServer } from '../support/server.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
 describe(`HTTP surface (${dbKind})`, () => {
-  let server: TestServer;
-
-  beforeAll(async () => {
-    server = await startServer();
-  });
-  afterAll(async () => {
-    await server?.close();
-  });
+  const server = useServer();
 
   it('answers /health and /ready with 200', async () => {
     for (const probe of ['/health', '/ready']) {

@@ -9,7 +9,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { gql, signUp, uniqueEmail, type Session } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
-import { freePort, startServer, type TestServer } from '../support/server.ts';
+import { startServer, type TestServer } from '../support/server.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = path.resolve(import.meta.dirname, '../../test-artifacts');
@@ -27,9 +27,9 @@ describe.skipIf(process.env.SKIP_BROWSER_TESTS === '1')(`GraphiQL in Chromium ($
     if (!existsSync(CHROMIUM)) {
       throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH, or SKIP_BROWSER_TESTS=1)`);
     }
-    // The server's own origin must be the one the browser sees (see freePort).
+    // PORT=0: the server trusts the origin of the port it actually bound.
     [server, browser] = await Promise.all([
-      freePort().then((port) => startServer({ env: { PORT: String(port) } })),
+      startServer(),
       chromium.launch({
         executablePath: CHROMIUM,
         headless: true,

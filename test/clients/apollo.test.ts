@@ -11,21 +11,14 @@ import {
   UpdateCredentialDocument,
   ViewerDocument,
 } from 'brokerage-credentials-api/sdk';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
 import { recordingFetch } from '../support/recording-fetch.ts';
-import { startServer, type TestServer } from '../support/server.ts';
+import { useServer } from '../support/server.ts';
 
-let server: TestServer;
+const server = useServer();
 
-beforeAll(async () => {
-  server = await startServer();
-});
-
-afterAll(async () => {
-  await server?.close();
-});
 
 function apolloClient(token?: string, cookie?: string) {
   const recorder = recordingFetch();

@@ -1,22 +1,18 @@
 // The generated SDK, imported through the package's "./sdk" export as any
 // TypeScript consumer would, against a real server process.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createClient, GraphQLRequestError, type Client } from 'brokerage-credentials-api/sdk';
 import { signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
-import { startServer, type TestServer } from '../support/server.ts';
+import { useServer } from '../support/server.ts';
 
-let server: TestServer;
+const server = useServer();
 let endpoint: string;
 
 beforeAll(async () => {
-  server = await startServer();
   endpoint = `${server.url}/graphql`;
 });
 
-afterAll(async () => {
-  await server?.close();
-});
 
 /** Runs `call` and returns the GraphQLRequestError it must throw. */
 async function failure(call: Promise<unknown>): Promise<GraphQLRequestError> {

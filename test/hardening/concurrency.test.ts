@@ -1,17 +1,10 @@
 // Many users at once: every write lands, each user sees exactly their own.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { gql, signUp, type Session } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
-import { startServer, type TestServer } from '../support/server.ts';
+import { useServer } from '../support/server.ts';
 
-let server: TestServer;
-
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server?.close();
-});
+const server = useServer();
 
 const STORE = 'mutation($input: StoreCredentialInput!) { storeCredential(input: $input) { id nickname } }';
 const GET_OR_CREATE = 'mutation { getOrCreateAccount { created account { id } } }';

@@ -1,12 +1,12 @@
 // Failure behaviour: the database going away and coming back, and mutations
 // that fail half-way. Nothing half-written, clear errors, recovery on its own.
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { errorOf, gql, rawSignIn, signUp, type Session } from '../support/client.ts';
 import { adminQuery, dbKind } from '../support/databases.ts';
-import { startServer, type TestServer } from '../support/server.ts';
+import { useServer } from '../support/server.ts';
 
-let server: TestServer;
+const server = useServer();
 
 const STORE = (alias: string, accountId: string, credentialType: string) =>
   `${alias}: storeCredential(input: { accountId: "${accountId}", credentialType: "${credentialType}", apiKey: "PKAAAABBBBCCCCDDDD11", secretKey: "s3cr3t-${randomUUID()}" }) { id }`;
@@ -20,12 +20,6 @@ const credentialCount = async (session: Session) =>
   (await gql(server.url, '{ accounts { credentials(includeInactive: true) { id } } }', undefined, session)).body.data
     ?.accounts[0]?.credentials.length as number;
 
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server?.close();
-});
 
 describe(`a mutation failing after its first write leaves nothing behind (${dbKind})`, () => {
   it('rolls back the first storeCredential when the second in the same document fails', async () => {

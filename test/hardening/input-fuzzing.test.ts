@@ -2,11 +2,11 @@
 // BAD_USER_INPUT naming the field (and writes nothing), or stores the value
 // and returns it verbatim (trimmed, as the contract says); never a 500.
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { apiKeyHint } from '../../src/domain/credential.ts';
 import { gql, signUp, type GraphQLResponse, type Session } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
-import { startServer, type TestServer } from '../support/server.ts';
+import { useServer } from '../support/server.ts';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 40);
 
@@ -41,7 +41,7 @@ const hostile = fc.oneof(
   fc.constantFrom('', ' ', '\t\n', 'alpaca', 'Alpaca', 'a', 'alpaca_paper_2'),
 );
 
-let server: TestServer;
+const server = useServer();
 let user: Session;
 let accountId: string;
 let stored = 0;
@@ -66,13 +66,9 @@ async function credentialCount(): Promise<number> {
 }
 
 beforeAll(async () => {
-  server = await startServer();
   user = await signUp(server.url);
   accountId = (await gql(server.url, 'mutation { getOrCreateAccount { account { id } } }', undefined, user)).body.data
     ?.getOrCreateAccount.account.id;
-});
-afterAll(async () => {
-  await server?.close();
 });
 
 describe(`hostile input (${dbKind}, ${RUNS} runs per field)`, () => {

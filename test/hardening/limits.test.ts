@@ -1,10 +1,10 @@
 // Abuse limits: each answers a clear error with a code, never a 500.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { errorOf, gql, rawSignUp, signUp, type Session, uniqueEmail } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
-import { startServer, type TestServer } from '../support/server.ts';
+import { useServer } from '../support/server.ts';
 
-let server: TestServer;
+const server = useServer();
 let session: Session;
 
 /** `{ accounts { credentials { account { credentials ... } } } }` nested to `depth` levels. */
@@ -25,11 +25,7 @@ const post = (body: string, headers: Record<string, string> = {}) =>
   });
 
 beforeAll(async () => {
-  server = await startServer();
   session = await signUp(server.url);
-});
-afterAll(async () => {
-  await server?.close();
 });
 
 describe(`document limits (${dbKind})`, () => {
@@ -95,14 +91,7 @@ describe(`CSRF protection for cookie sessions (${dbKind})`, () => {
 });
 
 describe(`configurable limits, GraphiQL and introspection (${dbKind})`, () => {
-  let strict: TestServer;
-
-  beforeAll(async () => {
-    strict = await startServer({ env: { GRAPHIQL: 'false', MAX_QUERY_COST: '20', MAX_QUERY_DEPTH: '3' } });
-  });
-  afterAll(async () => {
-    await strict?.close();
-  });
+  const strict = useServer({ env: { GRAPHIQL: 'false', MAX_QUERY_COST: '20', MAX_QUERY_DEPTH: '3' } });
 
   it('refuses introspection when GraphiQL is off, and serves no GraphiQL page', async () => {
     const res = await gql(strict.url, '{ __schema { queryType { name } } }');

@@ -1,16 +1,9 @@
 // Requests that are not proper GraphQL get clear 4xx answers, never a 500.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dbKind } from '../support/databases.ts';
-import { startServer, type TestServer } from '../support/server.ts';
+import { useServer } from '../support/server.ts';
 
-let server: TestServer;
-
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server?.close();
-});
+const server = useServer();
 
 async function send(init: RequestInit & { path?: string }) {
   const res = await fetch(`${server.url}${init.path ?? '/graphql'}`, init);

@@ -1,11 +1,11 @@
 // One structured log line per request, with what an operator needs and no
 // credentials of any kind.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { gql, signUp, type Session } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
-import { startServer, type TestServer } from '../support/server.ts';
+import { useServer } from '../support/server.ts';
 
-let server: TestServer;
+const server = useServer({ env: { LOG_LEVEL: 'debug' } });
 let user: Session;
 
 const lines = () =>
@@ -18,11 +18,7 @@ const lines = () =>
   });
 
 beforeAll(async () => {
-  server = await startServer({ env: { LOG_LEVEL: 'debug' } });
   user = await signUp(server.url);
-});
-afterAll(async () => {
-  await server?.close();
 });
 
 describe(`request log (${dbKind})`, () => {

@@ -4,11 +4,11 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { withDatabase } from './databases.ts';
+import { freePort } from './ports.ts';
 
 /** The pgbouncer binary: on PATH, or where Debian puts it (/usr/sbin is not on every PATH). */
 export function findPgBouncer(): string | undefined {
@@ -33,16 +33,6 @@ export function pgBouncerVersion(bin: string): [number, number] {
   return [Number(match[1]), Number(match[2])];
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 export interface PgBouncer {
   port: number;

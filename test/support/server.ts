@@ -2,9 +2,9 @@
 // database, and captures every log line it writes (for leak tests).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './databases.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -34,18 +34,6 @@ export const testSecrets = {
   BETTER_AUTH_SECRET: randomBytes(32).toString('hex'),
 };
 
-/**
- * A port that was free a moment ago. For tests that need the server's own
- * origin to be its real one: with PORT=0 the default BETTER_AUTH_URL, and so the
- * origin browsers' auth requests are checked against, is http://localhost:0.
- */
-export async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve, reject) => probe.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 export async function startServer(options: StartOptions = {}): Promise<TestServer> {
   const db = options.db ?? (await createTestDatabase());
@@ -102,5 +90,40 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
       await stop();
       if (!options.db) await db.drop();
     },
+  };
+}
+
+/**
+ * Starts a server for the enclosing describe block (or file) before its tests
+ * and stops it (dropping its database) after them. The handle forwards to the
+ * running server.
+ */
+export function useServer(options: StartOptions = {}): TestServer {
+  let running: TestServer | undefined;
+  beforeAll(async () => {
+    running = await startServer(options);
+  });
+  afterAll(async () => {
+    await running?.close();
+  });
+  const current = (): TestServer => {
+    if (!running) throw new Error('the server starts in beforeAll: use it inside tests or hooks');
+    return running;
+  };
+  return {
+    get url() {
+      return current().url;
+    },
+    get db() {
+      return current().db;
+    },
+    get child() {
+      return current().child;
+    },
+    get logs() {
+      return current().logs;
+    },
+    stop: (signal) => current().stop(signal),
+    close: () => current().close(),
   };
 }

@@ -37,12 +37,13 @@ export function displayNickname(stored: string | null, credentialType: string): 
 }
 
 /**
- * The masked API key: a fixed mask (so the length is not revealed) and at most
- * the last 4 characters, fewer for short keys so most of a key is never shown.
+ * The masked API key: a fixed mask (so the length is not revealed) and the
+ * last 4 characters, fewer for keys shorter than 8 so that at most half of a
+ * key is ever shown.
  */
 export function apiKeyHint(apiKey: string): string {
   const chars = [...apiKey];
-  const visible = Math.min(4, Math.floor(chars.length / 4));
+  const visible = Math.min(4, Math.floor(chars.length / 2));
   return MASK + chars.slice(chars.length - visible).join('');
 }
 

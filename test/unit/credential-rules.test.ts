@@ -53,10 +53,13 @@ describe('credential rules', () => {
     expect(cleanCredentialChanges({ apiKey: ' k2 ', isActive: false })).toEqual({ apiKey: 'k2', isActive: false });
   });
 
-  it('shows at most the last 4 characters of the API key, fewer for short keys', () => {
+  it('shows the last 4 characters of the API key, never more than half of a short one', () => {
     expect(apiKeyHint('PKABCDEFGHIJKLMNX7Q2')).toBe('••••X7Q2');
-    expect(apiKeyHint('12345678')).toBe('••••78');
-    expect(apiKeyHint('abc')).toBe('••••');
-    expect(apiKeyHint('🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂')).toBe('••••🙂🙂🙂🙂');
+    expect(apiKeyHint('PKTESTX7Q2')).toBe('••••X7Q2');
+    expect(apiKeyHint('12345678')).toBe('••••5678');
+    expect(apiKeyHint('123456')).toBe('••••456');
+    expect(apiKeyHint('abc')).toBe('••••c');
+    expect(apiKeyHint('a')).toBe('••••');
+    expect(apiKeyHint('🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂')).toBe('••••🙂🙂🙂🙂');
   });
 });

@@ -10,8 +10,12 @@ import type { ExecutionResult } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 
 const SECRET_FIELDS = new Set(['apiKey', 'secretKey', 'password']);
-/** Shorter values would match ordinary words; none of our secrets is that short in practice. */
-const MIN_SCRUBBED_LENGTH = 4;
+/**
+ * Values at least this long are removed wherever they appear. Shorter ones
+ * would match ordinary words, so they are removed only where GraphQL prints
+ * them as a quoted string (how it echoes input values).
+ */
+const MIN_BARE_LENGTH = 4;
 const REDACTED = '[redacted]';
 
 const LITERAL = /\b(?:apiKey|secretKey|password)\s*:\s*("""[\s\S]*?"""|"(?:[^"\\]|\\.)*"|[-+\w.]+)/g;
@@ -38,14 +42,17 @@ export function secretsIn(variables: unknown, query: string | undefined): string
       }
     } else found.add(literal);
   }
-  return [...found].filter((s) => s.length >= MIN_SCRUBBED_LENGTH);
+  return [...found].filter((s) => s.length > 0);
 }
 
 export function scrub(message: string, secrets: string[]): string {
   let out = message;
   for (const secret of secrets) {
-    // As sent, and as JSON-quoted (how GraphQL prints strings).
-    for (const form of new Set([secret, JSON.stringify(secret).slice(1, -1)])) out = out.split(form).join(REDACTED);
+    // GraphQL prints strings JSON-quoted; a long secret may also appear as sent.
+    const quoted = JSON.stringify(secret);
+    out = out.split(quoted).join(`"${REDACTED}"`);
+    if (secret.length < MIN_BARE_LENGTH) continue;
+    for (const form of new Set([secret, quoted.slice(1, -1)])) out = out.split(form).join(REDACTED);
   }
   return out;
 }

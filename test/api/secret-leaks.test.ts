@@ -119,6 +119,24 @@ describe(`secrets never leave (${dbKind})`, () => {
     expect(secrets.length).toBeGreaterThan(25);
   });
 
+  it('keeps even one-character secrets out of the input GraphQL echoes in its errors', async () => {
+    const owner = await signUp(server.url);
+    const accountId = randomUUID();
+    // A missing required field makes GraphQL print the whole input object.
+    const res = await call(STORE, { input: { accountId, credentialType: 'alpaca', apiKey: 'Q' } }, owner);
+    const literal = await call(
+      `mutation { storeCredential(input: { accountId: "${accountId}", credentialType: "alpaca", apiKey: "Z", secretKey: 7 }) { id } }`,
+      undefined,
+      owner,
+    );
+    expect(res.body.errors?.[0]?.extensions?.field).toBe('secretKey');
+    expect(res.text).toContain('[redacted]');
+    expect(literal.body.errors?.length).toBeGreaterThan(0);
+    for (const text of [res.text, literal.text, ...server.logs]) {
+      for (const echoed of ['"Q"', '\\"Q\\"', '"Z"', '\\"Z\\"']) expect(text).not.toContain(echoed);
+    }
+  });
+
   it('puts no secret in any response body or header', () => {
     for (const value of secrets) {
       for (const form of forms(value)) {

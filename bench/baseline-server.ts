@@ -20,6 +20,7 @@
 import { createCipheriv, createHash, randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import pg from 'pg';
+import { W1_SQL, W2_SQL, W3_INSERT, W3_SELECT } from './baseline-sql.ts';
 
 const port = Number(process.env.PORT ?? 4100);
 const key = Buffer.from(process.env.ENCRYPTION_KEY ?? '', 'base64');
@@ -33,24 +34,6 @@ const pool = new pg.Pool({
   idleTimeoutMillis: 30_000,
 });
 
-const W1_SQL = `
-SELECT a.id, a.account_name AS "accountName",
-       COALESCE((SELECT json_agg(json_build_object(
-                   'id', c.id, 'nickname', COALESCE(c.nickname, c.credential_type),
-                   'credentialType', c.credential_type, 'apiKeyHint', c.api_key_hint)
-                 ORDER BY c.created_at, c.id)
-                 FROM user_credentials c WHERE c.account_id = a.id AND c.is_active), '[]'::json) AS credentials
-FROM user_accounts a WHERE a.user_id = $1 ORDER BY a.created_at`;
-
-const W2_SQL = `
-INSERT INTO user_credentials
-  (id, account_id, user_id, credential_type, nickname, api_key_ciphertext, secret_key_ciphertext, key_id, api_key_hint)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-RETURNING id, COALESCE(nickname, credential_type) AS nickname, credential_type AS "credentialType", api_key_hint AS "apiKeyHint"`;
-
-const W3_INSERT = 'INSERT INTO user_accounts (user_id, account_name) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING';
-const W3_SELECT = 'SELECT id, account_name AS "accountName" FROM user_accounts WHERE user_id = $1';
-
 /** The product's sealing (src/crypto/cipher.ts + credential-sealing.ts), inlined. */
 function seal(plaintext: string, credentialId: string, userId: string, field: 'apiKey' | 'secretKey'): Buffer {
   const nonce = randomBytes(12);
@@ -62,7 +45,7 @@ function seal(plaintext: string, credentialId: string, userId: string, field: 'a
 
 function hint(apiKey: string): string {
   const chars = [...apiKey];
-  return '••••' + chars.slice(chars.length - Math.min(4, Math.floor(chars.length / 4))).join('');
+  return '••••' + chars.slice(chars.length - Math.min(4, Math.floor(chars.length / 2))).join('');
 }
 
 interface Body {

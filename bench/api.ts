@@ -9,23 +9,29 @@
 //
 // Steps: create a fresh database on the PostgreSQL server named by
 // BENCH_DATABASE_URL (or --admin-url); start the product exactly as users do
-// (node --import tsx src/main.ts, NODE_ENV=production); seed users, accounts
+// (node src/main.ts, NODE_ENV=production); seed users, accounts
 // and credentials through its HTTP API; start bench/baseline-server.ts on the
 // same database; then for each workload × connection count, alternate product
 // and baseline runs (each a warm-up plus a measured run of autocannon in a
 // child process of its own) and report medians. Prints a table and writes
 // bench/results/latest.json. Everything it created is removed at the end.
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs, isDeepStrictEqual } from 'node:util';
+import { isDeepStrictEqual, parseArgs } from 'node:util';
 import pg from 'pg';
 import { gql, signUp } from '../test/support/client.ts';
-import { OPERATION_NAMES, randomAlpacaKeys, workloadBody, workloadRequest, type WorkloadName } from '../test/support/workloads.ts';
-import type { LoadJob, LoadResult, SeededBenchUser } from './load-generator.ts';
 import { freePort } from '../test/support/ports.ts';
+import {
+  OPERATION_NAMES,
+  randomAlpacaKeys,
+  type WorkloadName,
+  workloadBody,
+  workloadRequest,
+} from '../test/support/workloads.ts';
+import type { LoadJob, LoadResult, SeededBenchUser } from './load-generator.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -62,7 +68,8 @@ const settings = {
   poolSize: Number(flags.pool ?? 16),
   seedConcurrency: Number(flags['seed-concurrency'] ?? 8),
 };
-const adminUrl = flags['admin-url'] ?? process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+const adminUrl =
+  flags['admin-url'] ?? process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 for (const w of settings.workloads) if (!(w in OPERATION_NAMES)) throw new Error(`unknown workload ${w}`);
 
 type Target = 'product' | 'baseline';
@@ -78,7 +85,6 @@ async function cleanUp(): Promise<void> {
   for (const fn of cleanups.splice(0).reverse()) await fn().catch((e: Error) => console.error(`cleanup: ${e.message}`));
 }
 process.once('SIGINT', () => void cleanUp().then(() => process.exit(130)));
-
 
 /** Starts a server process and resolves once `readyUrl` answers 200. */
 async function startProcess(name: string, args: string[], env: Record<string, string>, readyUrl: string) {
@@ -102,7 +108,10 @@ async function startProcess(name: string, args: string[], env: Record<string, st
   const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}:\n${logs.join('\n')}`);
-    const ok = await fetch(readyUrl).then((r) => r.ok, () => false);
+    const ok = await fetch(readyUrl).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return running;
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -147,7 +156,12 @@ async function seed(base: string): Promise<SeededBenchUser[]> {
           indexes.map((c) => [
             `c${c}`,
             // Every other one without a nickname, so both display paths are exercised.
-            { accountId: account.id, credentialType: 'alpaca', ...randomAlpacaKeys(), ...(c % 2 ? {} : { nickname: `Paper ${c + 1}` }) },
+            {
+              accountId: account.id,
+              credentialType: 'alpaca',
+              ...randomAlpacaKeys(),
+              ...(c % 2 ? {} : { nickname: `Paper ${c + 1}` }),
+            },
           ]),
         ),
         session.token,
@@ -155,7 +169,9 @@ async function seed(base: string): Promise<SeededBenchUser[]> {
     }
     users.push({ token: session.token, userId: session.user.id, accountId: account.id });
     if (users.length % 100 === 0 || users.length === settings.users) {
-      process.stdout.write(`  seeded ${users.length}/${settings.users} users (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+      process.stdout.write(
+        `  seeded ${users.length}/${settings.users} users (${((Date.now() - started) / 1000).toFixed(0)} s)\n`,
+      );
     }
   });
   return users;
@@ -176,14 +192,21 @@ async function post(url: string, body: string, token: string) {
 async function checkEquivalent(workload: WorkloadName, urls: Record<Target, string>, users: SeededBenchUser[]) {
   for (const user of users.slice(0, 3)) {
     const body = workloadBody(workload, user.accountId);
-    const [product, baseline] = await Promise.all([urls.product, urls.baseline].map((url) => post(url, body, user.token)));
+    const [product, baseline] = await Promise.all(
+      [urls.product, urls.baseline].map((url) => post(url, body, user.token)),
+    );
     const comparable = (data: any) => {
       if (workload !== 'W2') return data;
       const { id, ...rest } = data.storeCredential; // fresh ids differ, everything else must not
       return { ...rest, idIsUuid: /^[0-9a-f-]{36}$/.test(id) };
     };
-    if (product?.status !== 200 || baseline?.status !== 200 || product.body.errors || baseline.body.errors ||
-      !isDeepStrictEqual(comparable(product.body.data), comparable(baseline.body.data))) {
+    if (
+      product?.status !== 200 ||
+      baseline?.status !== 200 ||
+      product.body.errors ||
+      baseline.body.errors ||
+      !isDeepStrictEqual(comparable(product.body.data), comparable(baseline.body.data))
+    ) {
       throw new Error(`${workload}: the servers disagree:\nproduct:  ${product?.text}\nbaseline: ${baseline?.text}`);
     }
   }
@@ -197,7 +220,6 @@ async function checkEquivalent(workload: WorkloadName, urls: Record<Target, stri
 function runLoad(job: LoadJob): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const child = fork(path.join(import.meta.dirname, 'load-generator.ts'), [], {
-      execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     cleanups.push(async () => {
@@ -247,8 +269,15 @@ async function main(): Promise<void> {
     postgres: pgVersion,
     loadAverageAtStart: os.loadavg()[0],
   };
-  console.log(`machine: ${machine.cpus} CPUs (${machine.model}), ${machine.memoryGb} GB, Node ${machine.node}, PostgreSQL ${machine.postgres}`);
-  console.log(`load average at start: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (other work on this machine skews the figures; compare ratios)`);
+  console.log(
+    `machine: ${machine.cpus} CPUs (${machine.model}), ${machine.memoryGb} GB, Node ${machine.node}, PostgreSQL ${machine.postgres}`,
+  );
+  console.log(
+    `load average at start: ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')} (other work on this machine skews the figures; compare ratios)`,
+  );
 
   const dbName = `bca_bench_api_${Date.now()}`;
   await admin.query(`CREATE DATABASE ${dbName}`);
@@ -284,19 +313,18 @@ async function main(): Promise<void> {
     BETTER_AUTH_URL: `http://localhost:${productPort}`,
     LOG_LEVEL: 'warn',
   };
-  console.log(`product: node --import tsx src/main.ts on :${productPort} (NODE_ENV=production, LOG_LEVEL=warn, DATABASE_POOL_SIZE=${settings.poolSize})`);
+  console.log(
+    `product: node src/main.ts on :${productPort} (NODE_ENV=production, LOG_LEVEL=warn, DATABASE_POOL_SIZE=${settings.poolSize})`,
+  );
   // --profile adds V8's CPU profiler (written when the server exits), for
   // whoever optimises the server; without it, the command users run.
   const profileDir = path.join(import.meta.dirname, 'results', 'profiles');
   const profiling = flags.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
-  const product = await startProcess(
-    'product',
-    [...profiling, '--import', 'tsx', 'src/main.ts'],
-    productEnv,
-    `${urls.product}/ready`,
-  );
+  const product = await startProcess('product', [...profiling, 'src/main.ts'], productEnv, `${urls.product}/ready`);
 
-  console.log(`seeding ${settings.users} users × 1 account × ${settings.credentialsPerUser} credentials through the API (${settings.seedConcurrency} at a time)`);
+  console.log(
+    `seeding ${settings.users} users × 1 account × ${settings.credentialsPerUser} credentials through the API (${settings.seedConcurrency} at a time)`,
+  );
   const seedStarted = Date.now();
   const users = await seed(urls.product);
   const seedSeconds = (Date.now() - seedStarted) / 1000;
@@ -310,7 +338,9 @@ async function main(): Promise<void> {
   ).rows[0];
   await check.end();
   if (counts?.accounts !== settings.users || counts.credentials !== settings.users * settings.credentialsPerUser) {
-    throw new Error(`seeding left ${JSON.stringify(counts)}, expected ${settings.users} accounts with ${settings.credentialsPerUser} credentials each`);
+    throw new Error(
+      `seeding left ${JSON.stringify(counts)}, expected ${settings.users} accounts with ${settings.credentialsPerUser} credentials each`,
+    );
   }
   const usersFile = path.join(workDir, 'users.json');
   await writeFile(usersFile, JSON.stringify(users));
@@ -318,8 +348,14 @@ async function main(): Promise<void> {
   console.log(`baseline: bench/baseline-server.ts on :${baselinePort} (node:http + pg, pool ${settings.poolSize})`);
   const baseline = await startProcess(
     'baseline',
-    ['--import', 'tsx', 'bench/baseline-server.ts'],
-    { ...base, PORT: String(baselinePort), DATABASE_URL: dbUrl.toString(), ENCRYPTION_KEY: encryptionKey, POOL_SIZE: String(settings.poolSize) },
+    ['bench/baseline-server.ts'],
+    {
+      ...base,
+      PORT: String(baselinePort),
+      DATABASE_URL: dbUrl.toString(),
+      ENCRYPTION_KEY: encryptionKey,
+      POOL_SIZE: String(settings.poolSize),
+    },
     `${urls.baseline}/health`,
   );
 
@@ -352,7 +388,9 @@ async function main(): Promise<void> {
           console.log(
             `  [${done}/${total}] ${workload} ${String(connections).padStart(3)} conns round ${round} ${target.padEnd(8)} ` +
               `${result.rps.toFixed(0).padStart(6)} req/s  p50 ${result.p50_ms} ms  p99 ${result.p99_ms} ms  errors ${result.errors}` +
-              (result.errors ? `  ${JSON.stringify({ ...result.statusCodes, timeouts: result.timeouts, connectionErrors: result.connectionErrors, graphqlErrors: result.graphqlErrors })}` : '') +
+              (result.errors
+                ? `  ${JSON.stringify({ ...result.statusCodes, timeouts: result.timeouts, connectionErrors: result.connectionErrors, graphqlErrors: result.graphqlErrors })}`
+                : '') +
               (logged ? `  (${logged} log lines)` : ''),
           );
         }
@@ -393,7 +431,21 @@ async function main(): Promise<void> {
       `${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s measured, product and baseline interleaved; ` +
       `medians (errors: total of all rounds). Machine: ${machine.cpus} CPUs.`,
   );
-  console.log(row(['workload', 'conns', 'prod rps', 'p50 ms', 'p99 ms', 'errors', 'base rps', 'p50 ms', 'p99 ms', 'errors', 'prod/base']));
+  console.log(
+    row([
+      'workload',
+      'conns',
+      'prod rps',
+      'p50 ms',
+      'p99 ms',
+      'errors',
+      'base rps',
+      'p50 ms',
+      'p99 ms',
+      'errors',
+      'prod/base',
+    ]),
+  );
   for (const r of runs) {
     console.log(
       row([
@@ -411,7 +463,10 @@ async function main(): Promise<void> {
       ]),
     );
   }
-  if (productLogs.length) console.log(`\nthe product logged ${productLogs.length} line(s) at warn or above, e.g.:\n${productLogs.slice(0, 5).join('\n')}`);
+  if (productLogs.length)
+    console.log(
+      `\nthe product logged ${productLogs.length} line(s) at warn or above, e.g.:\n${productLogs.slice(0, 5).join('\n')}`,
+    );
 
   const output = {
     machine: { ...machine, loadAverageAtEnd: os.loadavg()[0] },
@@ -422,7 +477,8 @@ async function main(): Promise<void> {
   await mkdir(resultsDir, { recursive: true });
   await writeFile(path.join(resultsDir, 'latest.json'), `${JSON.stringify(output, null, 2)}\n`);
   console.log(`\nwrote bench/results/latest.json (seeding took ${seedSeconds.toFixed(0)} s)`);
-  if (flags.profile) console.log(`CPU profile of the product (seeding included) in ${path.relative(ROOT, profileDir)}/`);
+  if (flags.profile)
+    console.log(`CPU profile of the product (seeding included) in ${path.relative(ROOT, profileDir)}/`);
 }
 
 try {

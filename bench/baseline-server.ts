@@ -45,7 +45,7 @@ function seal(plaintext: string, credentialId: string, userId: string, field: 'a
 
 function hint(apiKey: string): string {
   const chars = [...apiKey];
-  return '••••' + chars.slice(chars.length - Math.min(4, Math.floor(chars.length / 2))).join('');
+  return `••••${chars.slice(chars.length - Math.min(4, Math.floor(chars.length / 2))).join('')}`;
 }
 
 interface Body {
@@ -88,7 +88,10 @@ const operations: Record<string, Work> = {
 
 function send(res: http.ServerResponse, status: number, payload: unknown): void {
   const json = JSON.stringify(payload);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json) });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(json),
+  });
   res.end(json);
 }
 

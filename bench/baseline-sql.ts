@@ -15,5 +15,6 @@ INSERT INTO user_credentials
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 RETURNING id, COALESCE(nickname, credential_type) AS nickname, credential_type AS "credentialType", api_key_hint AS "apiKeyHint"`;
 
-export const W3_INSERT = 'INSERT INTO user_accounts (user_id, account_name) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING';
+export const W3_INSERT =
+  'INSERT INTO user_accounts (user_id, account_name) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING';
 export const W3_SELECT = 'SELECT id, account_name AS "accountName" FROM user_accounts WHERE user_id = $1';

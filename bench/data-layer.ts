@@ -3,10 +3,11 @@
 // (a Prisma interactive transaction) running the query plugin-prisma builds
 // for W1. It shows the floor the data layer alone sets for `npm run bench`.
 // Usage: npm run bench:data-layer [-- --seconds 4 --concurrency 16 --rounds 2]
+
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { randomBytes } from 'node:crypto';
 import { defaultKeyId } from '../src/config.ts';
 import { Keyring } from '../src/crypto/keyring.ts';
 import { openDatabase } from '../src/db/database.ts';
@@ -19,7 +20,10 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '4' },
     concurrency: { type: 'string', default: '16' },
     rounds: { type: 'string', default: '2' },
-    'admin-url': { type: 'string', default: process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres' },
+    'admin-url': {
+      type: 'string',
+      default: process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
+    },
   },
 });
 const seconds = Number(values.seconds);
@@ -60,7 +64,10 @@ try {
         const client = await pool.connect();
         try {
           await client.query('BEGIN');
-          await client.query("SELECT set_config('app.current_user_id', $1, true), set_config('role', 'app_user', true)", [userId]);
+          await client.query(
+            "SELECT set_config('app.current_user_id', $1, true), set_config('role', 'app_user', true)",
+            [userId],
+          );
           await client.query(W1_SQL, [userId]);
           await client.query('COMMIT');
         } finally {
@@ -70,7 +77,10 @@ try {
     ],
     ['withUser, no statement (BEGIN with scope, COMMIT)', () => db.withUser(userId, async () => null)],
     ['withUser + $queryRawUnsafe(W1 SQL)', () => db.withUser(userId, (tx) => tx.$queryRawUnsafe(W1_SQL, userId))],
-    ['withUser + userAccount.findMany (the product\'s W1)', () => db.withUser(userId, (tx) => tx.userAccount.findMany({ where: { userId }, select: W1_SELECT }))],
+    [
+      "withUser + userAccount.findMany (the product's W1)",
+      () => db.withUser(userId, (tx) => tx.userAccount.findMany({ where: { userId }, select: W1_SELECT })),
+    ],
   ];
 
   /** Server CPU (user + system) per operation with `concurrency` callers in a loop. */
@@ -98,7 +108,9 @@ try {
       results.set(label, [...(results.get(label) ?? []), cpuMs]);
     }
   }
-  console.log(`machine: ${os.cpus().length} CPUs; ${concurrency} concurrent callers, ${rounds} rounds of ${seconds} s; CPU ms per operation (min-max)`);
+  console.log(
+    `machine: ${os.cpus().length} CPUs; ${concurrency} concurrent callers, ${rounds} rounds of ${seconds} s; CPU ms per operation (min-max)`,
+  );
   const baseline = Math.min(...(results.get(cases[0]![0]) ?? [NaN]));
   for (const [label, samples] of results) {
     const low = Math.min(...samples);

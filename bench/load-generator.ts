@@ -7,7 +7,7 @@
 // for W2, carries freshly generated apiKey/secretKey values.
 import { readFile } from 'node:fs/promises';
 import autocannon from 'autocannon';
-import { workloadBody, type WorkloadName } from '../test/support/workloads.ts';
+import { type WorkloadName, workloadBody } from '../test/support/workloads.ts';
 
 export interface SeededBenchUser {
   token: string;
@@ -84,7 +84,10 @@ async function fire(job: LoadJob, users: SeededBenchUser[], seconds: number): Pr
     timeouts: result.timeouts,
     graphqlErrors,
     statusCodes: Object.fromEntries(
-      Object.entries(result.statusCodeStats ?? {}).map(([code, stats]) => [code, Number((stats as { count: number }).count)]),
+      Object.entries(result.statusCodeStats ?? {}).map(([code, stats]) => [
+        code,
+        Number((stats as { count: number }).count),
+      ]),
     ),
   };
 }

@@ -17,7 +17,10 @@ const { values } = parseArgs({
     rows: { type: 'string', default: '10000' },
     users: { type: 'string', default: '100' },
     'batch-size': { type: 'string', default: '500' },
-    'admin-url': { type: 'string', default: process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres' },
+    'admin-url': {
+      type: 'string',
+      default: process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
+    },
   },
 });
 const rows = Number(values.rows);
@@ -42,7 +45,9 @@ try {
   const perUser = Math.ceil(rows / users);
   const seeding = Date.now();
   for (let i = 0; i < users; i += 1) await seedUser(db, new Keyring(oldKey), perUser);
-  console.log(`seeded ${perUser * users} credentials for ${users} users in ${((Date.now() - seeding) / 1000).toFixed(1)} s`);
+  console.log(
+    `seeded ${perUser * users} credentials for ${users} users in ${((Date.now() - seeding) / 1000).toFixed(1)} s`,
+  );
   const started = process.hrtime.bigint();
   const result = await rotateCredentialKeys({ db, keyring: new Keyring(newKey, [oldKey]), batchSize });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;

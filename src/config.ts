@@ -77,7 +77,10 @@ const envSchema = z.object({
   TRUSTED_ORIGINS: z.string().optional(),
   TRUST_PROXY: z
     .string()
-    .refine((v) => isValidTrust(list(v)), 'must be a comma-separated list of IP addresses, CIDR ranges, loopback, linklocal or uniquelocal')
+    .refine(
+      (v) => isValidTrust(list(v)),
+      'must be a comma-separated list of IP addresses, CIDR ranges, loopback, linklocal or uniquelocal',
+    )
     .optional(),
   GRAPHIQL: boolean.optional(),
   MAX_QUERY_DEPTH: int(1, 100).default(10),
@@ -238,7 +241,9 @@ export async function loadConfig(
   const dataDir = path.resolve(env.DATA_DIR);
 
   if (env.DATABASE_REQUEST_URL && !env.DATABASE_URL) {
-    throw new ConfigError('Invalid configuration:\n  DATABASE_REQUEST_URL: needs DATABASE_URL as well (the owner connection)');
+    throw new ConfigError(
+      'Invalid configuration:\n  DATABASE_REQUEST_URL: needs DATABASE_URL as well (the owner connection)',
+    );
   }
   if (isProduction) {
     const missing = (['ENCRYPTION_KEY', 'BETTER_AUTH_SECRET'] as const).filter((k) => !env[k]);

@@ -1,6 +1,6 @@
 // The process's one logger: structured JSON lines (pino). Redaction is the
 // second line of defence; the first is never handing secrets to the logger.
-import { pino, type Logger, type DestinationStream } from 'pino';
+import { type DestinationStream, type Logger, pino } from 'pino';
 
 export type { Logger };
 

@@ -2,7 +2,7 @@
 // health probes. Built from already-open parts, so tests can run it in-process.
 import type http from 'node:http';
 import { toNodeHandler } from 'better-auth/node';
-import { createAuth, getViewer, type Auth } from './auth/auth.ts';
+import { type Auth, createAuth, getViewer } from './auth/auth.ts';
 import { createClientIpResolver, prepareAuthRequest } from './auth/request-headers.ts';
 import { SessionCache, sessionKey } from './auth/session-cache.ts';
 import type { Config } from './config.ts';
@@ -122,9 +122,14 @@ export function createApp({ config, db, logger }: AppDeps): App {
       }
       if (unavailable) {
         const retry = ServiceUnavailableError.retryAfterSeconds;
-        return sendJson(res, 503, { code: 'SERVICE_UNAVAILABLE', message: new ServiceUnavailableError().message }, {
-          'retry-after': String(retry),
-        });
+        return sendJson(
+          res,
+          503,
+          { code: 'SERVICE_UNAVAILABLE', message: new ServiceUnavailableError().message },
+          {
+            'retry-after': String(retry),
+          },
+        );
       }
       sendJson(res, 500, { code: 'INTERNAL_SERVER_ERROR', message: 'Unexpected error.' });
     }

@@ -48,9 +48,10 @@ describe('loadConfig', () => {
   });
 
   it('names every bad value in one error', async () => {
-    const error = await loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', GRAPHIQL: 'yes', DATA_DIR: dataDir }, warn).catch(
-      (e: unknown) => e,
-    );
+    const error = await loadConfig(
+      { PORT: 'eighty', DATABASE_URL: 'mysql://x', GRAPHIQL: 'yes', DATA_DIR: dataDir },
+      warn,
+    ).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as Error).message).toMatch(/PORT: must be a whole number/);
     expect((error as Error).message).toMatch(/DATABASE_URL: must be a postgresql:\/\/ URL/);
@@ -66,9 +67,9 @@ describe('loadConfig', () => {
   });
 
   it('requires both secrets in production and generates nothing', async () => {
-    await expect(
-      loadConfig({ ...prodEnv(), ENCRYPTION_KEY: '', BETTER_AUTH_SECRET: undefined }, warn),
-    ).rejects.toThrow(/ENCRYPTION_KEY: required when NODE_ENV=production\n {2}BETTER_AUTH_SECRET: required/);
+    await expect(loadConfig({ ...prodEnv(), ENCRYPTION_KEY: '', BETTER_AUTH_SECRET: undefined }, warn)).rejects.toThrow(
+      /ENCRYPTION_KEY: required when NODE_ENV=production\n {2}BETTER_AUTH_SECRET: required/,
+    );
     await expect(stat(path.join(dataDir, 'dev-secrets.json'))).rejects.toThrow();
   });
 

@@ -4,7 +4,7 @@
 // while guessing passwords (or probing which emails exist) is stopped after a
 // few tries. Counters live in a shared store (the database in production: see
 // createAttemptLimiter in auth.ts) so the limits hold across server processes.
-import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
 
 export type AttemptKind = 'sign-in' | 'sign-up';
 

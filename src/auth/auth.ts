@@ -9,9 +9,9 @@ import { RateLimiterPrisma } from 'rate-limiter-flexible';
 import type { Config } from '../config.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
-import { AttemptLimiter, type AttemptKind, type LimiterFactory } from './attempt-limiter.ts';
+import { type AttemptKind, AttemptLimiter, type LimiterFactory } from './attempt-limiter.ts';
 import { CLIENT_IP_HEADER } from './request-headers.ts';
-import { sessionKey, type SessionCache } from './session-cache.ts';
+import { type SessionCache, sessionKey } from './session-cache.ts';
 
 /** The signed-in user, as GraphQL's `viewer` shows it. */
 export interface Viewer {
@@ -48,7 +48,9 @@ export function createAuth({ config, prisma, logger, limiterFactory }: AuthDeps)
 
   const throttled = (path: string | undefined) => (path ? THROTTLED_PATHS[path] : undefined);
   const emailOf = (body: unknown) =>
-    typeof (body as { email?: unknown } | undefined)?.email === 'string' ? (body as { email: string }).email : undefined;
+    typeof (body as { email?: unknown } | undefined)?.email === 'string'
+      ? (body as { email: string }).email
+      : undefined;
   const ipOf = (headers: Headers | undefined) => headers?.get(CLIENT_IP_HEADER) ?? 'unknown';
 
   return betterAuth({

@@ -25,7 +25,10 @@ export class SessionCache {
   readonly #entries: LRUCache<string, Viewer> | undefined;
   readonly #keysByUser = new Map<string, Set<string>>();
 
-  constructor(readonly ttlMs: number, max = 10_000) {
+  readonly ttlMs: number;
+
+  constructor(ttlMs: number, max = 10_000) {
+    this.ttlMs = ttlMs;
     this.#entries =
       ttlMs > 0
         ? new LRUCache<string, Viewer>({
@@ -46,7 +49,10 @@ export class SessionCache {
     if (ttl <= 0) return;
     this.#entries.set(key, viewer, { ttl });
     let keys = this.#keysByUser.get(viewer.id);
-    if (!keys) this.#keysByUser.set(viewer.id, (keys = new Set()));
+    if (!keys) {
+      keys = new Set();
+      this.#keysByUser.set(viewer.id, keys);
+    }
     keys.add(key);
   }
 

@@ -14,7 +14,8 @@ const { values } = parseArgs({ options: { 'batch-size': { type: 'string', defaul
 const batchSize = Number(values['batch-size']);
 
 try {
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new ConfigError('--batch-size must be a positive whole number');
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new ConfigError('--batch-size must be a positive whole number');
   const config = await loadConfig();
   const logger = createLogger(config.logLevel, syncStdout());
   const db = await openDatabase(config.database, { migrate: config.migrateOnStart, logger });

@@ -3,8 +3,10 @@ import type { EncryptionKey } from '../config.ts';
 
 export class UnknownKeyError extends Error {
   override name = 'UnknownKeyError';
-  constructor(readonly keyId: string) {
+  readonly keyId: string;
+  constructor(keyId: string) {
     super(`encryption key "${keyId}" is not configured (add it to ENCRYPTION_KEYS to read data sealed with it)`);
+    this.keyId = keyId;
   }
 }
 

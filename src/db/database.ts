@@ -8,7 +8,7 @@ import { PrismaPGlite } from 'pglite-prisma-adapter';
 import type { Config } from '../config.ts';
 import { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
-import { applyMigrations, readLocalMigrations, type MigrationConnection, type MigrationResult } from './migrate.ts';
+import { applyMigrations, type MigrationConnection, type MigrationResult, readLocalMigrations } from './migrate.ts';
 import { createWithUser, scopeTransactionsOnBegin, type WithUser } from './rls.ts';
 
 export interface Database {
@@ -56,8 +56,7 @@ function pgliteMigrationConnection(db: PGlite): MigrationConnection {
 
 function pgMigrationConnection(client: pg.Client): MigrationConnection {
   return {
-    query: async <R>(sql: string, params?: unknown[]) =>
-      (await client.query(sql, params)).rows as R[],
+    query: async <R>(sql: string, params?: unknown[]) => (await client.query(sql, params)).rows as R[],
     exec: async (script) => {
       await client.query(script);
     },
@@ -137,10 +136,16 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
   // only a member of the request role: even a statement that ran RESET ROLE
   // could not become the owner. Without it they use the owner's login and
   // SET LOCAL ROLE, which the policies hold to just as well.
-  const request = config.requestUrl ? connectPostgres(config.requestUrl, config.poolSize, logger, options.onQuery) : owner;
+  const request = config.requestUrl
+    ? connectPostgres(config.requestUrl, config.poolSize, logger, options.onQuery)
+    : owner;
   return {
     kind: 'postgres',
-    withUser: createWithUser(request.client, { requestRole: config.requestRole, scopeOnBegin: true, ...TX_LIMITS.postgres }),
+    withUser: createWithUser(request.client, {
+      requestRole: config.requestRole,
+      scopeOnBegin: true,
+      ...TX_LIMITS.postgres,
+    }),
     ping: async () => {
       await owner.pool.query('SELECT 1');
     },

@@ -20,7 +20,12 @@ const PRISMA_UNAVAILABLE = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024',
 // PostgreSQL: connection exceptions, shutting down or starting up, too many connections.
 const SQLSTATE_UNAVAILABLE = /^(08\d{3}|57P0[1-3]|53300)$/;
 const NODE_UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH']);
-const ADAPTER_UNAVAILABLE = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections']);
+const ADAPTER_UNAVAILABLE = new Set([
+  'DatabaseNotReachable',
+  'ConnectionClosed',
+  'SocketTimeout',
+  'TooManyConnections',
+]);
 const MESSAGE_UNAVAILABLE =
   /not currently accepting connections|Connection terminated|connection timeout|timeout exceeded when trying to connect|the database system is (starting up|shutting down)/i;
 
@@ -37,7 +42,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return chain(error).some((e) => {
     const code = typeof e.code === 'string' ? e.code : undefined;
     return (
-      (code !== undefined && (PRISMA_UNAVAILABLE.has(code) || SQLSTATE_UNAVAILABLE.test(code) || NODE_UNAVAILABLE.has(code))) ||
+      (code !== undefined &&
+        (PRISMA_UNAVAILABLE.has(code) || SQLSTATE_UNAVAILABLE.test(code) || NODE_UNAVAILABLE.has(code))) ||
       (typeof e.kind === 'string' && ADAPTER_UNAVAILABLE.has(e.kind)) ||
       (typeof e.originalCode === 'string' && SQLSTATE_UNAVAILABLE.test(e.originalCode)) ||
       (typeof e.message === 'string' && MESSAGE_UNAVAILABLE.test(e.message))

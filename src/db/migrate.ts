@@ -171,12 +171,13 @@ export async function applyMigrations(
       try {
         await conn.exec(migration.script.toString('utf8'));
       } catch (error) {
-        throw new MigrationError(`Migration "${migration.name}" failed and was rolled back: ${(error as Error).message}`);
+        throw new MigrationError(
+          `Migration "${migration.name}" failed and was rolled back: ${(error as Error).message}`,
+        );
       }
-      await conn.query(
-        'UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1',
-        [id],
-      );
+      await conn.query('UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1', [
+        id,
+      ]);
       log(`applied migration ${migration.name} in ${Date.now() - started} ms`);
       return true;
     });

@@ -22,7 +22,7 @@
 // at a time, so sibling resolvers never overlap on the connection.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type pg from 'pg';
-import type { PrismaClient, Prisma } from '../generated/prisma/client.ts';
+import type { Prisma, PrismaClient } from '../generated/prisma/client.ts';
 
 /** A database handle already scoped to one user. Resolvers only ever see this. */
 export type ScopedDb = Prisma.TransactionClient;
@@ -40,8 +40,10 @@ export interface RlsOptions {
 
 /** Thrown inside the transaction to roll it back while still returning a value. */
 class Rollback<T> extends Error {
-  constructor(readonly result: T) {
+  readonly result: T;
+  constructor(result: T) {
     super('rollback');
+    this.result = result;
   }
 }
 

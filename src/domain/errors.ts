@@ -10,11 +10,10 @@ export abstract class DomainError extends Error {
 export class InvalidInputError extends DomainError {
   override name = 'InvalidInputError';
   readonly code = 'BAD_USER_INPUT';
-  constructor(
-    readonly field: string,
-    message: string,
-  ) {
+  readonly field: string;
+  constructor(field: string, message: string) {
     super(message);
+    this.field = field;
   }
 }
 
@@ -36,7 +35,9 @@ export class UnauthenticatedError extends DomainError {
   override name = 'UnauthenticatedError';
   readonly code = 'UNAUTHENTICATED';
   constructor() {
-    super('You must be signed in. Sign in at /api/auth/sign-in/email, then send the session cookie or an Authorization: Bearer token.');
+    super(
+      'You must be signed in. Sign in at /api/auth/sign-in/email, then send the session cookie or an Authorization: Bearer token.',
+    );
   }
 }
 

@@ -3,6 +3,7 @@ import { InvalidInputError } from './errors.ts';
 
 // C0 and C1 control characters and DEL. NUL cannot be stored in PostgreSQL
 // text at all; the others have no business in names or keys.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/u;
 
 export interface TextRule {

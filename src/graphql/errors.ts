@@ -35,7 +35,10 @@ function asBadVariable(error: GraphQLError): GraphQLError | undefined {
   if (!variable || error.extensions?.code) return undefined;
   const named = /Field "([\w.]+)" (?:of required type|is not defined)/.exec(error.message)?.[1];
   const at = / at "([\w.[\]]+)"; /.exec(error.message)?.[1];
-  const field = (named ?? at ?? variable[1] ?? '').split('.').pop()?.replace(/\[\d+\]$/, '');
+  const field = (named ?? at ?? variable[1] ?? '')
+    .split('.')
+    .pop()
+    ?.replace(/\[\d+\]$/, '');
   return new GraphQLError(error.message, {
     nodes: error.nodes,
     extensions: { ...error.extensions, code: 'BAD_USER_INPUT', field },
@@ -56,7 +59,10 @@ export function createMaskError(logger: Logger) {
     if (original && !(original instanceof GraphQLError)) {
       // Unexpected: log what operators need (see describeError); it never
       // holds plaintext secrets, which are sealed before any query sees them.
-      logger.error({ error: describeError(original), path: located?.path?.join('.') }, 'unexpected error in a GraphQL operation');
+      logger.error(
+        { error: describeError(original), path: located?.path?.join('.') },
+        'unexpected error in a GraphQL operation',
+      );
     }
     return clientFacing(yogaMaskError(error, message, false));
   };

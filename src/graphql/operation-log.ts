@@ -1,7 +1,8 @@
 // Tells the request log which operation ran, for whom, and how it ended.
+
+import type http from 'node:http';
 import { getOperationAST } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import type http from 'node:http';
 import { requestInfo } from '../http/request-log.ts';
 import type { GraphQLContext } from '../schema/builder.ts';
 

@@ -10,11 +10,11 @@
 // Operations that touch no data (introspection, viewer, __typename) open no
 // transaction at all: ctx.db stays a guard that throws if used.
 import {
-  Kind,
-  getOperationAST,
   type DocumentNode,
   type ExecutionResult,
   type FragmentDefinitionNode,
+  getOperationAST,
+  Kind,
   type SelectionSetNode,
 } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';

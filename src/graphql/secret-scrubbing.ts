@@ -5,8 +5,9 @@
 // of the wrong type is printed as found. No library strips these, so this
 // plugin notes the secret values of each request (variables and literals of
 // fields named like secrets) and removes them from every error message.
-import { GraphQLError } from 'graphql';
+
 import type { ExecutionResult } from 'graphql';
+import { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 
 const SECRET_FIELDS = new Set(['apiKey', 'secretKey', 'password']);

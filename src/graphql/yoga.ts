@@ -1,13 +1,14 @@
 // The GraphQL endpoint: graphql-yoga serving the Pothos schema, with the
 // session resolved once per request and the RLS transaction per operation.
+
+import type http from 'node:http';
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
-import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import type { GraphQLError } from 'graphql';
 import { createGraphQLError, createYoga, type Plugin } from 'graphql-yoga';
-import type http from 'node:http';
-import { getViewer, type Auth } from '../auth/auth.ts';
+import { type Auth, getViewer } from '../auth/auth.ts';
 import type { SessionCache } from '../auth/session-cache.ts';
 import type { Config } from '../config.ts';
 import type { Keyring } from '../crypto/keyring.ts';

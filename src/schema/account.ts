@@ -60,7 +60,7 @@ const GetOrCreateAccountPayload = builder
 builder.mutationFields((t) => ({
   createAccount: t.prismaField({
     type: AccountRef,
-    description: 'Creates the caller\'s account; CONFLICT if they already have one.',
+    description: "Creates the caller's account; CONFLICT if they already have one.",
     args: { input: t.arg({ type: CreateAccountInput, required: true }) },
     resolve: async (query, _root, { input }, ctx) => {
       const accountName = cleanAccountName(input.accountName);

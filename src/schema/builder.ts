@@ -8,9 +8,9 @@ import type { Viewer } from '../auth/auth.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { ScopedDb } from '../db/rls.ts';
 import { UnauthenticatedError } from '../domain/errors.ts';
-import type { PrismaClient } from '../generated/prisma/client.ts';
 import type PrismaTypes from '../generated/pothos-types.ts';
 import { getDatamodel } from '../generated/pothos-types.ts';
+import type { PrismaClient } from '../generated/prisma/client.ts';
 
 export interface GraphQLContext {
   /** The signed-in user, resolved once per request from the session; null when signed out. */

@@ -1,14 +1,10 @@
 // Brokerage credentials: the type, Account.credentials, and the lifecycle
 // mutations. Secrets go in and are sealed before any query sees them; they
 // never come out (only a masked hint of the API key does).
-import { isForeignKeyViolation, isRecordNotFound } from '../db/errors.ts';
+
 import { resealSecrets, type SealedSecrets } from '../crypto/credential-sealing.ts';
-import {
-  apiKeyHint,
-  cleanCredentialChanges,
-  cleanNewCredential,
-  displayNickname,
-} from '../domain/credential.ts';
+import { isForeignKeyViolation, isRecordNotFound } from '../db/errors.ts';
+import { apiKeyHint, cleanCredentialChanges, cleanNewCredential, displayNickname } from '../domain/credential.ts';
 import { NotFoundError } from '../domain/errors.ts';
 import { newCredentialRow } from '../services/credential-rows.ts';
 import { AccountRef } from './account.ts';
@@ -81,12 +77,18 @@ const UpdateCredentialInput = builder.inputType('UpdateCredentialInput', {
   }),
 });
 
-const SEALED_COLUMNS = { id: true, userId: true, keyId: true, apiKeyCiphertext: true, secretKeyCiphertext: true } as const;
+const SEALED_COLUMNS = {
+  id: true,
+  userId: true,
+  keyId: true,
+  apiKeyCiphertext: true,
+  secretKeyCiphertext: true,
+} as const;
 
 builder.mutationFields((t) => ({
   storeCredential: t.prismaField({
     type: CredentialRef,
-    description: 'Stores a credential under one of the caller\'s accounts. Several of the same type are allowed.',
+    description: "Stores a credential under one of the caller's accounts. Several of the same type are allowed.",
     args: { input: t.arg({ type: StoreCredentialInput, required: true }) },
     resolve: async (query, _root, { input }, ctx) => {
       const row = newCredentialRow(ctx.keyring, viewerId(ctx), cleanNewCredential(input));

@@ -1,6 +1,6 @@
 // The typed client: the generated getSdk (one function per operation in
 // src/sdk/operations) over a requester that POSTs to the API with fetch.
-import { print, type DocumentNode, type GraphQLFormattedError } from 'graphql';
+import { type DocumentNode, type GraphQLFormattedError, print } from 'graphql';
 import { getSdk } from './generated/sdk.ts';
 
 export interface ClientOptions {
@@ -28,13 +28,15 @@ export interface RequestOptions {
 export class GraphQLRequestError extends Error {
   override readonly name = 'GraphQLRequestError';
 
-  constructor(
-    message: string,
-    readonly status: number,
-    readonly errors: readonly GraphQLFormattedError[],
-    readonly data: unknown = null,
-  ) {
+  readonly status: number;
+  readonly errors: readonly GraphQLFormattedError[];
+  readonly data: unknown;
+
+  constructor(message: string, status: number, errors: readonly GraphQLFormattedError[], data: unknown = null) {
     super(message);
+    this.status = status;
+    this.errors = errors;
+    this.data = data;
   }
 
   /** `extensions.code` of the first error: UNAUTHENTICATED, BAD_USER_INPUT, NOT_FOUND, CONFLICT... */

@@ -45,11 +45,23 @@ async function* allUserIds(db: Database): AsyncGenerator<string> {
 }
 
 /** Re-encrypts one batch of a user's stale rows; returns how many it changed. */
-async function rotateBatch(db: Database, keyring: Keyring, userId: string, batchSize: number): Promise<{ seen: number; rotated: number }> {
+async function rotateBatch(
+  db: Database,
+  keyring: Keyring,
+  userId: string,
+  batchSize: number,
+): Promise<{ seen: number; rotated: number }> {
   return db.withUser(userId, async (tx) => {
     const rows = await tx.credential.findMany({
       where: { keyId: { not: keyring.current.id } },
-      select: { id: true, userId: true, keyId: true, apiKeyCiphertext: true, secretKeyCiphertext: true, updatedAt: true },
+      select: {
+        id: true,
+        userId: true,
+        keyId: true,
+        apiKeyCiphertext: true,
+        secretKeyCiphertext: true,
+        updatedAt: true,
+      },
       orderBy: { id: 'asc' },
       take: batchSize,
     });
@@ -76,7 +88,12 @@ async function rotateBatch(db: Database, keyring: Keyring, userId: string, batch
 const countStale = (db: Database, keyring: Keyring, userId: string) =>
   db.withUser(userId, (tx) => tx.credential.count({ where: { keyId: { not: keyring.current.id } } }));
 
-export async function rotateCredentialKeys({ db, keyring, batchSize, onProgress }: RotationOptions): Promise<RotationProgress> {
+export async function rotateCredentialKeys({
+  db,
+  keyring,
+  batchSize,
+  onProgress,
+}: RotationOptions): Promise<RotationProgress> {
   const stale = new Map<string, number>();
   for await (const userId of allUserIds(db)) {
     const n = await countStale(db, keyring, userId);

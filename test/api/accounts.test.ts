@@ -1,7 +1,7 @@
 // The Account API through HTTP against a real server process.
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { errorOf, gql, signUp, type Session } from '../support/client.ts';
+import { errorOf, gql, type Session, signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
 import { useServer } from '../support/server.ts';
 
@@ -24,7 +24,6 @@ async function accountsOf(session: Session) {
 beforeAll(async () => {
   url = server.url;
 });
-
 
 describe(`Account API (${dbKind})`, () => {
   it('creates an account with createAccount, lists it, and refuses a second one with CONFLICT', async () => {
@@ -68,15 +67,17 @@ describe(`Account API (${dbKind})`, () => {
       expect(res.status).toBe(200);
       expect(res.body.errors).toBeUndefined();
     }
-    const payloads = results.map((r) => r.body.data?.getOrCreateAccount as { created: boolean; account: { id: string } });
+    const payloads = results.map(
+      (r) => r.body.data?.getOrCreateAccount as { created: boolean; account: { id: string } },
+    );
     expect(payloads.filter((p) => p.created)).toHaveLength(1);
     expect(new Set(payloads.map((p) => p.account.id)).size).toBe(1);
     expect(await accountsOf(user)).toHaveLength(1);
   });
 
-  it('account(id) returns the caller\'s account, and null for unknown ids', async () => {
+  it("account(id) returns the caller's account, and null for unknown ids", async () => {
     const user = await signUp(url);
-    const { account } = (await gql(url, GET_OR_CREATE, {}, user)).body.data?.getOrCreateAccount;
+    const { account } = (await gql(url, GET_OR_CREATE, {}, user)).body.data!.getOrCreateAccount;
     expect((await gql(url, ACCOUNT_BY_ID, { id: account.id }, user)).body.data?.account).toEqual(account);
     const unknown = await gql(url, ACCOUNT_BY_ID, { id: randomUUID() }, user);
     expect(unknown.body).toEqual({ data: { account: null } });
@@ -84,9 +85,14 @@ describe(`Account API (${dbKind})`, () => {
 
   it('updateAccount changes only the given fields and moves updatedAt forward', async () => {
     const user = await signUp(url);
-    const { account } = (await gql(url, GET_OR_CREATE, {}, user)).body.data?.getOrCreateAccount;
+    const { account } = (await gql(url, GET_OR_CREATE, {}, user)).body.data!.getOrCreateAccount;
     await new Promise((r) => setTimeout(r, 5));
-    const renamed = await gql(url, UPDATE, { id: account.id, input: { accountName: ' Renamed ', isActive: null } }, user);
+    const renamed = await gql(
+      url,
+      UPDATE,
+      { id: account.id, input: { accountName: ' Renamed ', isActive: null } },
+      user,
+    );
     expect(renamed.body.errors).toBeUndefined();
     expect(renamed.body.data?.updateAccount).toMatchObject({ id: account.id, accountName: 'Renamed', isActive: true });
     expect(Date.parse(renamed.body.data?.updateAccount.updatedAt)).toBeGreaterThan(Date.parse(account.updatedAt));
@@ -116,8 +122,13 @@ describe(`Account API (${dbKind})`, () => {
     }
     expect(await accountsOf(user)).toEqual([]);
 
-    const { account } = (await gql(url, GET_OR_CREATE, {}, user)).body.data?.getOrCreateAccount;
-    const res = await gql(url, UPDATE, { id: account.id, input: { accountName: 'y'.repeat(101), isActive: false } }, user);
+    const { account } = (await gql(url, GET_OR_CREATE, {}, user)).body.data!.getOrCreateAccount;
+    const res = await gql(
+      url,
+      UPDATE,
+      { id: account.id, input: { accountName: 'y'.repeat(101), isActive: false } },
+      user,
+    );
     expect(errorOf(res)).toMatchObject({ code: 'BAD_USER_INPUT', field: 'accountName' });
     expect(await accountsOf(user)).toEqual([account]);
   });

@@ -1,16 +1,7 @@
 // Sessions through better-auth's real endpoints: cookie and bearer, sign-out,
 // expiry, forged tokens, and the throttling of failed attempts.
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  errorOf,
-  gql,
-  rawSignIn,
-  rawSignUp,
-  signIn,
-  signOut,
-  signUp,
-  uniqueEmail,
-} from '../support/client.ts';
+import { errorOf, gql, rawSignIn, rawSignUp, signIn, signOut, signUp, uniqueEmail } from '../support/client.ts';
 import { dbKind, queryDatabase } from '../support/databases.ts';
 import { startServer, useServer } from '../support/server.ts';
 
@@ -83,9 +74,11 @@ describe(`sessions (${dbKind})`, () => {
 
   it.runIf(dbKind === 'postgres')('treats an expired session as no session', async () => {
     const session = await signUp(url);
-    await queryDatabase(server.db.url as string, `UPDATE auth_sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1`, [
-      session.user.id,
-    ]);
+    await queryDatabase(
+      server.db.url as string,
+      `UPDATE auth_sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1`,
+      [session.user.id],
+    );
     const res = await gql(url, ACCOUNTS, undefined, session);
     expect(res.status).toBe(401);
     expect(errorOf(res).code).toBe('UNAUTHENTICATED');
@@ -144,7 +137,6 @@ describe(`throttling of failed attempts (${dbKind})`, () => {
     expect(blocked.status).toBe(429);
     expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
   });
-
 });
 
 describe(`throttling per client (${dbKind})`, () => {
@@ -153,7 +145,9 @@ describe(`throttling per client (${dbKind})`, () => {
   it('answers 429 after 20 failures from one client across many emails, whatever X-Forwarded-For says', async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 22; i += 1) {
-      const res = await rawSignIn(server.url, uniqueEmail('guess'), 'password123', { 'x-forwarded-for': `10.0.0.${i}` });
+      const res = await rawSignIn(server.url, uniqueEmail('guess'), 'password123', {
+        'x-forwarded-for': `10.0.0.${i}`,
+      });
       statuses.push(res.status);
     }
     expect(statuses.slice(0, 20).every((s) => s === 401)).toBe(true);

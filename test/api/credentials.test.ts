@@ -1,7 +1,7 @@
 // Credentials through HTTP against a real server process.
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { errorOf, gql, signUp, type Session } from '../support/client.ts';
+import { errorOf, gql, type Session, signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
 import { useServer } from '../support/server.ts';
 
@@ -43,7 +43,7 @@ const input = (accountId: string, extra: Record<string, unknown> = {}) => ({
 async function store(session: Session, accountId: string, extra: Record<string, unknown> = {}): Promise<Credential> {
   const res = await gql(url, STORE, { input: input(accountId, extra) }, session);
   expect(res.body.errors).toBeUndefined();
-  const { account, ...credential } = res.body.data?.storeCredential;
+  const { account, ...credential } = res.body.data!.storeCredential;
   expect(account).toEqual({ id: accountId });
   return credential;
 }
@@ -57,7 +57,6 @@ async function list(session: Session, vars: { type?: string; all?: boolean } = {
 beforeAll(async () => {
   url = server.url;
 });
-
 
 describe(`storing credentials (${dbKind})`, () => {
   it('stores a credential and shows only a masked hint of the API key', async () => {
@@ -126,7 +125,11 @@ describe(`storing credentials (${dbKind})`, () => {
     }
     expect(await list(session, { all: true })).toEqual([]);
     // The bounds themselves are fine.
-    await store(session, accountId, { apiKey: 'k'.repeat(256), secretKey: 's'.repeat(256), nickname: ` ${'n'.repeat(100)} ` });
+    await store(session, accountId, {
+      apiKey: 'k'.repeat(256),
+      secretKey: 's'.repeat(256),
+      nickname: ` ${'n'.repeat(100)} `,
+    });
   });
 });
 
@@ -136,12 +139,25 @@ describe(`changing credentials (${dbKind})`, () => {
     const original = await store(session, accountId, { nickname: 'Main' });
     await new Promise((r) => setTimeout(r, 5));
 
-    const nulls = await gql(url, UPDATE, { id: original.id, input: { nickname: null, apiKey: null, isActive: null } }, session);
-    expect(nulls.body.data?.updateCredential).toMatchObject({ nickname: 'Main', apiKeyHint: original.apiKeyHint, isActive: true });
+    const nulls = await gql(
+      url,
+      UPDATE,
+      { id: original.id, input: { nickname: null, apiKey: null, isActive: null } },
+      session,
+    );
+    expect(nulls.body.data?.updateCredential).toMatchObject({
+      nickname: 'Main',
+      apiKeyHint: original.apiKeyHint,
+      isActive: true,
+    });
 
     const renamed = (await gql(url, UPDATE, { id: original.id, input: { nickname: '  Renamed ' } }, session)).body.data
       ?.updateCredential as Credential;
-    expect(renamed).toMatchObject({ nickname: 'Renamed', apiKeyHint: original.apiKeyHint, createdAt: original.createdAt });
+    expect(renamed).toMatchObject({
+      nickname: 'Renamed',
+      apiKeyHint: original.apiKeyHint,
+      createdAt: original.createdAt,
+    });
     expect(Date.parse(renamed.updatedAt)).toBeGreaterThan(Date.parse(original.updatedAt));
 
     const reset = await gql(url, UPDATE, { id: original.id, input: { nickname: '   ' } }, session);
@@ -193,8 +209,12 @@ describe(`changing credentials (${dbKind})`, () => {
     const res = await gql(url, DELETE, { id: doomed.id }, session);
     expect(res.body).toEqual({ data: { deleteCredential: doomed.id } });
     expect((await gql(url, BY_ID, { id: doomed.id }, session)).body.data?.credential).toBeNull();
-    expect(errorOf(await gql(url, UPDATE, { id: doomed.id, input: { nickname: 'x' } }, session)).code).toBe('NOT_FOUND');
-    expect(errorOf(await gql(url, UPDATE, { id: doomed.id, input: { apiKey: 'x1234' } }, session)).code).toBe('NOT_FOUND');
+    expect(errorOf(await gql(url, UPDATE, { id: doomed.id, input: { nickname: 'x' } }, session)).code).toBe(
+      'NOT_FOUND',
+    );
+    expect(errorOf(await gql(url, UPDATE, { id: doomed.id, input: { apiKey: 'x1234' } }, session)).code).toBe(
+      'NOT_FOUND',
+    );
     expect(errorOf(await gql(url, DELETE, { id: doomed.id }, session)).code).toBe('NOT_FOUND');
     expect(await list(session, { all: true })).toEqual([]);
   });
@@ -230,8 +250,12 @@ describe(`credential isolation between users (${dbKind})`, () => {
   });
 
   it("cannot update or delete another user's credential: NOT_FOUND, as for an unknown id", async () => {
-    expect(errorOf(await sameAsUnknown(UPDATE, (id) => ({ id, input: { nickname: 'Hijacked' } }))).code).toBe('NOT_FOUND');
-    expect(errorOf(await sameAsUnknown(UPDATE, (id) => ({ id, input: { apiKey: 'attacker-key' } }))).code).toBe('NOT_FOUND');
+    expect(errorOf(await sameAsUnknown(UPDATE, (id) => ({ id, input: { nickname: 'Hijacked' } }))).code).toBe(
+      'NOT_FOUND',
+    );
+    expect(errorOf(await sameAsUnknown(UPDATE, (id) => ({ id, input: { apiKey: 'attacker-key' } }))).code).toBe(
+      'NOT_FOUND',
+    );
     expect(errorOf(await sameAsUnknown(DELETE, (id) => ({ id }))).code).toBe('NOT_FOUND');
   });
 

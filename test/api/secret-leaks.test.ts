@@ -4,12 +4,12 @@
 // base64 or hex.
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFile, readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { PGlite } from '@electric-sql/pglite';
 import { describe, expect, it } from 'vitest';
-import { gql, rawSignIn, rawSignUp, signUp, type Session } from '../support/client.ts';
+import { gql, rawSignIn, rawSignUp, type Session, signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
 import { useServer } from '../support/server.ts';
 
@@ -28,7 +28,13 @@ function secret(kind: string): string {
 
 function forms(value: string): string[] {
   const bytes = Buffer.from(value, 'utf8');
-  return [value, bytes.toString('base64'), bytes.toString('base64url'), bytes.toString('hex'), JSON.stringify(value).slice(1, -1)];
+  return [
+    value,
+    bytes.toString('base64'),
+    bytes.toString('base64url'),
+    bytes.toString('hex'),
+    JSON.stringify(value).slice(1, -1),
+  ];
 }
 
 async function call(query: string, variables?: Record<string, unknown>, auth?: Session | { token: string }) {
@@ -47,9 +53,8 @@ async function raw(pathname: string, body: string, headers: Record<string, strin
 }
 
 const STORE = 'mutation($input: StoreCredentialInput!) { storeCredential(input: $input) { id nickname apiKeyHint } }';
-const UPDATE = 'mutation($id: UUID!, $input: UpdateCredentialInput!) { updateCredential(id: $id, input: $input) { id apiKeyHint } }';
-
-
+const UPDATE =
+  'mutation($id: UUID!, $input: UpdateCredentialInput!) { updateCredential(id: $id, input: $input) { id apiKeyHint } }';
 
 describe(`secrets never leave (${dbKind})`, () => {
   it('drives every credential operation, succeeding and failing', async () => {
@@ -58,7 +63,9 @@ describe(`secrets never leave (${dbKind})`, () => {
     const other = await signUp(server.url);
     const signIn = await rawSignIn(server.url, owner.email, password);
     responses.push(await signIn.text());
-    await rawSignIn(server.url, owner.email, secret('wrong-password')).then(async (r) => responses.push(await r.text()));
+    await rawSignIn(server.url, owner.email, secret('wrong-password')).then(async (r) =>
+      responses.push(await r.text()),
+    );
     await rawSignUp(server.url, { email: owner.email, password: secret('dup-password'), name: 'x' }).then(async (r) =>
       responses.push(await r.text()),
     );
@@ -100,7 +107,11 @@ describe(`secrets never leave (${dbKind})`, () => {
       undefined,
       owner,
     );
-    await call(`mutation { storeCredential(input: { accountId: "${accountId}", credentialType: "alpaca", apiKey: 1234567890123, secretKey: "${secret('secret-num')}" }) { id } }`, undefined, owner);
+    await call(
+      `mutation { storeCredential(input: { accountId: "${accountId}", credentialType: "alpaca", apiKey: 1234567890123, secretKey: "${secret('secret-num')}" }) { id } }`,
+      undefined,
+      owner,
+    );
     await call('mutation($id: UUID!) { deleteCredential(id: $id) }', { id: stored }, owner);
     await call(UPDATE, { id: stored, input: { secretKey: secret('secret-deleted') } }, owner);
 
@@ -184,7 +195,9 @@ async function dumpDatabase(): Promise<Buffer> {
   const raw = await Promise.all(files.map((f) => readFile(path.join(f.parentPath, f.name))));
   const pglite = new PGlite(dataDir);
   try {
-    const tables = await pglite.query<{ tablename: string }>(`SELECT tablename FROM pg_tables WHERE schemaname = 'public'`);
+    const tables = await pglite.query<{ tablename: string }>(
+      `SELECT tablename FROM pg_tables WHERE schemaname = 'public'`,
+    );
     const rows: string[] = ['user_credentials'];
     for (const { tablename } of tables.rows) {
       const result = await pglite.query<{ row: string }>(`SELECT row_to_json(t)::text AS row FROM "${tablename}" t`);

@@ -52,7 +52,7 @@ describe(`HTTP surface (${dbKind})`, () => {
 describe(`configuration (${dbKind})`, () => {
   const run = (env: Record<string, string>) =>
     new Promise<{ code: number | null; output: string }>((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      const child = spawn(process.execPath, ['src/main.ts'], {
         cwd: ROOT,
         env: { PATH: process.env.PATH ?? '', PORT: '0', ...env },
       });

@@ -5,9 +5,9 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { gql, signUp, uniqueEmail, type Session } from '../support/client.ts';
+import { gql, type Session, signUp, uniqueEmail } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
 import { startServer, type TestServer } from '../support/server.ts';
 
@@ -22,102 +22,123 @@ let browser: Browser;
 let context: BrowserContext;
 let page: Page;
 
-describe.skipIf(process.env.SKIP_BROWSER_TESTS === '1')(`GraphiQL in Chromium (${dbKind})`, { timeout: 4 * PAGE_TIMEOUT }, () => {
-  beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH, or SKIP_BROWSER_TESTS=1)`);
+describe.skipIf(process.env.SKIP_BROWSER_TESTS === '1')(
+  `GraphiQL in Chromium (${dbKind})`,
+  { timeout: 4 * PAGE_TIMEOUT },
+  () => {
+    beforeAll(async () => {
+      if (!existsSync(CHROMIUM)) {
+        throw new Error(
+          `Chromium not found at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH, or SKIP_BROWSER_TESTS=1)`,
+        );
+      }
+      // PORT=0: the server trusts the origin of the port it actually bound.
+      [server, browser] = await Promise.all([
+        startServer(),
+        chromium.launch({
+          executablePath: CHROMIUM,
+          headless: true,
+          args: [
+            '--no-sandbox',
+            '--disable-gpu',
+            '--disable-background-networking',
+            '--disable-component-update',
+            '--disable-sync',
+            '--no-first-run',
+          ],
+        }),
+      ]);
+    });
+
+    afterAll(async () => {
+      await browser?.close();
+      await server?.close();
+    });
+
+    beforeEach(async () => {
+      context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+      context.setDefaultTimeout(PAGE_TIMEOUT);
+      page = await context.newPage();
+    });
+
+    afterEach(async () => {
+      await context?.close();
+    });
+
+    async function signInOnLoginPage(email: string, password: string, button: 'sign-in' | 'sign-up', name?: string) {
+      await page.goto(`${server.url}/login`);
+      await page.fill('input[name=email]', email);
+      await page.fill('input[name=password]', password);
+      if (name) await page.fill('input[name=name]', name);
+      await page.click(`button[value=${button}]`);
     }
-    // PORT=0: the server trusts the origin of the port it actually bound.
-    [server, browser] = await Promise.all([
-      startServer(),
-      chromium.launch({
-        executablePath: CHROMIUM,
-        headless: true,
-        args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-      }),
-    ]);
-  });
 
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-  });
+    /** Runs what is in GraphiQL's editor and returns the JSON the response pane then shows. */
+    async function runInGraphiQL(): Promise<unknown> {
+      // The pane wraps long lines; none of the values here contain whitespace.
+      const responseText = async () => (await page.locator('.graphiql-response').innerText()).replace(/\s+/g, '');
+      // The answer to this click, not whatever the pane showed before it.
+      const before = await responseText();
+      await page.click('.graphiql-execute-button');
+      let answer: unknown;
+      await expect
+        .poll(
+          async () => {
+            const text = await responseText();
+            if (text === before) return false;
+            try {
+              answer = JSON.parse(text);
+              return true;
+            } catch {
+              return false;
+            }
+          },
+          { timeout: PAGE_TIMEOUT },
+        )
+        .toBe(true);
+      return answer;
+    }
 
-  beforeEach(async () => {
-    context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-    context.setDefaultTimeout(PAGE_TIMEOUT);
-    page = await context.newPage();
-  });
+    it('runs a query in GraphiQL: refused before signing in on /login, answered with the session cookie after', async () => {
+      const session: Session = await signUp(server.url);
+      await gql(server.url, 'mutation { createAccount(input: { accountName: "Browser" }) { id } }', undefined, session);
 
-  afterEach(async () => {
-    await context?.close();
-  });
+      await page.goto(`${server.url}/graphql?query=${encodeURIComponent(QUERY)}`);
+      expect(await runInGraphiQL()).toMatchObject({ errors: [{ extensions: { code: 'UNAUTHENTICATED' } }] });
 
-  async function signInOnLoginPage(email: string, password: string, button: 'sign-in' | 'sign-up', name?: string) {
-    await page.goto(`${server.url}/login`);
-    await page.fill('input[name=email]', email);
-    await page.fill('input[name=password]', password);
-    if (name) await page.fill('input[name=name]', name);
-    await page.click(`button[value=${button}]`);
-  }
+      await signInOnLoginPage(session.email, session.password, 'sign-in');
+      await page.waitForURL(`${server.url}/graphql`, { waitUntil: 'commit' });
+      await page.goto(`${server.url}/graphql?query=${encodeURIComponent(QUERY)}`);
+      expect(await runInGraphiQL()).toEqual({
+        data: { viewer: { email: session.email }, accounts: [{ accountName: 'Browser' }] },
+      });
 
-  /** Runs what is in GraphiQL's editor and returns the JSON the response pane then shows. */
-  async function runInGraphiQL(): Promise<unknown> {
-    // The pane wraps long lines; none of the values here contain whitespace.
-    const responseText = async () => (await page.locator('.graphiql-response').innerText()).replace(/\s+/g, '');
-    // The answer to this click, not whatever the pane showed before it.
-    const before = await responseText();
-    await page.click('.graphiql-execute-button');
-    let answer: unknown;
-    await expect
-      .poll(
-        async () => {
-          const text = await responseText();
-          if (text === before) return false;
-          try {
-            answer = JSON.parse(text);
-            return true;
-          } catch {
-            return false;
-          }
-        },
-        { timeout: PAGE_TIMEOUT },
-      )
-      .toBe(true);
-    return answer;
-  }
+      await mkdir(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: path.join(ARTIFACTS, 'graphiql.png') });
+    });
 
-  it('runs a query in GraphiQL: refused before signing in on /login, answered with the session cookie after', async () => {
-    const session: Session = await signUp(server.url);
-    await gql(server.url, 'mutation { createAccount(input: { accountName: "Browser" }) { id } }', undefined, session);
+    it('creates an account on /login, lands in GraphiQL, and the cookie session is the new user', async () => {
+      const email = uniqueEmail('browser');
+      await signInOnLoginPage(email, 'a long enough password', 'sign-up', 'Page User');
+      await page.waitForURL(`${server.url}/graphql`, { waitUntil: 'commit' });
+      expect((await context.cookies()).map((c) => c.name)).toContain('better-auth.session_token');
+      const viewer = await page.evaluate(async (query) => {
+        const res = await fetch('/graphql', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ query }),
+        });
+        return res.json();
+      }, '{ viewer { email name } }');
+      expect(viewer).toEqual({ data: { viewer: { email, name: 'Page User' } } });
+    });
 
-    await page.goto(`${server.url}/graphql?query=${encodeURIComponent(QUERY)}`);
-    expect(await runInGraphiQL()).toMatchObject({ errors: [{ extensions: { code: 'UNAUTHENTICATED' } }] });
-
-    await signInOnLoginPage(session.email, session.password, 'sign-in');
-    await page.waitForURL(`${server.url}/graphql`, { waitUntil: 'commit' });
-    await page.goto(`${server.url}/graphql?query=${encodeURIComponent(QUERY)}`);
-    expect(await runInGraphiQL()).toEqual({ data: { viewer: { email: session.email }, accounts: [{ accountName: 'Browser' }] } });
-
-    await mkdir(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: path.join(ARTIFACTS, 'graphiql.png') });
-  });
-
-  it('creates an account on /login, lands in GraphiQL, and the cookie session is the new user', async () => {
-    const email = uniqueEmail('browser');
-    await signInOnLoginPage(email, 'a long enough password', 'sign-up', 'Page User');
-    await page.waitForURL(`${server.url}/graphql`, { waitUntil: 'commit' });
-    expect((await context.cookies()).map((c) => c.name)).toContain('better-auth.session_token');
-    const viewer = await page.evaluate(async (query) => {
-      const res = await fetch('/graphql', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }) });
-      return res.json();
-    }, '{ viewer { email name } }');
-    expect(viewer).toEqual({ data: { viewer: { email, name: 'Page User' } } });
-  });
-
-  it('shows why a sign-in failed and stays on /login', async () => {
-    await signInOnLoginPage(uniqueEmail(), 'not the password', 'sign-in');
-    await expect.poll(() => page.locator('#status').innerText(), { timeout: PAGE_TIMEOUT }).toMatch(/invalid email or password/i);
-    expect(new URL(page.url()).pathname).toBe('/login');
-  });
-});
+    it('shows why a sign-in failed and stays on /login', async () => {
+      await signInOnLoginPage(uniqueEmail(), 'not the password', 'sign-in');
+      await expect
+        .poll(() => page.locator('#status').innerText(), { timeout: PAGE_TIMEOUT })
+        .toMatch(/invalid email or password/i);
+      expect(new URL(page.url()).pathname).toBe('/login');
+    });
+  },
+);

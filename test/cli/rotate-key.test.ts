@@ -6,12 +6,12 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { defaultKeyId } from '../../src/config.ts';
 import { Keyring } from '../../src/crypto/keyring.ts';
-import { openDatabase, type Database } from '../../src/db/database.ts';
+import { type Database, openDatabase } from '../../src/db/database.ts';
 import { createLogger } from '../../src/logger.ts';
 import { readCredentialSecrets } from '../../src/services/credential-secrets.ts';
 import { gql, signUp } from '../support/client.ts';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/databases.ts';
-import { seedCredentials, seedUser, type SeededUser } from '../support/seed.ts';
+import { type SeededUser, seedCredentials, seedUser } from '../support/seed.ts';
 import { startServer, testSecrets } from '../support/server.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -51,7 +51,7 @@ interface Run {
 /** Runs the CLI; `killWhen` may kill it (SIGKILL) on a log line. */
 function rotate(killWhen?: (line: { done?: number; total?: number }) => boolean): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/rotate-key.ts', '--batch-size', '10'], {
+    const child = spawn(process.execPath, ['src/cli/rotate-key.ts', '--batch-size', '10'], {
       cwd: ROOT,
       env: {
         PATH: process.env.PATH ?? '',
@@ -142,7 +142,8 @@ describe(`rotate-key CLI (${dbKind})`, () => {
       const seeded = await withDb((db) => seedCredentials(db, new Keyring(oldKey), session.user.id, accountId, 200));
       const expected = new Map(seeded.map((c) => [c.id, { apiKey: c.apiKey, secretKey: c.secretKey }]));
 
-      const UPDATE = 'mutation($id: UUID!, $input: UpdateCredentialInput!) { updateCredential(id: $id, input: $input) { id } }';
+      const UPDATE =
+        'mutation($id: UUID!, $input: UpdateCredentialInput!) { updateCredential(id: $id, input: $input) { id } }';
       const changes = (async () => {
         for (const c of seeded.filter((_, i) => i % 3 === 0)) {
           const secretKey = `changed-${randomBytes(8).toString('hex')}`;

@@ -19,7 +19,6 @@ import { useServer } from '../support/server.ts';
 
 const server = useServer();
 
-
 function apolloClient(token?: string, cookie?: string) {
   const recorder = recordingFetch();
   // A re-read list replaces the cached one (the default merge warns that items may be dropped: they are meant to be).
@@ -43,14 +42,25 @@ describe(`Apollo Client (${dbKind})`, () => {
     const { data: viewer } = await client.query({ query: ViewerDocument });
     expect(viewer?.viewer).toMatchObject({ email: session.email, name: 'Grace' });
 
-    const { data: created } = await client.mutate({ mutation: GetOrCreateAccountDocument, variables: { input: { accountName: 'Trading' } } });
+    const { data: created } = await client.mutate({
+      mutation: GetOrCreateAccountDocument,
+      variables: { input: { accountName: 'Trading' } },
+    });
     const account = created!.getOrCreateAccount.account;
     expect(created?.getOrCreateAccount).toMatchObject({ created: true, account: { accountName: 'Trading' } });
 
     const store = (nickname?: string) =>
       client.mutate({
         mutation: StoreCredentialDocument,
-        variables: { input: { accountId: account.id, credentialType: 'alpaca', apiKey: `PK${crypto.randomUUID()}`, secretKey: 's3cret', nickname } },
+        variables: {
+          input: {
+            accountId: account.id,
+            credentialType: 'alpaca',
+            apiKey: `PK${crypto.randomUUID()}`,
+            secretKey: 's3cret',
+            nickname,
+          },
+        },
       });
     const paper = (await store('Paper account 1')).data!.storeCredential;
     const plain = (await store()).data!.storeCredential;
@@ -68,14 +78,18 @@ describe(`Apollo Client (${dbKind})`, () => {
 
     // A watching UI sees mutation results land in the list it shows, with no refetch.
     const watched: string[][] = [];
-    const subscription = client
-      .watchQuery({ query: AccountsDocument, variables })
-      .subscribe((result) => {
-        if (result.dataState === 'complete') watched.push(result.data.accounts[0]!.credentials.map((c) => c.nickname));
-      });
+    const subscription = client.watchQuery({ query: AccountsDocument, variables }).subscribe((result) => {
+      if (result.dataState === 'complete') watched.push(result.data.accounts[0]!.credentials.map((c) => c.nickname));
+    });
     const before = requests.length;
-    await client.mutate({ mutation: UpdateCredentialDocument, variables: { id: plain.id, input: { nickname: 'Live' } } });
-    await client.mutate({ mutation: UpdateAccountDocument, variables: { id: account.id, input: { accountName: 'Trading desk' } } });
+    await client.mutate({
+      mutation: UpdateCredentialDocument,
+      variables: { id: plain.id, input: { nickname: 'Live' } },
+    });
+    await client.mutate({
+      mutation: UpdateAccountDocument,
+      variables: { id: account.id, input: { accountName: 'Trading desk' } },
+    });
     expect(requests.slice(before).map((r) => r.operationName)).toEqual(['UpdateCredential', 'UpdateAccount']);
     const fromCache = client.readQuery({ query: AccountsDocument, variables });
     expect(fromCache?.accounts[0]).toMatchObject({ accountName: 'Trading desk' });
@@ -94,7 +108,9 @@ describe(`Apollo Client (${dbKind})`, () => {
       },
     });
     expect(cache.extract()[`Credential:${paper.id}`]).toBeUndefined();
-    expect(client.readQuery({ query: AccountsDocument, variables })?.accounts[0]?.credentials.map((c) => c.id)).toEqual([plain.id]);
+    expect(client.readQuery({ query: AccountsDocument, variables })?.accounts[0]?.credentials.map((c) => c.id)).toEqual(
+      [plain.id],
+    );
     const { data: fresh } = await client.query({ query: AccountsDocument, variables, fetchPolicy: 'network-only' });
     expect(fresh?.accounts[0]?.credentials.map((c) => [c.id, c.nickname])).toEqual([[plain.id, 'Live']]);
   });
@@ -102,7 +118,9 @@ describe(`Apollo Client (${dbKind})`, () => {
   it('rejects with CombinedGraphQLErrors carrying extensions.code', async () => {
     const { client } = apolloClient((await signUp(server.url)).token);
     await client.mutate({ mutation: CreateAccountDocument, variables: { input: { accountName: 'One' } } });
-    const conflict = await client.mutate({ mutation: CreateAccountDocument, variables: { input: { accountName: 'Two' } } }).catch((e: unknown) => e);
+    const conflict = await client
+      .mutate({ mutation: CreateAccountDocument, variables: { input: { accountName: 'Two' } } })
+      .catch((e: unknown) => e);
     expect(CombinedGraphQLErrors.is(conflict)).toBe(true);
     expect((conflict as CombinedGraphQLErrors).errors[0]?.extensions?.code).toBe('CONFLICT');
 

@@ -3,7 +3,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { generate } from '@graphql-codegen/cli';
-import { buildSchema, parse, visit, type GraphQLObjectType } from 'graphql';
+import { buildSchema, type GraphQLObjectType, parse, visit } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import config from '../../codegen.ts';
 
@@ -13,7 +13,10 @@ const GENERATED = path.join(ROOT, 'src/sdk/generated');
 
 describe('generated SDK', () => {
   it('is up to date with schema.graphql and src/sdk/operations (run `npm run codegen`)', async () => {
-    const outputs: { filename: string; content: string }[] = await generate({ ...config, cwd: ROOT, silent: true }, false);
+    const outputs: { filename: string; content: string }[] = await generate(
+      { ...config, cwd: ROOT, silent: true },
+      false,
+    );
     expect(outputs.map((o) => path.resolve(ROOT, o.filename)).sort()).toEqual(
       (await readdir(GENERATED)).map((name) => path.join(GENERATED, name)).sort(),
     );
@@ -26,7 +29,9 @@ describe('generated SDK', () => {
   it('has an operation for every query and mutation, and passes both arguments of Account.credentials', async () => {
     const schema = buildSchema(await readFile(path.join(ROOT, 'schema.graphql'), 'utf8'));
     const files = (await readdir(OPERATIONS)).filter((name) => name.endsWith('.graphql'));
-    const documents = await Promise.all(files.map(async (name) => parse(await readFile(path.join(OPERATIONS, name), 'utf8'))));
+    const documents = await Promise.all(
+      files.map(async (name) => parse(await readFile(path.join(OPERATIONS, name), 'utf8'))),
+    );
 
     const rootFieldsUsed = new Set<string>();
     const credentialsArgs = new Set<string>();
@@ -39,7 +44,9 @@ describe('generated SDK', () => {
       }
       visit(document, {
         Field(node) {
-          if (node.name.value === 'credentials') node.arguments?.forEach((arg) => credentialsArgs.add(arg.name.value));
+          if (node.name.value === 'credentials') {
+            for (const arg of node.arguments ?? []) credentialsArgs.add(arg.name.value);
+          }
         },
       });
     }

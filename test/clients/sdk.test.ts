@@ -1,7 +1,8 @@
 // The generated SDK, imported through the package's "./sdk" export as any
 // TypeScript consumer would, against a real server process.
+
+import { type Client, createClient, GraphQLRequestError } from 'brokerage-credentials-api/sdk';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createClient, GraphQLRequestError, type Client } from 'brokerage-credentials-api/sdk';
 import { signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
 import { useServer } from '../support/server.ts';
@@ -12,7 +13,6 @@ let endpoint: string;
 beforeAll(async () => {
   endpoint = `${server.url}/graphql`;
 });
-
 
 /** Runs `call` and returns the GraphQLRequestError it must throw. */
 async function failure(call: Promise<unknown>): Promise<GraphQLRequestError> {
@@ -32,7 +32,10 @@ describe(`typed SDK client (${dbKind})`, () => {
     expect((await client.Viewer()).viewer).toEqual({ id: session.user.id, email: session.email, name: 'Ada' });
 
     const first = await client.GetOrCreateAccount();
-    expect(first.getOrCreateAccount).toMatchObject({ created: true, account: { accountName: 'Default Alpaca Account' } });
+    expect(first.getOrCreateAccount).toMatchObject({
+      created: true,
+      account: { accountName: 'Default Alpaca Account' },
+    });
     const account = first.getOrCreateAccount.account;
     const again = await client.GetOrCreateAccount({ input: { accountName: 'Ignored' } });
     expect(again.getOrCreateAccount).toEqual({ created: false, account });
@@ -46,9 +49,19 @@ describe(`typed SDK client (${dbKind})`, () => {
         nickname: '  Paper account 1 ',
       },
     });
-    expect(paper).toMatchObject({ accountId: account.id, nickname: 'Paper account 1', apiKeyHint: '••••A7Q2', isActive: true });
+    expect(paper).toMatchObject({
+      accountId: account.id,
+      nickname: 'Paper account 1',
+      apiKeyHint: '••••A7Q2',
+      isActive: true,
+    });
     const { storeCredential: plain } = await client.StoreCredential({
-      input: { accountId: account.id, credentialType: 'alpaca', apiKey: 'PKBBBBBBBBBBBBBBBB01', secretKey: 'other-secret' },
+      input: {
+        accountId: account.id,
+        credentialType: 'alpaca',
+        apiKey: 'PKBBBBBBBBBBBBBBBB01',
+        secretKey: 'other-secret',
+      },
     });
     expect(plain.nickname).toBe('alpaca');
 
@@ -79,7 +92,9 @@ describe(`typed SDK client (${dbKind})`, () => {
     expect(conflict.status).toBe(200);
 
     const invalid = await failure(
-      client.StoreCredential({ input: { accountId: createAccount.id, credentialType: 'Alpaca!', apiKey: 'k', secretKey: 's' } }),
+      client.StoreCredential({
+        input: { accountId: createAccount.id, credentialType: 'Alpaca!', apiKey: 'k', secretKey: 's' },
+      }),
     );
     expect(invalid.code).toBe('BAD_USER_INPUT');
     expect(invalid.errors[0]?.extensions?.field).toBe('credentialType');

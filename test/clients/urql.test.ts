@@ -1,6 +1,6 @@
 // urql (@urql/core) with the SDK's TypedDocumentNode documents, against a real
 // server process: the user flow, its document cache, GET queries, errors.
-import { cacheExchange, Client, fetchExchange } from '@urql/core';
+import { Client, cacheExchange, fetchExchange } from '@urql/core';
 import {
   AccountsDocument,
   CreateAccountDocument,
@@ -18,8 +18,10 @@ import { useServer } from '../support/server.ts';
 
 const server = useServer();
 
-
-function urqlClient(token?: string, extra: { cookie?: string; preferGetMethod?: boolean; headers?: Record<string, string> } = {}) {
+function urqlClient(
+  token?: string,
+  extra: { cookie?: string; preferGetMethod?: boolean; headers?: Record<string, string> } = {},
+) {
   const recorder = recordingFetch();
   const client = new Client({
     url: `${server.url}/graphql`,
@@ -50,10 +52,19 @@ describe(`urql (${dbKind})`, () => {
 
     const created = await client.mutation(GetOrCreateAccountDocument, {}).toPromise();
     const account = created.data!.getOrCreateAccount.account;
-    expect(created.data?.getOrCreateAccount).toMatchObject({ created: true, account: { accountName: 'Default Alpaca Account' } });
+    expect(created.data?.getOrCreateAccount).toMatchObject({
+      created: true,
+      account: { accountName: 'Default Alpaca Account' },
+    });
 
     const store = async (nickname?: string) => {
-      const input = { accountId: account.id, credentialType: 'alpaca', apiKey: `PK${crypto.randomUUID()}`, secretKey: 's3cret', nickname };
+      const input = {
+        accountId: account.id,
+        credentialType: 'alpaca',
+        apiKey: `PK${crypto.randomUUID()}`,
+        secretKey: 's3cret',
+        nickname,
+      };
       const result = await client.mutation(StoreCredentialDocument, { input }).toPromise();
       expect(result.error).toBeUndefined();
       return result.data!.storeCredential;
@@ -72,7 +83,9 @@ describe(`urql (${dbKind})`, () => {
     expect(await list()).toEqual(['Paper account 1', 'alpaca']);
     expect(listRequests()).toHaveLength(1); // the second answer came from the cache
 
-    const renamed = await client.mutation(UpdateCredentialDocument, { id: plain.id, input: { nickname: 'Live' } }).toPromise();
+    const renamed = await client
+      .mutation(UpdateCredentialDocument, { id: plain.id, input: { nickname: 'Live' } })
+      .toPromise();
     expect(renamed.data?.updateCredential.nickname).toBe('Live');
     // The result's Credential typename invalidated the cached list: it is fetched again.
     expect(await list()).toEqual(['Paper account 1', 'Live']);
@@ -87,7 +100,14 @@ describe(`urql (${dbKind})`, () => {
 
     const methods = new Set(requests.map((r) => `${r.operationName}:${r.method}`));
     expect(methods).toEqual(
-      new Set(['Viewer:GET', 'Accounts:GET', 'GetOrCreateAccount:POST', 'StoreCredential:POST', 'UpdateCredential:POST', 'DeleteCredential:POST']),
+      new Set([
+        'Viewer:GET',
+        'Accounts:GET',
+        'GetOrCreateAccount:POST',
+        'StoreCredential:POST',
+        'UpdateCredential:POST',
+        'DeleteCredential:POST',
+      ]),
     );
   });
 
@@ -107,7 +127,9 @@ describe(`urql (${dbKind})`, () => {
     const simple = await urqlClient(undefined, { cookie }).client.query(ViewerDocument, {}).toPromise();
     expect(simple.error?.response?.status).toBe(403);
     for (const extra of [{ headers: { 'x-graphql-yoga-csrf': '1' } }, { preferGetMethod: false }]) {
-      const result = await urqlClient(undefined, { cookie, ...extra }).client.query(ViewerDocument, {}).toPromise();
+      const result = await urqlClient(undefined, { cookie, ...extra })
+        .client.query(ViewerDocument, {})
+        .toPromise();
       expect(result.error).toBeUndefined();
       expect(result.data?.viewer).not.toBeNull();
     }

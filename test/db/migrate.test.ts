@@ -1,17 +1,17 @@
 // The migration runner against a real, fresh database (PostgreSQL or PGlite).
-import { cp, mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { withMigrationConnection } from '../../src/db/database.ts';
 import {
-  MIGRATIONS_DIR,
-  MigrationError,
   applyMigrations,
   checksumOf,
-  readLocalMigrations,
+  MIGRATIONS_DIR,
   type MigrationConnection,
+  MigrationError,
+  readLocalMigrations,
 } from '../../src/db/migrate.ts';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/databases.ts';
 
@@ -131,10 +131,7 @@ describe(`migration runner (${dbKind})`, () => {
 
   it('rolls a failing migration back completely, records nothing, and retries it next time', async () => {
     await migrate();
-    const file = await addMigration(
-      '29990101000000_broken',
-      'CREATE TABLE half_done (id int);\nSELECT 1 / 0;\n',
-    );
+    const file = await addMigration('29990101000000_broken', 'CREATE TABLE half_done (id int);\nSELECT 1 / 0;\n');
     await expect(migrate()).rejects.toThrow(/"29990101000000_broken" failed and was rolled back: division by zero/);
     const tables = await onDb((conn) =>
       conn.query(`SELECT 1 FROM information_schema.tables WHERE table_name = 'half_done'`),

@@ -1,13 +1,13 @@
 // Row-level security, through the real wrapper, on the database the test run
 // selected (PostgreSQL with TEST_DATABASE_URL, PGlite otherwise).
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase, type Database } from '../../src/db/database.ts';
 import { PrismaPg } from '@prisma/adapter-pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Database, openDatabase } from '../../src/db/database.ts';
 import { createWithUser, type ScopedDb } from '../../src/db/rls.ts';
 import { PrismaClient } from '../../src/generated/prisma/client.ts';
 import { createLogger } from '../../src/logger.ts';
-import { adminQuery, createTestDatabase, dbKind, withDatabase, type TestDatabase } from '../support/databases.ts';
+import { adminQuery, createTestDatabase, dbKind, type TestDatabase, withDatabase } from '../support/databases.ts';
 
 const logger = createLogger('silent');
 let tdb: TestDatabase;
@@ -107,7 +107,12 @@ describe(`RLS wrapper (${dbKind})`, () => {
     // A client whose connections lack the BEGIN hook: the scope cannot be applied.
     const bare = new PrismaClient({ adapter: new PrismaPg({ connectionString: tdb.config.url, max: 1 }) });
     try {
-      const withUser = createWithUser(bare, { requestRole: 'app_user', scopeOnBegin: true, maxWaitMs: 5000, timeoutMs: 5000 });
+      const withUser = createWithUser(bare, {
+        requestRole: 'app_user',
+        scopeOnBegin: true,
+        maxWaitMs: 5000,
+        timeoutMs: 5000,
+      });
       let ran = false;
       await expect(
         withUser(A, async () => {
@@ -126,7 +131,11 @@ describe(`RLS wrapper (${dbKind})`, () => {
 
   it('rejects rows written for another user', async () => {
     const attempts: [string, (tx: ScopedDb) => Promise<unknown>, RegExp][] = [
-      ['insert an account owned by B', (tx) => tx.userAccount.create({ data: { userId: B, accountName: 'x' } }), /row-level security/],
+      [
+        'insert an account owned by B',
+        (tx) => tx.userAccount.create({ data: { userId: B, accountName: 'x' } }),
+        /row-level security/,
+      ],
       [
         'insert a credential owned by B',
         (tx) => tx.credential.create({ data: credentialData(accountB, B) }),
@@ -173,7 +182,10 @@ describe(`RLS wrapper (${dbKind})`, () => {
       ['DROP POLICY user_accounts_select ON user_accounts', /must be owner/],
     ];
     for (const [sql, error] of statements) {
-      await expect(db.withUser(A, (tx) => tx.$executeRawUnsafe(sql)), sql).rejects.toThrow(error);
+      await expect(
+        db.withUser(A, (tx) => tx.$executeRawUnsafe(sql)),
+        sql,
+      ).rejects.toThrow(error);
     }
     await expect(
       db.withUser(A, async (tx) => {
@@ -184,7 +196,14 @@ describe(`RLS wrapper (${dbKind})`, () => {
   });
 
   it("cannot read better-auth's tables or the migration history", async () => {
-    for (const table of ['auth_users', 'auth_sessions', 'auth_accounts', 'auth_verifications', 'auth_rate_limits', '_prisma_migrations']) {
+    for (const table of [
+      'auth_users',
+      'auth_sessions',
+      'auth_accounts',
+      'auth_verifications',
+      'auth_rate_limits',
+      '_prisma_migrations',
+    ]) {
       await expect(
         db.withUser(A, (tx) => tx.$queryRawUnsafe(`SELECT count(*) FROM ${table}`)),
         table,

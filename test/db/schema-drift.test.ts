@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase, type Database } from '../../src/db/database.ts';
+import { type Database, openDatabase } from '../../src/db/database.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/databases.ts';
 
@@ -95,9 +95,7 @@ describe(`migrated database matches prisma/schema.prisma (${dbKind})`, () => {
     const tables = await q<{ table_name: string }>(
       `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`,
     );
-    expect(tables.map((t) => t.table_name).sort()).toEqual(
-      [...dmmf.models.map(tableOf), '_prisma_migrations'].sort(),
-    );
+    expect(tables.map((t) => t.table_name).sort()).toEqual([...dmmf.models.map(tableOf), '_prisma_migrations'].sort());
   });
 
   it('has the columns, types, nullability and defaults of every field', async () => {
@@ -174,7 +172,13 @@ describe(`migrated database matches prisma/schema.prisma (${dbKind})`, () => {
   });
 
   it('has the foreign keys of every relation, with their delete rules', async () => {
-    const fks = await q<{ table_name: string; columns: string[]; ref_table: string; ref_columns: string[]; on_delete: string }>(`
+    const fks = await q<{
+      table_name: string;
+      columns: string[];
+      ref_table: string;
+      ref_columns: string[];
+      on_delete: string;
+    }>(`
       SELECT c.conrelid::regclass::text AS table_name, c.confrelid::regclass::text AS ref_table,
              array(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(attnum, n)
                    JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum ORDER BY k.n)::text[] AS columns,

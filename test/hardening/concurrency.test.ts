@@ -1,6 +1,6 @@
 // Many users at once: every write lands, each user sees exactly their own.
 import { describe, expect, it } from 'vitest';
-import { gql, signUp, type Session } from '../support/client.ts';
+import { gql, type Session, signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
 import { useServer } from '../support/server.ts';
 

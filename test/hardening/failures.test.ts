@@ -2,7 +2,7 @@
 // that fail half-way. Nothing half-written, clear errors, recovery on its own.
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { errorOf, gql, rawSignIn, signUp, type Session } from '../support/client.ts';
+import { errorOf, gql, rawSignIn, type Session, signUp } from '../support/client.ts';
 import { adminQuery, dbKind } from '../support/databases.ts';
 import { useServer } from '../support/server.ts';
 
@@ -20,12 +20,16 @@ const credentialCount = async (session: Session) =>
   (await gql(server.url, '{ accounts { credentials(includeInactive: true) { id } } }', undefined, session)).body.data
     ?.accounts[0]?.credentials.length as number;
 
-
 describe(`a mutation failing after its first write leaves nothing behind (${dbKind})`, () => {
   it('rolls back the first storeCredential when the second in the same document fails', async () => {
     const user = await signUp(server.url);
     const accountId = await accountOf(user);
-    const res = await gql(server.url, `mutation { ${STORE('first', accountId, 'alpaca')} ${STORE('second', accountId, 'BAD TYPE')} }`, undefined, user);
+    const res = await gql(
+      server.url,
+      `mutation { ${STORE('first', accountId, 'alpaca')} ${STORE('second', accountId, 'BAD TYPE')} }`,
+      undefined,
+      user,
+    );
     expect(errorOf(res)).toMatchObject({ code: 'BAD_USER_INPUT', field: 'credentialType' });
     expect(await credentialCount(user)).toBe(0);
   });
@@ -47,9 +51,10 @@ describe.runIf(dbKind === 'postgres')('the database going away (postgres)', () =
   const database = () => new URL(server.db.url as string).pathname.slice(1);
   const cutOff = async () => {
     await adminQuery(`ALTER DATABASE ${database()} ALLOW_CONNECTIONS false`);
-    await adminQuery('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [
-      database(),
-    ]);
+    await adminQuery(
+      'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+      [database()],
+    );
   };
   const restore = () => adminQuery(`ALTER DATABASE ${database()} ALLOW_CONNECTIONS true`);
 

@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { apiKeyHint } from '../../src/domain/credential.ts';
-import { gql, signUp, type GraphQLResponse, type Session } from '../support/client.ts';
+import { type GraphQLResponse, gql, type Session, signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
 import { useServer } from '../support/server.ts';
 
@@ -46,8 +46,10 @@ let user: Session;
 let accountId: string;
 let stored = 0;
 
-const STORE = 'mutation($input: StoreCredentialInput!) { storeCredential(input: $input) { id credentialType nickname apiKeyHint } }';
-const UPDATE_ACCOUNT = 'mutation($id: UUID!, $input: UpdateAccountInput!) { updateAccount(id: $id, input: $input) { accountName } }';
+const STORE =
+  'mutation($input: StoreCredentialInput!) { storeCredential(input: $input) { id credentialType nickname apiKeyHint } }';
+const UPDATE_ACCOUNT =
+  'mutation($id: UUID!, $input: UpdateAccountInput!) { updateAccount(id: $id, input: $input) { accountName } }';
 const valid = { credentialType: 'alpaca', apiKey: 'PKVALIDKEY0000001234', secretKey: 'valid-secret' };
 
 /** Either BAD_USER_INPUT naming `field`, or a clean success; never anything else. */
@@ -73,7 +75,8 @@ beforeAll(async () => {
 
 describe(`hostile input (${dbKind}, ${RUNS} runs per field)`, () => {
   it('accountName: rejected with nothing changed, or stored and returned verbatim', async () => {
-    let current = (await gql(server.url, '{ accounts { accountName } }', undefined, user)).body.data?.accounts[0].accountName;
+    let current = (await gql(server.url, '{ accounts { accountName } }', undefined, user)).body.data?.accounts[0]
+      .accountName;
     await fc.assert(
       fc.asyncProperty(hostile, async (accountName) => {
         const res = await gql(server.url, UPDATE_ACCOUNT, { id: accountId, input: { accountName } }, user);
@@ -100,8 +103,17 @@ describe(`hostile input (${dbKind}, ${RUNS} runs per field)`, () => {
             if (field === 'nickname') expect(credential.nickname).toBe(value.trim() || 'alpaca');
             if (field === 'credentialType') expect(credential.credentialType).toBe(value);
             if (field === 'apiKey') expect(credential.apiKeyHint).toBe(apiKeyHint(value.trim()));
-            const read = await gql(server.url, 'query($id: UUID!) { credential(id: $id) { nickname credentialType apiKeyHint } }', { id: credential.id }, user);
-            expect(read.body.data?.credential).toEqual({ nickname: credential.nickname, credentialType: credential.credentialType, apiKeyHint: credential.apiKeyHint });
+            const read = await gql(
+              server.url,
+              'query($id: UUID!) { credential(id: $id) { nickname credentialType apiKeyHint } }',
+              { id: credential.id },
+              user,
+            );
+            expect(read.body.data?.credential).toEqual({
+              nickname: credential.nickname,
+              credentialType: credential.credentialType,
+              apiKeyHint: credential.apiKeyHint,
+            });
           }
           expect(await credentialCount()).toBe(stored === before ? before : before + 1);
         }),

@@ -1,6 +1,6 @@
 // Abuse limits: each answers a clear error with a code, never a 500.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { errorOf, gql, rawSignUp, signUp, type Session, uniqueEmail } from '../support/client.ts';
+import { errorOf, gql, rawSignUp, type Session, signUp, uniqueEmail } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
 import { useServer } from '../support/server.ts';
 

@@ -17,28 +17,56 @@ describe(`malformed requests (${dbKind})`, () => {
     ['malformed JSON', { method: 'POST', headers: json, body: '{"query": "{ viewer { id } }"' }, 400, 'BAD_REQUEST'],
     ['an empty body', { method: 'POST', headers: json, body: '' }, 400, 'BAD_REQUEST'],
     ['a JSON body without a query', { method: 'POST', headers: json, body: '{"variables":{}}' }, 400, 'BAD_REQUEST'],
-    ['a wrong content type', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{}' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
-    ['multipart', { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=x' }, body: '--x--' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    [
+      'a wrong content type',
+      { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{}' },
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+    ],
+    [
+      'multipart',
+      { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=x' }, body: '--x--' },
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+    ],
     [
       'a batched request',
-      { method: 'POST', headers: json, body: JSON.stringify([{ query: '{ viewer { id } }' }, { query: '{ viewer { id } }' }]) },
+      {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify([{ query: '{ viewer { id } }' }, { query: '{ viewer { id } }' }]),
+      },
       400,
       'BAD_REQUEST',
     ],
     [
       'an unknown operation name',
-      { method: 'POST', headers: json, body: JSON.stringify({ query: 'query A { viewer { id } }', operationName: 'B' }) },
+      {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ query: 'query A { viewer { id } }', operationName: 'B' }),
+      },
       400,
       'OPERATION_RESOLUTION_FAILURE',
     ],
-    ['a PUT', { method: 'PUT', headers: json, body: JSON.stringify({ query: '{ viewer { id } }' }) }, 405, 'BAD_REQUEST'],
+    [
+      'a PUT',
+      { method: 'PUT', headers: json, body: JSON.stringify({ query: '{ viewer { id } }' }) },
+      405,
+      'BAD_REQUEST',
+    ],
     [
       'a mutation over GET',
       { method: 'GET', path: `/graphql?query=${encodeURIComponent('mutation { getOrCreateAccount { created } }')}` },
       405,
       'BAD_REQUEST',
     ],
-    ['auth with malformed JSON', { method: 'POST', path: '/api/auth/sign-in/email', headers: json, body: '{"email":' }, 400, undefined],
+    [
+      'auth with malformed JSON',
+      { method: 'POST', path: '/api/auth/sign-in/email', headers: json, body: '{"email":' },
+      400,
+      undefined,
+    ],
   ];
 
   for (const [what, init, status, code] of cases) {

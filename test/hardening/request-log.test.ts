@@ -1,7 +1,7 @@
 // One structured log line per request, with what an operator needs and no
 // credentials of any kind.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { gql, signUp, type Session } from '../support/client.ts';
+import { gql, type Session, signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
 import { useServer } from '../support/server.ts';
 

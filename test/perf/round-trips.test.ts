@@ -9,10 +9,10 @@
 // here. A session already in the session cache costs nothing; the first
 // request of a session pays SESSION_LOOKUP more (better-auth's session and user).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gql, signIn, signUp, type Session } from '../support/client.ts';
+import { gql, type Session, signIn, signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
-import { startInProcess, type InProcessServer } from '../support/in-process.ts';
-import { randomAlpacaKeys, workloadRequest, type WorkloadName } from '../support/workloads.ts';
+import { type InProcessServer, startInProcess } from '../support/in-process.ts';
+import { randomAlpacaKeys, type WorkloadName, workloadRequest } from '../support/workloads.ts';
 
 /**
  * The transaction's frame: on PostgreSQL the user scope travels with BEGIN
@@ -68,11 +68,16 @@ describe(`SQL round trips per request (${dbKind})`, () => {
   beforeAll(async () => {
     // Through the API, as users do: sign up, getOrCreateAccount, storeCredential.
     const accountOf = async (session: Session) =>
-      ((await send('W3', session)).body.data?.getOrCreateAccount.account.id as string);
+      (await send('W3', session)).body.data?.getOrCreateAccount.account.id as string;
     const store = (session: Session, accountId: string) =>
-      gql(server.url, 'mutation($input: StoreCredentialInput!) { storeCredential(input: $input) { id } }', {
-        input: { accountId, credentialType: 'alpaca', ...randomAlpacaKeys() },
-      }, session);
+      gql(
+        server.url,
+        'mutation($input: StoreCredentialInput!) { storeCredential(input: $input) { id } }',
+        {
+          input: { accountId, credentialType: 'alpaca', ...randomAlpacaKeys() },
+        },
+        session,
+      );
     few = await signUp(server.url);
     many = await signUp(server.url);
     expect((await store(few, await accountOf(few))).body.errors).toBeUndefined();

@@ -12,9 +12,9 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gql, signIn, signOut, signUp, type Session } from '../support/client.ts';
-import { createTestDatabase, queryDatabase, testDatabaseUrl, type TestDatabase } from '../support/databases.ts';
-import { findPgBouncer, startPgBouncer, type PgBouncer } from '../support/pgbouncer.ts';
+import { gql, type Session, signIn, signOut, signUp } from '../support/client.ts';
+import { createTestDatabase, queryDatabase, type TestDatabase, testDatabaseUrl } from '../support/databases.ts';
+import { findPgBouncer, type PgBouncer, startPgBouncer } from '../support/pgbouncer.ts';
 import { startServer, type TestServer } from '../support/server.ts';
 
 /** PgBouncer's server connections for the test database: fewer than the two processes' pools hold. */
@@ -23,8 +23,7 @@ const BOUNCER_POOL = 3;
 const PROCESS_POOL = 5;
 
 const GET_OR_CREATE = 'mutation { getOrCreateAccount { created account { id userId } } }';
-const STORE =
-  'mutation($input: StoreCredentialInput!) { storeCredential(input: $input) { id nickname } }';
+const STORE = 'mutation($input: StoreCredentialInput!) { storeCredential(input: $input) { id nickname } }';
 const READ = `query($foreign: UUID!) {
   viewer { id }
   accounts { id userId credentials { id nickname } }
@@ -67,8 +66,9 @@ describe.skipIf(!testDatabaseUrl)('two instances behind a transaction-pooling Pg
   });
 
   it('migrated once although both processes started at the same time', async () => {
-    const migrations = (await readdir(path.resolve(import.meta.dirname, '../../prisma/migrations'), { withFileTypes: true }))
-      .filter((e) => e.isDirectory()).length;
+    const migrations = (
+      await readdir(path.resolve(import.meta.dirname, '../../prisma/migrations'), { withFileTypes: true })
+    ).filter((e) => e.isDirectory()).length;
     const appliedBy = (server: TestServer) =>
       server.logs
         .map((line) => parseLogLine(line))
@@ -116,9 +116,20 @@ describe.skipIf(!testDatabaseUrl)('two instances behind a transaction-pooling Pg
       const accountId = created.body.data?.getOrCreateAccount.account.id as string;
       const credentialIds: string[] = [];
       for (let j = 0; j < 3; j += 1) {
-        const res = await gql(servers[j % 2]!.url, STORE, {
-          input: { accountId, credentialType: 'alpaca', apiKey: `PK-${i}-${j}-XXXXXXXXXXXX`, secretKey: `s-${i}-${j}`, nickname: `user${i}-key${j}` },
-        }, session);
+        const res = await gql(
+          servers[j % 2]!.url,
+          STORE,
+          {
+            input: {
+              accountId,
+              credentialType: 'alpaca',
+              apiKey: `PK-${i}-${j}-XXXXXXXXXXXX`,
+              secretKey: `s-${i}-${j}`,
+              nickname: `user${i}-key${j}`,
+            },
+          },
+          session,
+        );
         expect(res.body.errors).toBeUndefined();
         credentialIds.push(res.body.data?.storeCredential.id);
       }
@@ -131,14 +142,21 @@ describe.skipIf(!testDatabaseUrl)('two instances behind a transaction-pooling Pg
       const user = users[k % 4]!;
       const other = users[(k + 1) % 4]!;
       const server = servers[Math.floor(k / 4) % 2]!;
-      return gql(server.url, READ, { foreign: other.credentialIds[k % 3] }, user.session).then((res) => ({ res, user }));
+      return gql(server.url, READ, { foreign: other.credentialIds[k % 3] }, user.session).then((res) => ({
+        res,
+        user,
+      }));
     });
     const answers = await Promise.all(requests);
 
     // Connections really were shared: more client connections than server ones.
     const clients = (await bouncer!.admin('SHOW CLIENTS')).filter((c) => c.database === dbName);
     const bouncerServers = (await bouncer!.admin('SHOW SERVERS')).filter((s) => s.database === dbName);
-    const backends = await queryDatabase(testDatabaseUrl as string, 'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [dbName]);
+    const backends = await queryDatabase(
+      testDatabaseUrl as string,
+      'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1',
+      [dbName],
+    );
     expect(clients.length).toBeGreaterThan(BOUNCER_POOL);
     expect(bouncerServers.length).toBeLessThanOrEqual(BOUNCER_POOL);
     expect(backends.rows[0].n).toBeLessThanOrEqual(BOUNCER_POOL);
@@ -169,10 +187,13 @@ describe.skipIf(!testDatabaseUrl)('two instances behind a transaction-pooling Pg
     );
     try {
       const states = await Promise.all(
-        holders.map(async (client) =>
-          (await client.query(
-            "SELECT pg_backend_pid() AS pid, current_user AS role, session_user AS login, current_setting('app.current_user_id', true) AS setting",
-          )).rows[0] as { pid: number; role: string; login: string; setting: string | null },
+        holders.map(
+          async (client) =>
+            (
+              await client.query(
+                "SELECT pg_backend_pid() AS pid, current_user AS role, session_user AS login, current_setting('app.current_user_id', true) AS setting",
+              )
+            ).rows[0] as { pid: number; role: string; login: string; setting: string | null },
         ),
       );
       expect(new Set(states.map((s) => s.pid)).size).toBe(BOUNCER_POOL);
@@ -194,12 +215,18 @@ describe.skipIf(!testDatabaseUrl)('two instances behind a transaction-pooling Pg
       expect(res.status).toBe(200);
       expect(res.body.errors).toBeUndefined();
     }
-    const payloads = results.map((r) => r.body.data?.getOrCreateAccount as { created: boolean; account: { id: string; userId: string } });
+    const payloads = results.map(
+      (r) => r.body.data?.getOrCreateAccount as { created: boolean; account: { id: string; userId: string } },
+    );
     expect(payloads.filter((p) => p.created)).toHaveLength(1);
     expect(new Set(payloads.map((p) => p.account.id)).size).toBe(1);
     expect(payloads[0]?.account.userId).toBe(user.user.id);
     // Counted directly on the database (as its owner), not through the API.
-    const stored = await queryDatabase(db!.url as string, 'SELECT count(*)::int AS n FROM user_accounts WHERE user_id = $1', [user.user.id]);
+    const stored = await queryDatabase(
+      db!.url as string,
+      'SELECT count(*)::int AS n FROM user_accounts WHERE user_id = $1',
+      [user.user.id],
+    );
     expect(stored.rows[0].n).toBe(1);
   });
 });

@@ -4,12 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultKeyId } from '../../src/config.ts';
 import { DecryptionError } from '../../src/crypto/cipher.ts';
 import { Keyring } from '../../src/crypto/keyring.ts';
-import { openDatabase, type Database } from '../../src/db/database.ts';
+import { type Database, openDatabase } from '../../src/db/database.ts';
 import { NotFoundError } from '../../src/domain/errors.ts';
 import { createLogger } from '../../src/logger.ts';
 import { readCredentialSecrets } from '../../src/services/credential-secrets.ts';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/databases.ts';
-import { seedUser, type SeededUser } from '../support/seed.ts';
+import { type SeededUser, seedUser } from '../support/seed.ts';
 
 const key = randomBytes(32);
 const keyring = new Keyring({ id: defaultKeyId(key), key });
@@ -33,7 +33,10 @@ afterAll(async () => {
 describe(`readCredentialSecrets (${dbKind})`, () => {
   it("returns the owner's plaintext secrets", async () => {
     for (const c of alice.credentials) {
-      expect(await readCredentialSecrets(db, keyring, alice.userId, c.id)).toEqual({ apiKey: c.apiKey, secretKey: c.secretKey });
+      expect(await readCredentialSecrets(db, keyring, alice.userId, c.id)).toEqual({
+        apiKey: c.apiKey,
+        secretKey: c.secretKey,
+      });
     }
   });
 

@@ -6,12 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultKeyId } from '../../src/config.ts';
 import { sealSecrets } from '../../src/crypto/credential-sealing.ts';
 import { Keyring } from '../../src/crypto/keyring.ts';
-import { openDatabase, type Database } from '../../src/db/database.ts';
+import { type Database, openDatabase } from '../../src/db/database.ts';
 import { createLogger } from '../../src/logger.ts';
 import { readCredentialSecrets } from '../../src/services/credential-secrets.ts';
-import { rotateCredentialKeys, type RotationProgress } from '../../src/services/key-rotation.ts';
+import { type RotationProgress, rotateCredentialKeys } from '../../src/services/key-rotation.ts';
 import { createTestDatabase, dbKind, queryDatabase, type TestDatabase } from '../support/databases.ts';
-import { seedUser, type SeededUser } from '../support/seed.ts';
+import { type SeededUser, seedUser } from '../support/seed.ts';
 
 const newKey = () => {
   const key = randomBytes(32);
@@ -55,12 +55,16 @@ describe(`rotateCredentialKeys (${dbKind})`, () => {
     expect(progress.map((p) => p.done)).toEqual([...progress.map((p) => p.done)].sort((a, b) => a - b));
     expect(progress.length).toBeGreaterThanOrEqual(1 + Math.ceil(23 / 5) + Math.ceil(7 / 5));
 
-    for (const user of users) expect(new Set(await keyIds(user))).toEqual(new Set(user.credentials.length ? [nextKey.id] : []));
+    for (const user of users)
+      expect(new Set(await keyIds(user))).toEqual(new Set(user.credentials.length ? [nextKey.id] : []));
     // Readable with the new key alone; secrets unchanged; updatedAt untouched.
     const onlyNew = new Keyring(nextKey);
     for (const user of users) {
       for (const c of user.credentials) {
-        expect(await readCredentialSecrets(db, onlyNew, user.userId, c.id)).toEqual({ apiKey: c.apiKey, secretKey: c.secretKey });
+        expect(await readCredentialSecrets(db, onlyNew, user.userId, c.id)).toEqual({
+          apiKey: c.apiKey,
+          secretKey: c.secretKey,
+        });
       }
     }
     const updatedAfter = await db.withUser(users[0]?.userId as string, (tx) =>
@@ -74,45 +78,52 @@ describe(`rotateCredentialKeys (${dbKind})`, () => {
     expect(result).toEqual({ done: 0, total: 0, remaining: 0 });
   });
 
-  it.runIf(dbKind === 'postgres')('never overwrites a row that the server changed after the rotation read it', async () => {
-    const thirdKey = newKey();
-    const user = await seedUser(db, new Keyring(nextKey), 3);
-    const target = user.credentials[1] as SeededUser['credentials'][number];
-    // Another session changes the secret under a newer key, and holds its lock...
-    const other = new pg.Client({ connectionString: tdb.url });
-    await other.connect();
-    await other.query('BEGIN');
-    await other.query(`SELECT set_config('role', 'app_user', true), set_config('app.current_user_id', $1, true)`, [
-      user.userId,
-    ]);
-    const changed = sealSecrets(new Keyring(thirdKey), { id: target.id, userId: user.userId }, {
-      apiKey: target.apiKey,
-      secretKey: 'changed by the server',
-    });
-    await other.query(
-      `UPDATE user_credentials SET api_key_ciphertext = $1, secret_key_ciphertext = $2, key_id = $3, updated_at = now() WHERE id = $4`,
-      [changed.apiKeyCiphertext, changed.secretKeyCiphertext, changed.keyId, target.id],
-    );
-    // ...while the rotation (to thirdKey) reads the old row and blocks on that lock.
-    const rotation = rotateCredentialKeys({ db, keyring: new Keyring(thirdKey, [nextKey]), batchSize: 10 });
-    try {
-      for (let waited = 0; ; waited += 20) {
-        const { rows } = await queryDatabase(
-          tdb.url as string,
-          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%UPDATE user_credentials AS c%'`,
-        );
-        if (rows[0].n > 0) break;
-        if (waited > 10_000) throw new Error('the rotation never reached the locked row');
-        await new Promise((r) => setTimeout(r, 20));
+  it.runIf(dbKind === 'postgres')(
+    'never overwrites a row that the server changed after the rotation read it',
+    async () => {
+      const thirdKey = newKey();
+      const user = await seedUser(db, new Keyring(nextKey), 3);
+      const target = user.credentials[1] as SeededUser['credentials'][number];
+      // Another session changes the secret under a newer key, and holds its lock...
+      const other = new pg.Client({ connectionString: tdb.url });
+      await other.connect();
+      await other.query('BEGIN');
+      await other.query(`SELECT set_config('role', 'app_user', true), set_config('app.current_user_id', $1, true)`, [
+        user.userId,
+      ]);
+      const changed = sealSecrets(
+        new Keyring(thirdKey),
+        { id: target.id, userId: user.userId },
+        {
+          apiKey: target.apiKey,
+          secretKey: 'changed by the server',
+        },
+      );
+      await other.query(
+        `UPDATE user_credentials SET api_key_ciphertext = $1, secret_key_ciphertext = $2, key_id = $3, updated_at = now() WHERE id = $4`,
+        [changed.apiKeyCiphertext, changed.secretKeyCiphertext, changed.keyId, target.id],
+      );
+      // ...while the rotation (to thirdKey) reads the old row and blocks on that lock.
+      const rotation = rotateCredentialKeys({ db, keyring: new Keyring(thirdKey, [nextKey]), batchSize: 10 });
+      try {
+        for (let waited = 0; ; waited += 20) {
+          const { rows } = await queryDatabase(
+            tdb.url as string,
+            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%UPDATE user_credentials AS c%'`,
+          );
+          if (rows[0].n > 0) break;
+          if (waited > 10_000) throw new Error('the rotation never reached the locked row');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      } finally {
+        await other.query('COMMIT');
+        await other.end();
+        await rotation;
       }
-    } finally {
-      await other.query('COMMIT');
-      await other.end();
-      await rotation;
-    }
-    const secrets = await readCredentialSecrets(db, new Keyring(thirdKey), user.userId, target.id);
-    expect(secrets.secretKey).toBe('changed by the server');
-  });
+      const secrets = await readCredentialSecrets(db, new Keyring(thirdKey), user.userId, target.id);
+      expect(secrets.secretKey).toBe('changed by the server');
+    },
+  );
 
   it('fails clearly, changing nothing in that batch, when a row needs a key that is not configured', async () => {
     const third = newKey();

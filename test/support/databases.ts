@@ -4,8 +4,8 @@
 // dropped after. Without it, each is a copy of a PGlite data directory that
 // the global setup initialised once (initdb takes 5-20 s; a copy opens in ~2 s).
 import { randomBytes } from 'node:crypto';
-import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';

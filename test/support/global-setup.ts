@@ -1,6 +1,6 @@
 import { access, rm, writeFile } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
-import { PGLITE_TEMPLATE_DIR, adminQuery, testDatabaseUrl } from './databases.ts';
+import { adminQuery, PGLITE_TEMPLATE_DIR, testDatabaseUrl } from './databases.ts';
 
 const MARKER = `${PGLITE_TEMPLATE_DIR}.complete`;
 

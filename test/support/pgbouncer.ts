@@ -33,7 +33,6 @@ export function pgBouncerVersion(bin: string): [number, number] {
   return [Number(match[1]), Number(match[2])];
 }
 
-
 export interface PgBouncer {
   port: number;
   version: [number, number];

@@ -16,7 +16,11 @@ export async function seedUser(db: Database, keyring: Keyring, credentials: numb
   const userId = `seed-${randomUUID()}`;
   await db.authTablesClient.user.create({ data: { id: userId, email: `${userId}@example.test`, name: 'Seed' } });
   const account = await db.withUser(userId, (tx) => tx.userAccount.create({ data: { userId, accountName: 'Seeded' } }));
-  return { userId, accountId: account.id, credentials: await seedCredentials(db, keyring, userId, account.id, credentials) };
+  return {
+    userId,
+    accountId: account.id,
+    credentials: await seedCredentials(db, keyring, userId, account.id, credentials),
+  };
 }
 
 /** Stores `count` credentials with random secrets under an existing account. */

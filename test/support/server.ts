@@ -1,6 +1,6 @@
 // Runs the real server as a child process on a random port, on a fresh test
 // database, and captures every log line it writes (for leak tests).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,7 +34,6 @@ export const testSecrets = {
   BETTER_AUTH_SECRET: randomBytes(32).toString('hex'),
 };
 
-
 export async function startServer(options: StartOptions = {}): Promise<TestServer> {
   const db = options.db ?? (await createTestDatabase());
   const env = {
@@ -49,9 +48,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     ...db.env,
     ...options.env,
   };
-  const [command, args] = options.viaNpm
-    ? ['npm', ['start', '--silent']]
-    : [process.execPath, ['--import', 'tsx', 'src/main.ts']];
+  const [command, args] = options.viaNpm ? ['npm', ['start', '--silent']] : [process.execPath, ['src/main.ts']];
   const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

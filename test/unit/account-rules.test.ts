@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
-  DEFAULT_ACCOUNT_NAME,
   accountNameOrDefault,
   cleanAccountChanges,
   cleanAccountName,
+  DEFAULT_ACCOUNT_NAME,
 } from '../../src/domain/account.ts';
 import { InvalidInputError } from '../../src/domain/errors.ts';
 import { cleanText } from '../../src/domain/text.ts';

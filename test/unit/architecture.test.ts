@@ -1,5 +1,5 @@
 // Structural rules that keep user data behind the RLS wrapper.
-import { readFile, readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -8,7 +8,9 @@ const SRC = path.resolve(import.meta.dirname, '../../src');
 async function sources(dir: string): Promise<{ file: string; text: string }[]> {
   const entries = await readdir(path.join(SRC, dir), { withFileTypes: true, recursive: true });
   const files = entries.filter((e) => e.isFile() && e.name.endsWith('.ts')).map((e) => path.join(e.parentPath, e.name));
-  return Promise.all(files.map(async (file) => ({ file: path.relative(SRC, file), text: await readFile(file, 'utf8') })));
+  return Promise.all(
+    files.map(async (file) => ({ file: path.relative(SRC, file), text: await readFile(file, 'utf8') })),
+  );
 }
 
 describe('request code', () => {

@@ -23,7 +23,10 @@ describe('credential rules', () => {
   it('accepts credential types of 2-32 lower-case letters, digits and underscores starting with a letter', () => {
     for (const ok of ['alpaca', 'ib', 'alpaca_paper_2', `a${'b'.repeat(31)}`]) expect(cleanCredentialType(ok)).toBe(ok);
     for (const bad of ['', 'a', 'Alpaca', '1alpaca', '_x', 'alp-aca', ' alpaca', `a${'b'.repeat(32)}`, 'ünï']) {
-      expect(fieldOf(() => cleanCredentialType(bad)), bad).toBe('credentialType');
+      expect(
+        fieldOf(() => cleanCredentialType(bad)),
+        bad,
+      ).toBe('credentialType');
     }
   });
 

@@ -68,7 +68,11 @@ describe('credential sealing', () => {
       DecryptionError,
     );
     expect(() => openSecrets(keyring, { ...who, userId: 'user-b' }, sealed)).toThrow(DecryptionError);
-    const swapped = { ...sealed, apiKeyCiphertext: sealed.secretKeyCiphertext, secretKeyCiphertext: sealed.apiKeyCiphertext };
+    const swapped = {
+      ...sealed,
+      apiKeyCiphertext: sealed.secretKeyCiphertext,
+      secretKeyCiphertext: sealed.apiKeyCiphertext,
+    };
     expect(() => openSecrets(keyring, who, swapped)).toThrow(DecryptionError);
   });
 

@@ -25,7 +25,7 @@ import { W1_SQL, W2_SQL, W3_INSERT, W3_SELECT } from './baseline-sql.ts';
 const port = Number(process.env.PORT ?? 4100);
 const key = Buffer.from(process.env.ENCRYPTION_KEY ?? '', 'base64');
 if (key.length !== 32) throw new Error('ENCRYPTION_KEY must be the base64 of 32 bytes');
-// The product's default key id (src/config.ts defaultKeyId).
+// The product's default key id (src/crypto/keyring.ts defaultKeyId).
 const keyId = `k-${createHash('sha256').update(key).digest().subarray(0, 8).toString('hex')}`;
 
 const pool = new pg.Pool({

@@ -1,10 +1,11 @@
 // All configuration, read from the environment and validated once at start.
 // Every other module receives the typed Config; nothing else reads process.env.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import proxyAddr from 'proxy-addr';
 import { z } from 'zod';
+import { decodesTo32Bytes, defaultKeyId, type EncryptionKey, KEY_ID, parseKeyList } from './crypto/keyring.ts';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -24,13 +25,6 @@ const int = (min: number, max: number) =>
 const base64Key = z.string().refine((v) => decodesTo32Bytes(v), {
   message: 'must be the base64 encoding of exactly 32 bytes (generate one with: openssl rand -base64 32)',
 });
-
-function decodesTo32Bytes(value: string): boolean {
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value) || value.length % 4 !== 0) return false;
-  return Buffer.from(value, 'base64').length === 32;
-}
-
-const KEY_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 
 const list = (value: string | undefined) =>
   (value ?? '')
@@ -93,10 +87,14 @@ const envSchema = z.object({
 
 type Env = z.infer<typeof envSchema>;
 
-export interface EncryptionKey {
-  id: string;
-  key: Buffer;
-}
+/**
+ * NODE_ENV alone, for the few things fixed when modules load, before
+ * loadConfig runs (the schema builder's development checks). Validated by
+ * the same rule; a bad value is reported by loadConfig at start.
+ */
+export const runtimeEnv: Env['NODE_ENV'] = envSchema.shape.NODE_ENV.catch('development').parse(
+  blankAsUnset(process.env.NODE_ENV),
+);
 
 export interface Config {
   env: Env['NODE_ENV'];
@@ -144,39 +142,6 @@ const DEV_SECRETS_FILE = 'dev-secrets.json';
 
 function formatIssues(error: z.ZodError): string {
   return error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');
-}
-
-/**
- * The id stored beside each ciphertext when ENCRYPTION_KEY_ID is not given:
- * derived from the key (first 8 bytes of its SHA-256), so the same key always
- * gets the same id and nobody has to name keys. It reveals nothing usable.
- */
-export function defaultKeyId(key: Buffer): string {
-  return `k-${createHash('sha256').update(key).digest().subarray(0, 8).toString('hex')}`;
-}
-
-/**
- * ENCRYPTION_KEYS holds older keys after a rotation, comma-separated, each
- * `base64key` (its id derived as for ENCRYPTION_KEY) or `id:base64key`.
- */
-function parseKeyring(value: string | undefined): EncryptionKey[] {
-  if (!value) return [];
-  return value
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean)
-    .map((entry, i) => {
-      const sep = entry.indexOf(':');
-      const b64 = sep >= 0 ? entry.slice(sep + 1) : entry;
-      if (!decodesTo32Bytes(b64) || (sep >= 0 && !KEY_ID.test(entry.slice(0, sep)))) {
-        throw new ConfigError(
-          `Invalid configuration:\n  ENCRYPTION_KEYS: entry ${i + 1} must be base64key or id:base64key, ` +
-            'where the key is the base64 of exactly 32 bytes and the id 1-64 letters, digits, dots, dashes or underscores',
-        );
-      }
-      const key = Buffer.from(b64, 'base64');
-      return { id: sep >= 0 ? entry.slice(0, sep) : defaultKeyId(key), key };
-    });
 }
 
 async function loadOrCreateDevSecrets(dataDir: string, needed: (keyof GeneratedSecrets)[]): Promise<GeneratedSecrets> {
@@ -268,7 +233,12 @@ export async function loadConfig(
 
   const currentKey = Buffer.from((env.ENCRYPTION_KEY ?? generated.encryptionKey) as string, 'base64');
   const current = { id: env.ENCRYPTION_KEY_ID ?? defaultKeyId(currentKey), key: currentKey };
-  const previous = parseKeyring(env.ENCRYPTION_KEYS).filter((k) => k.id !== current.id);
+  let previous: EncryptionKey[];
+  try {
+    previous = parseKeyList(env.ENCRYPTION_KEYS).filter((k) => k.id !== current.id);
+  } catch (error) {
+    throw new ConfigError(`Invalid configuration:\n  ENCRYPTION_KEYS: ${(error as Error).message}`);
+  }
 
   const port = env.PORT;
   const baseURL = env.BETTER_AUTH_URL ?? `http://localhost:${port}`;

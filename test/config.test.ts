@@ -3,7 +3,8 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, defaultKeyId, forListeningPort, loadConfig } from '../src/config.ts';
+import { ConfigError, forListeningPort, loadConfig } from '../src/config.ts';
+import { defaultKeyId } from '../src/crypto/keyring.ts';
 
 let dataDir: string;
 const warnings: string[] = [];

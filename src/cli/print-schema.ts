@@ -1,5 +1,5 @@
 // `npm run schema`: writes the printed GraphQL schema to schema.graphql.
-// test/graphql/schema-file.test.ts fails when the file is out of date.
+// test/unit/schema-file.test.ts fails when the file is out of date.
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { printSchema } from 'graphql';

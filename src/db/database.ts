@@ -26,16 +26,20 @@ export interface Database {
   readonly authTablesClient: PrismaClient;
 }
 
+export interface Instrumentation {
+  pgConnection?(client: pg.PoolClient): void;
+  pglite?(db: PGlite): void;
+}
+
 export interface OpenOptions {
   migrate: boolean;
   logger: Logger;
   /**
-   * Measurement hook (test/perf/round-trips.test.ts): called with the SQL of
-   * every statement the server's own clients send, one call per round trip,
-   * including BEGIN/COMMIT and better-auth's queries (not migrations). Unset,
-   * nothing is wrapped.
+   * Called with each new pg connection (before the RLS BEGIN hook wraps it)
+   * or with the PGlite instance, so tests can observe what is sent (see
+   * test/support/statement-counter.ts). Unset in production.
    */
-  onQuery?: (sql: string) => void;
+  instrument?: Instrumentation;
 }
 
 // PGlite has one backend: a transaction holds it exclusively and the others
@@ -114,7 +118,7 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
       await pglite.close();
       throw error;
     }
-    if (options.onQuery) countPgliteStatements(pglite, options.onQuery);
+    options.instrument?.pglite?.(pglite);
     const client = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
     return {
       kind: 'pglite',
@@ -131,13 +135,13 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
   }
 
   if (options.migrate) await runMigrations(config, logger);
-  const owner = connectPostgres(config.url, config.poolSize, logger, options.onQuery);
+  const owner = connectPostgres(config.url, config.poolSize, logger, options.instrument);
   // With DATABASE_REQUEST_URL, request transactions log in as a role that is
   // only a member of the request role: even a statement that ran RESET ROLE
   // could not become the owner. Without it they use the owner's login and
   // SET LOCAL ROLE, which the policies hold to just as well.
   const request = config.requestUrl
-    ? connectPostgres(config.requestUrl, config.poolSize, logger, options.onQuery)
+    ? connectPostgres(config.requestUrl, config.poolSize, logger, options.instrument)
     : owner;
   return {
     kind: 'postgres',
@@ -156,26 +160,16 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
   };
 }
 
-function connectPostgres(url: string, poolSize: number, logger: Logger, onQuery?: (sql: string) => void) {
+function connectPostgres(url: string, poolSize: number, logger: Logger, instrument?: Instrumentation) {
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
   });
-  if (onQuery) {
-    // Every statement, pooled or in a transaction, goes through some pool
-    // client's query(): wrapping each client as it connects sees them all.
-    pool.on('connect', (client) => {
-      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-      client.query = ((...args: unknown[]) => {
-        const first = args[0] as string | { text?: string };
-        onQuery(typeof first === 'string' ? first : (first.text ?? ''));
-        return query(...args);
-      }) as typeof client.query;
-    });
-  }
-  // After the counting hook above, so it counts what is really sent.
+  const observe = instrument?.pgConnection;
+  if (observe) pool.on('connect', observe);
+  // After the instrumentation hook, so that one sees what is really sent.
   pool.on('connect', scopeTransactionsOnBegin);
   const client = new PrismaClient({
     adapter: new PrismaPg(pool, {
@@ -189,23 +183,5 @@ function connectPostgres(url: string, poolSize: number, logger: Logger, onQuery?
     pool,
     client,
     close: () => (closing ??= client.$disconnect().then(() => (pool.ended ? undefined : pool.end()))),
-  };
-}
-
-/**
- * PGlite sends each statement as one Query ('Q', e.g. its own BEGIN/COMMIT) or
- * one Parse ('P', a parameterised query) message through execProtocolStream:
- * counting those counts statements as the pg pool's hook does.
- */
-function countPgliteStatements(pglite: PGlite, onQuery: (sql: string) => void): void {
-  const send = pglite.execProtocolStream.bind(pglite);
-  const text = new TextDecoder();
-  const cstring = (bytes: Uint8Array, at: number) => text.decode(bytes.subarray(at, bytes.indexOf(0, at)));
-  pglite.execProtocolStream = (message, options) => {
-    const type = String.fromCharCode(message[0] ?? 0);
-    // Layout: type (1 byte), length (4), then for Parse the statement name before the SQL.
-    if (type === 'Q') onQuery(cstring(message, 5));
-    else if (type === 'P') onQuery(cstring(message, message.indexOf(0, 5) + 1));
-    return send(message, options);
   };
 }

@@ -4,7 +4,7 @@ import type http from 'node:http';
 import { getOperationAST } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { requestInfo } from '../http/request-log.ts';
-import type { GraphQLContext } from '../schema/builder.ts';
+import type { GraphQLContext } from './context.ts';
 
 type WithReq = { req?: http.IncomingMessage };
 

@@ -2,13 +2,14 @@
 //
 // Why per operation and not per resolver: @pothos/plugin-prisma loads
 // relations from many resolvers through the context's client; one transaction
-// gives them all one snapshot and one connection, and costs the wrapper's 3
-// round trips (BEGIN, set_config, COMMIT) once per request instead of once per
-// resolver. A mutation commits only if the whole operation succeeded, so no
+// gives them all one snapshot and one connection, and costs the wrapper's 2
+// round trips on PostgreSQL (BEGIN with the user scope, COMMIT; see
+// src/db/rls.ts) once per request instead of once per resolver. A mutation commits only if the whole operation succeeded, so no
 // request ever leaves half its writes behind.
 //
 // Operations that touch no data (introspection, viewer, __typename) open no
-// transaction at all: ctx.db stays a guard that throws if used.
+// transaction at all: ctx.db stays a guard that throws if used. How the
+// transaction reaches resolvers as ctx.db: src/graphql/context.ts.
 import {
   type DocumentNode,
   type ExecutionResult,
@@ -19,18 +20,10 @@ import {
 } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { Database } from '../db/database.ts';
-import type { ScopedDb } from '../db/rls.ts';
-import type { GraphQLContext } from '../schema/builder.ts';
+import { type GraphQLContext, runInOperationTransaction } from './context.ts';
 
 /** Root fields answered without the database. */
 const NO_DATABASE_FIELDS = new Set(['viewer', '__typename', '__schema', '__type']);
-
-/** ctx.db before (or without) a transaction: any use is a bug, so it throws. */
-export const unscopedDb = new Proxy({} as ScopedDb, {
-  get(_target, property) {
-    throw new Error(`ctx.db.${String(property)} used outside the operation's RLS transaction`);
-  },
-});
 
 function rootFieldNames(
   selectionSet: SelectionSetNode,
@@ -67,10 +60,11 @@ export function useRlsTransaction(db: Database): Plugin<GraphQLContext> {
       const viewer = args.contextValue.viewer;
       if (!viewer || !needsDatabase(args.document, args.operationName)) return;
       setExecuteFn((executeArgs) =>
-        db.withUser(
+        runInOperationTransaction(
+          db,
+          executeArgs.contextValue as GraphQLContext,
           viewer.id,
-          async (tx) => {
-            (executeArgs.contextValue as GraphQLContext).db = tx;
+          async () => {
             const result = await executeFn(executeArgs);
             // Streams would outlive the transaction; the schema has no @defer,
             // @stream or subscriptions, so this cannot happen.

@@ -8,17 +8,17 @@ import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspect
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import type { GraphQLError } from 'graphql';
 import { createGraphQLError, createYoga, type Plugin } from 'graphql-yoga';
-import { type Auth, getViewer } from '../auth/auth.ts';
+import type { Auth } from '../auth/auth.ts';
 import type { SessionCache } from '../auth/session-cache.ts';
 import type { Config } from '../config.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { Database } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
-import type { GraphQLContext } from '../schema/builder.ts';
 import { schema } from '../schema/index.ts';
+import { createContextFactory, type GraphQLContext } from './context.ts';
 import { createMaskError } from './errors.ts';
 import { useOperationLog } from './operation-log.ts';
-import { unscopedDb, useRlsTransaction } from './rls-transaction.ts';
+import { useRlsTransaction } from './rls-transaction.ts';
 import { useSecretScrubbing } from './secret-scrubbing.ts';
 
 export interface GraphQLDeps {
@@ -64,6 +64,28 @@ const coded = (limit: string) => (_ctx: unknown, error: GraphQLError) => {
   Object.assign(error.extensions, { code: 'QUERY_LIMIT_EXCEEDED', limit, http: { status: 400 } });
 };
 
+/** What GraphiQL opens with: who am I, and what is stored (sign in at /login first). */
+const GRAPHIQL_DEFAULT_QUERY = `# Sign in at /login first: GraphiQL then sends your session cookie.
+# Secrets are write-only: only apiKeyHint ever comes back.
+query Overview {
+  viewer {
+    id
+    email
+  }
+  accounts {
+    id
+    accountName
+    credentials(includeInactive: true) {
+      id
+      nickname
+      credentialType
+      apiKeyHint
+      isActive
+    }
+  }
+}
+`;
+
 /** POST bodies yoga can read; anything else gets a clear 415 instead of an empty one. */
 const READABLE_BODIES = /^(application\/(json|graphql(\+json)?|x-www-form-urlencoded))\b/i;
 
@@ -94,7 +116,11 @@ export function createGraphQLHandler({ config, db, auth, keyring, sessions, logg
   return createYoga<ServerContext, GraphQLContext>({
     schema,
     graphqlEndpoint: '/graphql',
-    graphiql: config.graphiql && { title: 'Brokerage credentials API', credentials: 'same-origin' },
+    graphiql: config.graphiql && {
+      title: 'Brokerage credentials API',
+      credentials: 'same-origin',
+      defaultQuery: GRAPHIQL_DEFAULT_QUERY,
+    },
     renderGraphiQL,
     landingPage: false,
     maxRequestBodySize: limits.bodyBytes,
@@ -115,12 +141,7 @@ export function createGraphQLHandler({ config, db, auth, keyring, sessions, logg
       allowedHeaders: ['content-type', 'authorization', 'x-graphql-yoga-csrf', 'apollo-require-preflight'],
       methods: ['GET', 'POST', 'OPTIONS'],
     },
-    // The one place the GraphQL context is built.
-    context: async ({ request }) => ({
-      viewer: await getViewer(auth, request.headers, sessions),
-      db: unscopedDb,
-      keyring,
-    }),
+    context: createContextFactory({ auth, sessions, keyring }),
     plugins: [
       useUnsupportedMediaType(),
       useCookieCsrfPrevention(),

@@ -1,29 +1,16 @@
-// The Pothos schema builder: plugins, scalars and the GraphQL context type.
+// The Pothos schema builder: plugins and scalars (the context type is in
+// src/graphql/context.ts).
 // Each GraphQL type lives in its own module next to this one.
 import SchemaBuilder from '@pothos/core';
 import PrismaPlugin from '@pothos/plugin-prisma';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import { DateTimeResolver, UUIDResolver } from 'graphql-scalars';
-import type { Viewer } from '../auth/auth.ts';
-import type { Keyring } from '../crypto/keyring.ts';
-import type { ScopedDb } from '../db/rls.ts';
+import { runtimeEnv } from '../config.ts';
 import { UnauthenticatedError } from '../domain/errors.ts';
 import type PrismaTypes from '../generated/pothos-types.ts';
 import { getDatamodel } from '../generated/pothos-types.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
-
-export interface GraphQLContext {
-  /** The signed-in user, resolved once per request from the session; null when signed out. */
-  viewer: Viewer | null;
-  /**
-   * The database, already scoped to the viewer: the transaction that the RLS
-   * plugin (src/graphql/rls-transaction.ts) opened for this operation. Outside
-   * such a transaction, any use of it throws.
-   */
-  db: ScopedDb;
-  /** Seals new secrets with the current key; opens old ones by key id. */
-  keyring: Keyring;
-}
+import type { GraphQLContext } from '../graphql/context.ts';
 
 export const builder = new SchemaBuilder<{
   Context: GraphQLContext;
@@ -48,7 +35,9 @@ export const builder = new SchemaBuilder<{
     dmmf: getDatamodel(),
     exposeDescriptions: false,
     filterConnectionTotalCount: true,
-    onUnusedQuery: null,
+    // A prismaField resolver that forgets to spread `query` loses relation
+    // loading and selections; fail loudly in development and tests.
+    onUnusedQuery: runtimeEnv === 'production' ? null : 'error',
   },
 });
 

@@ -131,6 +131,10 @@ describe.skipIf(process.env.SKIP_BROWSER_TESTS === '1')(
         return res.json();
       }, '{ viewer { email name } }');
       expect(viewer).toEqual({ data: { viewer: { email, name: 'Page User' } } });
+
+      // GraphiQL opens with this API's overview document, not the generic welcome text.
+      await page.goto(`${server.url}/graphql`);
+      expect(await runInGraphiQL()).toEqual({ data: { viewer: { id: expect.any(String), email }, accounts: [] } });
     });
 
     it('shows why a sign-in failed and stays on /login', async () => {

@@ -1,5 +1,5 @@
-// SQL round trips per request, counted at the driver (the onQuery hook of
-// openDatabase sees every statement the server's pools send, BEGIN/COMMIT and
+// SQL round trips per request, counted at the driver (countStatements in
+// test/support/statement-counter.ts sees every statement the server's pools send, BEGIN/COMMIT and
 // better-auth's session lookup included). Not a timing: counts are exact and
 // do not depend on the machine.
 //
@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gql, type Session, signIn, signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
 import { type InProcessServer, startInProcess } from '../support/in-process.ts';
+import { countStatements } from '../support/statement-counter.ts';
 import { randomAlpacaKeys, type WorkloadName, workloadRequest } from '../support/workloads.ts';
 
 /**
@@ -53,7 +54,7 @@ function send(workload: WorkloadName, session: Session, accountId = '') {
 const summary = (statements: string[]) => statements.map((sql) => sql.replace(/\s+/g, ' ').slice(0, 90));
 
 beforeAll(async () => {
-  server = await startInProcess({ onQuery: (sql) => recording?.push(sql) });
+  server = await startInProcess({ instrument: countStatements((sql) => recording?.push(sql)) });
 });
 
 afterAll(async () => {

@@ -1,9 +1,8 @@
 // The server-side read of a credential's secrets, on a real database.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultKeyId } from '../../src/config.ts';
 import { DecryptionError } from '../../src/crypto/cipher.ts';
-import { Keyring } from '../../src/crypto/keyring.ts';
+import { defaultKeyId, Keyring } from '../../src/crypto/keyring.ts';
 import { type Database, openDatabase } from '../../src/db/database.ts';
 import { NotFoundError } from '../../src/domain/errors.ts';
 import { createLogger } from '../../src/logger.ts';

@@ -3,9 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultKeyId } from '../../src/config.ts';
 import { sealSecrets } from '../../src/crypto/credential-sealing.ts';
-import { Keyring } from '../../src/crypto/keyring.ts';
+import { defaultKeyId, Keyring } from '../../src/crypto/keyring.ts';
 import { type Database, openDatabase } from '../../src/db/database.ts';
 import { createLogger } from '../../src/logger.ts';
 import { readCredentialSecrets } from '../../src/services/credential-secrets.ts';

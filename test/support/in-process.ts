@@ -19,7 +19,7 @@ export interface InProcessServer {
 }
 
 export async function startInProcess(
-  options: { onQuery?: OpenOptions['onQuery']; env?: Record<string, string> } = {},
+  options: { instrument?: OpenOptions['instrument']; env?: Record<string, string> } = {},
 ): Promise<InProcessServer> {
   const testDb = await createTestDatabase();
   // Listen first: better-auth's base URL (and so the trusted origin) needs the port.
@@ -36,7 +36,7 @@ export async function startInProcess(
     ...options.env,
   });
   const logger = createLogger(config.logLevel);
-  const db = await openDatabase(config.database, { migrate: true, logger, onQuery: options.onQuery });
+  const db = await openDatabase(config.database, { migrate: true, logger, instrument: options.instrument });
   handler = createApp({ config, db, logger }).handler;
   return {
     url: `http://localhost:${port}`,

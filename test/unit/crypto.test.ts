@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { defaultKeyId } from '../../src/config.ts';
 import { DecryptionError, open, seal } from '../../src/crypto/cipher.ts';
 import { openSecrets, resealSecrets, sealSecrets } from '../../src/crypto/credential-sealing.ts';
-import { Keyring, UnknownKeyError } from '../../src/crypto/keyring.ts';
+import { defaultKeyId, Keyring, UnknownKeyError } from '../../src/crypto/keyring.ts';
 
 const newKey = () => {
   const key = randomBytes(32);

@@ -1,6 +1,7 @@
 import { parse } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { needsDatabase, unscopedDb } from '../../src/graphql/rls-transaction.ts';
+import { unscopedDb } from '../../src/graphql/context.ts';
+import { needsDatabase } from '../../src/graphql/rls-transaction.ts';
 
 describe('needsDatabase', () => {
   it('skips the transaction only for operations that select nothing but viewer and meta fields', () => {

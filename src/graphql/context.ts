@@ -1,0 +1,74 @@
+// The GraphQL context: what every resolver receives, in one place.
+//
+// Lifecycle of one request:
+//   1. createContext (below) runs once per HTTP request, before parsing: it
+//      resolves the session to a viewer and starts with `db` = unscopedDb, a
+//      guard that throws on any use.
+//   2. The RLS plugin (rls-transaction.ts) wraps execution of an operation
+//      that reads data in runInOperationTransaction: one withUser transaction
+//      scoped to the viewer, whose transaction client replaces the guard as
+//      `db` for every resolver and relation load of that operation.
+//   3. The transaction commits when the result has no errors, else rolls back.
+// So a resolver's ctx.db is always either the viewer's RLS-scoped transaction
+// or a guard; the unscoped client is never reachable from here.
+import type { Auth, Viewer } from '../auth/auth.ts';
+import { getViewer } from '../auth/auth.ts';
+import type { SessionCache } from '../auth/session-cache.ts';
+import type { Keyring } from '../crypto/keyring.ts';
+import type { Database } from '../db/database.ts';
+import type { ScopedDb } from '../db/rls.ts';
+
+export interface GraphQLContext {
+  /** The signed-in user, resolved once per request from the session; null when signed out. */
+  viewer: Viewer | null;
+  /**
+   * The database, already scoped to the viewer: the operation's RLS
+   * transaction (see above). Outside such a transaction, any use throws.
+   */
+  db: ScopedDb;
+  /** Seals new secrets with the current key; opens old ones by key id. */
+  keyring: Keyring;
+}
+
+/** ctx.db before (or without) a transaction: any use is a bug, so it throws. */
+export const unscopedDb = new Proxy({} as ScopedDb, {
+  get(_target, property) {
+    throw new Error(`ctx.db.${String(property)} used outside the operation's RLS transaction`);
+  },
+});
+
+export interface ContextDeps {
+  auth: Auth;
+  sessions: SessionCache;
+  keyring: Keyring;
+}
+
+/** Builds the context of one request (yoga's `context` option). */
+export function createContextFactory({ auth, sessions, keyring }: ContextDeps) {
+  return async ({ request }: { request: Request }): Promise<GraphQLContext> => ({
+    viewer: await getViewer(auth, request.headers, sessions),
+    db: unscopedDb,
+    keyring,
+  });
+}
+
+/**
+ * Runs `execute` inside one transaction scoped to the viewer, with ctx.db set
+ * to its client; commits only if `commitIf` accepts the result.
+ */
+export function runInOperationTransaction<T>(
+  database: Database,
+  ctx: GraphQLContext,
+  viewerId: string,
+  execute: () => Promise<T>,
+  commitIf: (result: T) => boolean,
+): Promise<T> {
+  return database.withUser(
+    viewerId,
+    (tx) => {
+      ctx.db = tx;
+      return execute();
+    },
+    commitIf,
+  );
+}

@@ -1,13 +1,13 @@
 // The generated SDK, imported through the package's "./sdk" export as any
-// TypeScript consumer would, against a real server process.
+// TypeScript consumer would, against the composed app over HTTP (in-process).
 
 import { type Client, createClient, GraphQLRequestError } from 'brokerage-credentials-api/sdk';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
-import { useServer } from '../support/server.ts';
+import { useInProcessServer } from '../support/in-process.ts';
 
-const server = useServer();
+const server = useInProcessServer();
 let endpoint: string;
 
 beforeAll(async () => {

@@ -16,5 +16,10 @@ export default defineConfig({
     pool: 'forks',
     // Two cores: two files at a time keeps PGlite's start-up from starving servers under test.
     maxWorkers: 2,
+    // Files share their worker's module graph: the app (Prisma's query
+    // compiler, better-auth, the schema) loads once per worker instead of once
+    // per file. Safe here: no test mocks modules or changes globals, and each
+    // file makes its own database and app; setupFiles still run per file.
+    isolate: false,
   },
 });

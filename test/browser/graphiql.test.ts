@@ -132,8 +132,13 @@ describe.skipIf(process.env.SKIP_BROWSER_TESTS === '1')(
       }, '{ viewer { email name } }');
       expect(viewer).toEqual({ data: { viewer: { email, name: 'Page User' } } });
 
-      // GraphiQL opens with this API's overview document, not the generic welcome text.
-      await page.goto(`${server.url}/graphql`);
+      // GraphiQL (where sign-up landed) opens with this API's overview document,
+      // not the generic welcome text. The editor fills in after the page is
+      // interactive: run it once it is there. (Navigating again at once could
+      // interrupt the first load, which GraphiQL restores its tabs from.)
+      await expect
+        .poll(() => page.locator('.graphiql-query-editor').innerText(), { timeout: PAGE_TIMEOUT })
+        .toMatch(/query\s+Overview/);
       expect(await runInGraphiQL()).toEqual({ data: { viewer: { id: expect.any(String), email }, accounts: [] } });
     });
 

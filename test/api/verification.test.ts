@@ -436,6 +436,22 @@ describe(`verifyCredential (${dbKind})`, () => {
     expect(verificationOf(await verify(other, theirs.id)).status).toBe('INVALID');
   });
 
+  // PGlite allows one process, so one instance: the store is the same table either way.
+  it.skipIf(dbKind === 'pglite')('shares the limits between instances on one database', async () => {
+    const second = await startInProcess({ env: brokers.env, database: server.testDb });
+    try {
+      const who = await owner();
+      const c = await credential(who);
+      for (const url of [server.url, second.url, server.url, second.url, second.url]) {
+        expect(verificationOf(await verify(who, c.id, url)).status).toBe('INVALID');
+      }
+      expect(errorOf(await verify(who, c.id, server.url)).code).toBe('TOO_MANY_REQUESTS');
+      expect(errorOf(await verify(who, c.id, second.url)).code).toBe('TOO_MANY_REQUESTS');
+    } finally {
+      await second.close();
+    }
+  });
+
   it('takes a few milliseconds against the stand-in (median of 100, printed)', async () => {
     const owners = await Promise.all(Array.from({ length: 4 }, () => owner()));
     const creds = (

@@ -11,12 +11,39 @@
 //   3. The transaction commits when the result has no errors, else rolls back.
 // So a resolver's ctx.db is always either the viewer's RLS-scoped transaction
 // or a guard; the unscoped client is never reachable from here.
+//
+// A root field that waits on the network (verifyCredential, which asks the
+// broker) opts out of step 2 (see rls-transaction.ts): its operation runs
+// with ctx.steps instead, whose `step` runs short withUser transactions of
+// its own and whose `openOperationTransaction` opens the operation's
+// transaction late, for the field's write and the rest of the operation
+// (runWithLateTransaction below). Every statement still runs in withUser.
 import type { Auth, Viewer } from '../auth/auth.ts';
 import { getViewer } from '../auth/auth.ts';
 import type { SessionCache } from '../auth/session-cache.ts';
+import type { AlpacaClient } from '../brokers/alpaca.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { Database } from '../db/database.ts';
 import type { ScopedDb } from '../db/rls.ts';
+import type { VerificationLimiter } from '../services/verification-limiter.ts';
+
+/** What a field that runs outside the operation's transaction gets instead (see above). */
+export interface OperationSteps {
+  /** Runs `work` in a short transaction of its own, scoped to the viewer. Not once the operation's is open. */
+  step<T>(work: (db: ScopedDb) => Promise<T>): Promise<T>;
+  /**
+   * Opens the operation's transaction (once): ctx.db becomes it, and the rest
+   * of the operation (this field's write, its selection) runs in it. It
+   * commits when the operation ends without errors, as usual.
+   */
+  openOperationTransaction(): Promise<ScopedDb>;
+}
+
+/** What verifyCredential needs besides the database: built once in composition (src/server.ts). */
+export interface VerificationDeps {
+  alpaca: AlpacaClient;
+  limiter: VerificationLimiter;
+}
 
 export interface GraphQLContext {
   /** The signed-in user, resolved once per request from the session; null when signed out. */
@@ -28,6 +55,9 @@ export interface GraphQLContext {
   db: ScopedDb;
   /** Seals new secrets with the current key; opens old ones by key id. */
   keyring: Keyring;
+  verification: VerificationDeps;
+  /** Set only while an operation runs without its transaction (see above); else undefined. */
+  steps?: OperationSteps;
 }
 
 /** ctx.db before (or without) a transaction: any use is a bug, so it throws. */
@@ -41,14 +71,16 @@ export interface ContextDeps {
   auth: Auth;
   sessions: SessionCache;
   keyring: Keyring;
+  verification: VerificationDeps;
 }
 
 /** Builds the context of one request (yoga's `context` option). */
-export function createContextFactory({ auth, sessions, keyring }: ContextDeps) {
+export function createContextFactory({ auth, sessions, keyring, verification }: ContextDeps) {
   return async ({ request }: { request: Request }): Promise<GraphQLContext> => ({
     viewer: await getViewer(auth, request.headers, sessions),
     db: unscopedDb,
     keyring,
+    verification,
   });
 }
 
@@ -71,4 +103,64 @@ export function runInOperationTransaction<T>(
     },
     commitIf,
   );
+}
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/**
+ * Runs `execute` with no transaction open and ctx.steps set (see above). If a
+ * field opens the operation's transaction, execution continues inside it and
+ * this resolves once it has committed (or rolled back: `commitIf`), exactly
+ * like runInOperationTransaction from that point on.
+ */
+export async function runWithLateTransaction<T>(
+  database: Database,
+  ctx: GraphQLContext,
+  viewerId: string,
+  execute: () => Promise<T>,
+  commitIf: (result: T) => boolean,
+): Promise<T> {
+  let transaction: Promise<T> | undefined;
+  let began = false;
+  let finish: (outcome: Settled<T>) => void = () => {};
+  const ended = new Promise<Settled<T>>((resolve) => {
+    finish = resolve;
+  });
+
+  ctx.steps = {
+    step: (work) => {
+      if (transaction) throw new Error('ctx.steps.step used after the operation transaction was opened');
+      return database.withUser(viewerId, work);
+    },
+    openOperationTransaction: () => {
+      if (transaction) throw new Error('the operation transaction is already open');
+      return new Promise<ScopedDb>((opened, failed) => {
+        transaction = database.withUser(
+          viewerId,
+          async (tx) => {
+            began = true;
+            ctx.db = tx;
+            opened(tx);
+            const outcome = await ended;
+            if (!outcome.ok) throw outcome.error;
+            return outcome.value;
+          },
+          commitIf,
+        );
+        // Failing to begin (database down) reaches the field as its error.
+        transaction.catch(failed);
+      });
+    },
+  };
+
+  let outcome: Settled<T>;
+  try {
+    outcome = { ok: true, value: await execute() };
+  } catch (error) {
+    outcome = { ok: false, error };
+  }
+  finish(outcome);
+  if (transaction && began) return transaction;
+  if (!outcome.ok) throw outcome.error;
+  return outcome.value;
 }

@@ -15,7 +15,7 @@ import type { Keyring } from '../crypto/keyring.ts';
 import type { Database } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
 import { schema } from '../schema/index.ts';
-import { createContextFactory, type GraphQLContext } from './context.ts';
+import { createContextFactory, type GraphQLContext, type VerificationDeps } from './context.ts';
 import { createMaskError } from './errors.ts';
 import { useOperationLog } from './operation-log.ts';
 import { useRlsTransaction } from './rls-transaction.ts';
@@ -28,6 +28,7 @@ export interface GraphQLDeps {
   keyring: Keyring;
   sessions: SessionCache;
   logger: Logger;
+  verification: VerificationDeps;
 }
 
 interface ServerContext {
@@ -110,7 +111,7 @@ function useUnsupportedMediaType(): Plugin {
   };
 }
 
-export function createGraphQLHandler({ config, db, auth, keyring, sessions, logger }: GraphQLDeps) {
+export function createGraphQLHandler({ config, db, auth, keyring, sessions, logger, verification }: GraphQLDeps) {
   const { limits } = config;
   const yogaLogger = logger.child({ component: 'graphql' });
   return createYoga<ServerContext, GraphQLContext>({
@@ -141,7 +142,7 @@ export function createGraphQLHandler({ config, db, auth, keyring, sessions, logg
       allowedHeaders: ['content-type', 'authorization', 'x-graphql-yoga-csrf', 'apollo-require-preflight'],
       methods: ['GET', 'POST', 'OPTIONS'],
     },
-    context: createContextFactory({ auth, sessions, keyring }),
+    context: createContextFactory({ auth, sessions, keyring, verification }),
     plugins: [
       useUnsupportedMediaType(),
       useCookieCsrfPrevention(),

@@ -6,9 +6,13 @@ import { resealSecrets, type SealedSecrets } from '../crypto/credential-sealing.
 import { isForeignKeyViolation, isRecordNotFound } from '../db/errors.ts';
 import { apiKeyHint, cleanCredentialChanges, cleanNewCredential, displayNickname } from '../domain/credential.ts';
 import { NotFoundError } from '../domain/errors.ts';
+import { UNVERIFIED, verificationColumns, verificationFromColumns } from '../domain/verification.ts';
+import { OWN_TRANSACTION } from '../graphql/rls-transaction.ts';
 import { newCredentialRow } from '../services/credential-rows.ts';
+import { verifyCredential } from '../services/credential-verification.ts';
 import { AccountRef } from './account.ts';
 import { builder, viewerId } from './builder.ts';
+import { CredentialVerificationRef } from './verification.ts';
 
 export const CredentialRef = builder.prismaObject('Credential', {
   description: 'A stored brokerage credential. Its secrets are write-only: only a masked hint of the API key is shown.',
@@ -28,6 +32,19 @@ export const CredentialRef = builder.prismaObject('Credential', {
     isActive: t.exposeBoolean('isActive'),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+    verification: t.field({
+      type: CredentialVerificationRef,
+      description: 'What the last check at the broker found (verifyCredential); UNVERIFIED until then.',
+      select: {
+        verificationStatus: true,
+        verificationCheckedAt: true,
+        verificationEnvironment: true,
+        brokerAccountNumber: true,
+        brokerAccountStatus: true,
+        verificationMessage: true,
+      },
+      resolve: (c) => verificationFromColumns(c),
+    }),
   }),
 });
 
@@ -113,7 +130,7 @@ builder.mutationFields((t) => ({
     },
     resolve: async (query, _root, { id, input }, ctx) => {
       const { apiKey, secretKey, ...plain } = cleanCredentialChanges(input);
-      let resealed: (SealedSecrets & { apiKeyHint?: string }) | undefined;
+      let resealed: (SealedSecrets & { apiKeyHint?: string; secretsVersion?: { increment: number } }) | undefined;
       if (apiKey !== undefined || secretKey !== undefined) {
         const row = await ctx.db.credential.findUnique({ where: { id }, select: SEALED_COLUMNS });
         if (!row) throw new NotFoundError('Credential');
@@ -121,6 +138,9 @@ builder.mutationFields((t) => ({
           ...resealSecrets(ctx.keyring, row, row, { apiKey, secretKey }),
           ...(apiKey !== undefined ? { apiKeyHint: apiKeyHint(apiKey) } : {}),
         };
+        // New keys have not been checked: back to UNVERIFIED, and a check of
+        // the old ones still in flight will not write (its version is stale).
+        Object.assign(resealed, verificationColumns(UNVERIFIED), { secretsVersion: { increment: 1 } });
       }
       const data = { ...plain, ...resealed };
       if (Object.keys(data).length === 0) {
@@ -149,6 +169,28 @@ builder.mutationFields((t) => ({
         if (isRecordNotFound(error)) throw new NotFoundError('Credential');
         throw error;
       }
+    },
+  }),
+
+  // Runs outside the per-operation transaction (OWN_TRANSACTION, see
+  // src/graphql/rls-transaction.ts); the steps are in
+  // src/services/credential-verification.ts.
+  verifyCredential: t.prismaField({
+    type: CredentialRef,
+    description:
+      'Checks the stored keys at the broker (paper or live), stores the result on the credential and returns it. ' +
+      'At most 5 per credential and 30 per user per minute. Must be the only field of its operation.',
+    args: { id: t.arg({ type: 'UUID', required: true }) },
+    extensions: { [OWN_TRANSACTION]: true },
+    resolve: async (query, _root, { id }, ctx) => {
+      if (!ctx.steps) throw new Error('verifyCredential ran inside the operation transaction');
+      const deps = { ...ctx.verification, keyring: ctx.keyring };
+      const db = await verifyCredential(deps, ctx.steps, viewerId(ctx), id);
+      // As it is now: another request may have changed its keys (then the
+      // result was not written) or deleted it meanwhile.
+      const credential = await db.credential.findUnique({ ...query, where: { id } });
+      if (!credential) throw new NotFoundError('Credential');
+      return credential;
     },
   }),
 }));

@@ -12,6 +12,7 @@ import * as Operations from './graphql.ts';
 
 
 
+
 export type Requester<C = {}> = <R, V>(doc: DocumentNode, vars?: V, options?: C) => Promise<R> | AsyncIterable<R>
 export function getSdk<C>(requester: Requester<C>) {
   return {
@@ -32,6 +33,9 @@ export function getSdk<C>(requester: Requester<C>) {
     },
     DeleteCredential(variables: Operations.DeleteCredentialMutationVariables, options?: C): Promise<Operations.DeleteCredentialMutation> {
       return requester<Operations.DeleteCredentialMutation, Operations.DeleteCredentialMutationVariables>(Operations.DeleteCredentialDocument, variables, options) as Promise<Operations.DeleteCredentialMutation>;
+    },
+    VerifyCredential(variables: Operations.VerifyCredentialMutationVariables, options?: C): Promise<Operations.VerifyCredentialMutation> {
+      return requester<Operations.VerifyCredentialMutation, Operations.VerifyCredentialMutationVariables>(Operations.VerifyCredentialDocument, variables, options) as Promise<Operations.VerifyCredentialMutation>;
     },
     Viewer(variables?: Operations.ViewerQueryVariables, options?: C): Promise<Operations.ViewerQuery> {
       return requester<Operations.ViewerQuery, Operations.ViewerQueryVariables>(Operations.ViewerDocument, variables, options) as Promise<Operations.ViewerQuery>;

@@ -74,8 +74,8 @@ export function createApp({ config, db, logger }: AppDeps): App {
   const authHandler = toNodeHandler(auth);
   const keyring = new Keyring(config.encryption.current, config.encryption.previous);
   const sessions = new SessionCache(config.auth.sessionCacheTtlMs);
-  const graphql = createGraphQLHandler({ config, db, auth, keyring, sessions, logger });
   const clientIp = createClientIpResolver(config.trustedProxies);
+  const graphql = createGraphQLHandler({ config, db, auth, keyring, sessions, logger, clientIp });
   const ownOrigin = new URL(config.auth.baseURL).origin;
   const logRequest = createRequestLogger(logger);
 

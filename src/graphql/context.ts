@@ -11,12 +11,16 @@
 //   3. The transaction commits when the result has no errors, else rolls back.
 // So a resolver's ctx.db is always either the viewer's RLS-scoped transaction
 // or a guard; the unscoped client is never reachable from here.
+import type http from 'node:http';
 import type { Auth, Viewer } from '../auth/auth.ts';
 import { getViewer } from '../auth/auth.ts';
+import type { ClientIpResolver } from '../auth/request-headers.ts';
 import type { SessionCache } from '../auth/session-cache.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { Database } from '../db/database.ts';
 import type { ScopedDb } from '../db/rls.ts';
+import { eventUserAgent } from '../domain/credential-events.ts';
+import type { RequestOrigin } from '../services/credential-events.ts';
 
 export interface GraphQLContext {
   /** The signed-in user, resolved once per request from the session; null when signed out. */
@@ -28,6 +32,12 @@ export interface GraphQLContext {
   db: ScopedDb;
   /** Seals new secrets with the current key; opens old ones by key id. */
   keyring: Keyring;
+  /**
+   * Where the request came from, for the audit trail: the client IP by the
+   * same TRUST_PROXY rules as the sign-in throttle, and the User-Agent header
+   * cut to 256 characters. Null when unknown.
+   */
+  origin: RequestOrigin;
 }
 
 /** ctx.db before (or without) a transaction: any use is a bug, so it throws. */
@@ -41,15 +51,31 @@ export interface ContextDeps {
   auth: Auth;
   sessions: SessionCache;
   keyring: Keyring;
+  clientIp: ClientIpResolver;
+}
+
+/** What yoga passes to `context`: the Fetch request, plus node:http's request when served by it. */
+export interface ContextInput {
+  request: Request;
+  req?: http.IncomingMessage;
 }
 
 /** Builds the context of one request (yoga's `context` option). */
-export function createContextFactory({ auth, sessions, keyring }: ContextDeps) {
-  return async ({ request }: { request: Request }): Promise<GraphQLContext> => ({
+export function createContextFactory({ auth, sessions, keyring, clientIp }: ContextDeps) {
+  return async ({ request, req }: ContextInput): Promise<GraphQLContext> => ({
     viewer: await getViewer(auth, request.headers, sessions),
     db: unscopedDb,
     keyring,
+    origin: {
+      clientIp: req ? knownIp(clientIp(req)) : null,
+      userAgent: eventUserAgent(request.headers.get('user-agent')),
+    },
   });
+}
+
+/** The resolver answers 'unknown' when the socket has no address (it closed). */
+function knownIp(ip: string): string | null {
+  return ip === 'unknown' ? null : ip;
 }
 
 /**

@@ -5,8 +5,10 @@
 import { resealSecrets, type SealedSecrets } from '../crypto/credential-sealing.ts';
 import { isForeignKeyViolation, isRecordNotFound } from '../db/errors.ts';
 import { apiKeyHint, cleanCredentialChanges, cleanNewCredential, displayNickname } from '../domain/credential.ts';
+import { updateEvent } from '../domain/credential-events.ts';
 import { NotFoundError } from '../domain/errors.ts';
-import { newCredentialRow } from '../services/credential-rows.ts';
+import { recordCredentialEvent } from '../services/credential-events.ts';
+import { lockCredentialForUpdate, newCredentialRow } from '../services/credential-rows.ts';
 import { AccountRef } from './account.ts';
 import { builder, viewerId } from './builder.ts';
 
@@ -77,29 +79,25 @@ const UpdateCredentialInput = builder.inputType('UpdateCredentialInput', {
   }),
 });
 
-const SEALED_COLUMNS = {
-  id: true,
-  userId: true,
-  keyId: true,
-  apiKeyCiphertext: true,
-  secretKeyCiphertext: true,
-} as const;
-
 builder.mutationFields((t) => ({
   storeCredential: t.prismaField({
     type: CredentialRef,
     description: "Stores a credential under one of the caller's accounts. Several of the same type are allowed.",
     args: { input: t.arg({ type: StoreCredentialInput, required: true }) },
     resolve: async (query, _root, { input }, ctx) => {
-      const row = newCredentialRow(ctx.keyring, viewerId(ctx), cleanNewCredential(input));
+      const userId = viewerId(ctx);
+      const row = newCredentialRow(ctx.keyring, userId, cleanNewCredential(input));
+      let stored: Awaited<ReturnType<typeof ctx.db.credential.create>>;
       try {
-        return await ctx.db.credential.create({ ...query, data: row });
+        stored = await ctx.db.credential.create({ ...query, data: row });
       } catch (error) {
         // The composite key (account_id, user_id) refuses an account that is
         // absent or someone else's alike.
         if (isForeignKeyViolation(error)) throw new NotFoundError('Account');
         throw error;
       }
+      await recordCredentialEvent(ctx.db, { userId, credentialId: row.id, action: 'STORED', request: ctx.origin });
+      return stored;
     },
   }),
 
@@ -112,28 +110,29 @@ builder.mutationFields((t) => ({
       input: t.arg({ type: UpdateCredentialInput, required: true }),
     },
     resolve: async (query, _root, { id, input }, ctx) => {
-      const { apiKey, secretKey, ...plain } = cleanCredentialChanges(input);
-      let resealed: (SealedSecrets & { apiKeyHint?: string }) | undefined;
-      if (apiKey !== undefined || secretKey !== undefined) {
-        const row = await ctx.db.credential.findUnique({ where: { id }, select: SEALED_COLUMNS });
-        if (!row) throw new NotFoundError('Credential');
-        resealed = {
-          ...resealSecrets(ctx.keyring, row, row, { apiKey, secretKey }),
-          ...(apiKey !== undefined ? { apiKeyHint: apiKeyHint(apiKey) } : {}),
-        };
-      }
-      const data = { ...plain, ...resealed };
-      if (Object.keys(data).length === 0) {
+      const changes = cleanCredentialChanges(input);
+      // Locked until the operation commits, so concurrent updates see each
+      // other's result and each event names what really changed.
+      const current = await lockCredentialForUpdate(ctx.db, id);
+      if (!current) throw new NotFoundError('Credential');
+      const event = updateEvent(current, changes);
+      // Nothing changes: no write, no event.
+      if (!event) {
         const unchanged = await ctx.db.credential.findUnique({ ...query, where: { id } });
         if (!unchanged) throw new NotFoundError('Credential');
         return unchanged;
       }
-      try {
-        return await ctx.db.credential.update({ ...query, where: { id }, data });
-      } catch (error) {
-        if (isRecordNotFound(error)) throw new NotFoundError('Credential');
-        throw error;
+      const { apiKey, secretKey, ...plain } = changes;
+      let resealed: (SealedSecrets & { apiKeyHint?: string }) | undefined;
+      if (apiKey !== undefined || secretKey !== undefined) {
+        resealed = {
+          ...resealSecrets(ctx.keyring, current, current, { apiKey, secretKey }),
+          ...(apiKey !== undefined ? { apiKeyHint: apiKeyHint(apiKey) } : {}),
+        };
       }
+      const updated = await ctx.db.credential.update({ ...query, where: { id }, data: { ...plain, ...resealed } });
+      await recordCredentialEvent(ctx.db, { userId: current.userId, credentialId: id, ...event, request: ctx.origin });
+      return updated;
     },
   }),
 
@@ -144,11 +143,17 @@ builder.mutationFields((t) => ({
     resolve: async (_root, { id }, ctx) => {
       try {
         await ctx.db.credential.delete({ where: { id }, select: { id: true } });
-        return id;
       } catch (error) {
         if (isRecordNotFound(error)) throw new NotFoundError('Credential');
         throw error;
       }
+      await recordCredentialEvent(ctx.db, {
+        userId: viewerId(ctx),
+        credentialId: id,
+        action: 'DELETED',
+        request: ctx.origin,
+      });
+      return id;
     },
   }),
 }));

@@ -4,8 +4,8 @@
 // Paging uses @pothos/plugin-relay's resolveCursorConnection (page size,
 // hasNextPage, edges); the query behind it is keyset paging on
 // (occurred_at, id), newest first (src/services/credential-events.ts). A
-// cursor is the (occurredAt, id) of an event, base64-encoded so clients treat
-// it as opaque.
+// cursor names an event (its id, base64-encoded so that clients treat it as
+// opaque).
 import { decodeBase64, encodeBase64 } from '@pothos/core';
 import { resolveCursorConnection } from '@pothos/plugin-relay';
 import { CREDENTIAL_ACTIONS, type CredentialAction } from '../domain/credential-events.ts';
@@ -13,7 +13,7 @@ import { InvalidInputError } from '../domain/errors.ts';
 import type { VerificationStatus } from '../domain/verification-status.ts';
 import type { CredentialEvent } from '../generated/prisma/client.ts';
 import type { GraphQLContext } from '../graphql/context.ts';
-import { type EventPosition, listCredentialEvents } from '../services/credential-events.ts';
+import { INVALID_CURSOR, listCredentialEvents } from '../services/credential-events.ts';
 import { builder, viewerId } from './builder.ts';
 import { CredentialRef } from './credential.ts';
 import { VerificationStatusEnum } from './verification-status.ts';
@@ -56,24 +56,23 @@ const CredentialEventConnection = builder.connectionObject(
 );
 
 const CURSOR_PREFIX = 'CredentialEvent:';
-const CURSOR_BODY = /^(\d{1,15}):([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+/** A cursor names an event; the paging query compares with its (occurredAt, id). */
 function toCursor(event: CredentialEvent): string {
-  return encodeBase64(`${CURSOR_PREFIX}${event.occurredAt.getTime()}:${event.id}`);
+  return encodeBase64(`${CURSOR_PREFIX}${event.id}`);
 }
 
-function fromCursor(cursor: string): EventPosition {
+function eventIdOf(cursor: string): string {
   let text = '';
   try {
     text = decodeBase64(cursor);
   } catch {
-    // handled below: not base64 means not ours
+    // not base64, so not one of ours: refused below
   }
-  const match = text.startsWith(CURSOR_PREFIX) ? CURSOR_BODY.exec(text.slice(CURSOR_PREFIX.length)) : null;
-  if (!match) {
-    throw new InvalidInputError('after', 'after must be a cursor from a previous page (an edge or endCursor).');
-  }
-  return { occurredAt: new Date(Number(match[1])), id: match[2] as string };
+  const id = text.startsWith(CURSOR_PREFIX) ? text.slice(CURSOR_PREFIX.length) : '';
+  if (!UUID.test(id)) throw new InvalidInputError('after', INVALID_CURSOR);
+  return id;
 }
 
 interface PageArgs {
@@ -86,7 +85,7 @@ function eventsPage(ctx: GraphQLContext, { first, after }: PageArgs, credentialI
   if (!Number.isInteger(size) || size < 1 || size > PAGE_SIZE_MAX) {
     throw new InvalidInputError('first', `first must be between 1 and ${PAGE_SIZE_MAX}.`);
   }
-  const position = after != null ? fromCursor(after) : undefined;
+  const afterId = after != null ? eventIdOf(after) : undefined;
   return resolveCursorConnection<Promise<CredentialEvent[]>>(
     { args: { first: size, after: after ?? undefined }, maxSize: PAGE_SIZE_MAX, toCursor },
     ({ limit }) =>
@@ -94,7 +93,7 @@ function eventsPage(ctx: GraphQLContext, { first, after }: PageArgs, credentialI
         userId: viewerId(ctx),
         ...(credentialId !== undefined ? { credentialId } : {}),
         limit,
-        ...(position ? { after: position } : {}),
+        ...(afterId !== undefined ? { after: afterId } : {}),
       }),
   );
 }

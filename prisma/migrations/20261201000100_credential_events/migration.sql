@@ -16,7 +16,10 @@ CREATE TABLE "credential_events" (
     "action" VARCHAR(16) NOT NULL,
     "changed_fields" TEXT[] NOT NULL,
     "verification_status" VARCHAR(16),
-    "occurred_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    -- The database's clock at the insert, in microseconds (not the
+    -- transaction's start): events of one transaction, or of one millisecond,
+    -- still sort in the order they were written.
+    "occurred_at" TIMESTAMPTZ(6) NOT NULL DEFAULT clock_timestamp(),
     "client_ip" VARCHAR(64),
     "user_agent" VARCHAR(256),
     CONSTRAINT "credential_events_pkey" PRIMARY KEY ("id"),

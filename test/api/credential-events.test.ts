@@ -187,6 +187,16 @@ describe(`the audit trail (${dbKind})`, () => {
     ]);
   });
 
+  it('records one DEACTIVATED for concurrent deactivations: each update sees the one before it', async () => {
+    const { session, accountId } = await userWithAccount();
+    const id = await store(session, accountId);
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => call(server.url, UPDATE, { id, input: { isActive: false } }, session)),
+    );
+    for (const res of results) expect(res.body.errors, res.text).toBeUndefined();
+    expect((await history(session, id)).map((e) => e.action)).toEqual(['DEACTIVATED', 'STORED']);
+  });
+
   it('counts a new key as a change even when it equals the old one', async () => {
     const { session, accountId } = await userWithAccount();
     const apiKey = distinct('PKSAME');

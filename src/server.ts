@@ -81,8 +81,8 @@ export function createApp({ config, db, logger }: AppDeps): App {
     // Counters only, in the shared store (not user data): the resolvers get the limiter, never the client.
     limiter: new VerificationLimiter(databaseLimiterFactory(db.authTablesClient)),
   };
-  const graphql = createGraphQLHandler({ config, db, auth, keyring, sessions, logger, verification });
   const clientIp = createClientIpResolver(config.trustedProxies);
+  const graphql = createGraphQLHandler({ config, db, auth, keyring, sessions, logger, verification, clientIp });
   const ownOrigin = new URL(config.auth.baseURL).origin;
   const logRequest = createRequestLogger(logger);
 

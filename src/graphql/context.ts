@@ -18,8 +18,10 @@
 // its own and whose `openOperationTransaction` opens the operation's
 // transaction late, for the field's write and the rest of the operation
 // (runWithLateTransaction below). Every statement still runs in withUser.
+import type http from 'node:http';
 import type { Auth, Viewer } from '../auth/auth.ts';
 import { getViewer } from '../auth/auth.ts';
+import type { ClientIpResolver } from '../auth/request-headers.ts';
 import type { SessionCache } from '../auth/session-cache.ts';
 import type { AlpacaClient } from '../brokers/alpaca.ts';
 import type { Keyring } from '../crypto/keyring.ts';
@@ -45,6 +47,9 @@ export interface VerificationDeps {
   limiter: VerificationLimiter;
 }
 
+import { eventUserAgent } from '../domain/credential-events.ts';
+import type { RequestOrigin } from '../services/credential-events.ts';
+
 export interface GraphQLContext {
   /** The signed-in user, resolved once per request from the session; null when signed out. */
   viewer: Viewer | null;
@@ -58,6 +63,12 @@ export interface GraphQLContext {
   verification: VerificationDeps;
   /** Set only while an operation runs without its transaction (see above); else undefined. */
   steps?: OperationSteps;
+  /**
+   * Where the request came from, for the audit trail: the client IP by the
+   * same TRUST_PROXY rules as the sign-in throttle, and the User-Agent header
+   * cut to 256 characters. Null when unknown.
+   */
+  origin: RequestOrigin;
 }
 
 /** ctx.db before (or without) a transaction: any use is a bug, so it throws. */
@@ -72,16 +83,32 @@ export interface ContextDeps {
   sessions: SessionCache;
   keyring: Keyring;
   verification: VerificationDeps;
+  clientIp: ClientIpResolver;
+}
+
+/** What yoga passes to `context`: the Fetch request, plus node:http's request when served by it. */
+export interface ContextInput {
+  request: Request;
+  req?: http.IncomingMessage;
 }
 
 /** Builds the context of one request (yoga's `context` option). */
-export function createContextFactory({ auth, sessions, keyring, verification }: ContextDeps) {
-  return async ({ request }: { request: Request }): Promise<GraphQLContext> => ({
+export function createContextFactory({ auth, sessions, keyring, verification, clientIp }: ContextDeps) {
+  return async ({ request, req }: ContextInput): Promise<GraphQLContext> => ({
     viewer: await getViewer(auth, request.headers, sessions),
     db: unscopedDb,
     keyring,
     verification,
+    origin: {
+      clientIp: req ? knownIp(clientIp(req)) : null,
+      userAgent: eventUserAgent(request.headers.get('user-agent')),
+    },
   });
+}
+
+/** The resolver answers 'unknown' when the socket has no address (it closed). */
+function knownIp(ip: string): string | null {
+  return ip === 'unknown' ? null : ip;
 }
 
 /**

@@ -9,6 +9,7 @@ import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import type { GraphQLError } from 'graphql';
 import { createGraphQLError, createYoga, type Plugin } from 'graphql-yoga';
 import type { Auth } from '../auth/auth.ts';
+import type { ClientIpResolver } from '../auth/request-headers.ts';
 import type { SessionCache } from '../auth/session-cache.ts';
 import type { Config } from '../config.ts';
 import type { Keyring } from '../crypto/keyring.ts';
@@ -29,6 +30,8 @@ export interface GraphQLDeps {
   sessions: SessionCache;
   logger: Logger;
   verification: VerificationDeps;
+  /** The client IP by the TRUST_PROXY rules (the same resolver as the sign-in throttle's). */
+  clientIp: ClientIpResolver;
 }
 
 interface ServerContext {
@@ -111,7 +114,16 @@ function useUnsupportedMediaType(): Plugin {
   };
 }
 
-export function createGraphQLHandler({ config, db, auth, keyring, sessions, logger, verification }: GraphQLDeps) {
+export function createGraphQLHandler({
+  config,
+  db,
+  auth,
+  keyring,
+  sessions,
+  logger,
+  verification,
+  clientIp,
+}: GraphQLDeps) {
   const { limits } = config;
   const yogaLogger = logger.child({ component: 'graphql' });
   return createYoga<ServerContext, GraphQLContext>({
@@ -142,7 +154,7 @@ export function createGraphQLHandler({ config, db, auth, keyring, sessions, logg
       allowedHeaders: ['content-type', 'authorization', 'x-graphql-yoga-csrf', 'apollo-require-preflight'],
       methods: ['GET', 'POST', 'OPTIONS'],
     },
-    context: createContextFactory({ auth, sessions, keyring, verification }),
+    context: createContextFactory({ auth, sessions, keyring, verification, clientIp }),
     plugins: [
       useUnsupportedMediaType(),
       useCookieCsrfPrevention(),

@@ -1,5 +1,6 @@
 // Broker verification (contract section 8): the CredentialVerification type
-// and its enums. Credential.verification and verifyCredential are in
+// and its enums (VerificationStatus is also CredentialEvent.verificationStatus).
+// Credential.verification and verifyCredential are in
 // credential.ts.
 import { BROKER_ENVIRONMENTS, VERIFICATION_STATUSES, type VerificationState } from '../domain/verification.ts';
 import { builder } from './builder.ts';
@@ -9,7 +10,7 @@ const BrokerEnvironmentRef = builder.enumType('BrokerEnvironment', {
   values: BROKER_ENVIRONMENTS,
 });
 
-const VerificationStatusRef = builder.enumType('VerificationStatus', {
+export const VerificationStatusRef = builder.enumType('VerificationStatus', {
   description:
     'UNVERIFIED: never checked, or new keys since. VERIFIED: the broker accepted the keys. ' +
     'INVALID: paper and live both refused them. UNREACHABLE: no usable answer (timeout, connection, 5xx, 429, unreadable).',

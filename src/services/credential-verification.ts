@@ -6,7 +6,7 @@
 //   3. broker       Alpaca is asked with NO transaction open (src/brokers/alpaca.ts)
 //   4. write        in the operation's transaction, opened only now, and only if
 //                   the keys are still the version that was checked
-//                   (recordVerification); the field's selection is then read in
+//                   (recordVerification, with its VERIFIED audit event); the field's selection is then read in
 //                   the same transaction.
 //
 // The GraphQL side of this (how a field runs without the per-operation
@@ -25,6 +25,7 @@ import {
   verifyAtBroker,
 } from '../domain/verification.ts';
 import type { OperationSteps } from '../graphql/context.ts';
+import { type RequestOrigin, recordCredentialEvent } from './credential-events.ts';
 import type { VerificationLimiter } from './verification-limiter.ts';
 
 export interface VerifyDeps {
@@ -34,15 +35,15 @@ export interface VerifyDeps {
 }
 
 /**
- * Writes a verification result, unless the credential's keys changed (or it
- * was deleted) since `secretsVersion` was read: compare-and-set on the
- * version. Returns whether it was written. Runs in the caller's scoped
- * transaction, so anything written with it commits or rolls back together.
+ * Writes a verification result and its VERIFIED audit event, unless the
+ * credential's keys changed (or it was deleted) since `secretsVersion` was
+ * read: compare-and-set on the version. Returns whether it was written. Runs
+ * in the caller's scoped transaction, so the result and its event commit or
+ * roll back together.
  */
 export async function recordVerification(
   db: ScopedDb,
-  credentialId: string,
-  secretsVersion: number,
+  check: { userId: string; credentialId: string; secretsVersion: number; request: RequestOrigin },
   state: VerificationState,
 ): Promise<boolean> {
   const v = verificationColumns(state);
@@ -53,11 +54,16 @@ export async function recordVerification(
        SET verification_status = ${v.verificationStatus}, verification_checked_at = ${v.verificationCheckedAt},
            verification_environment = ${v.verificationEnvironment}, broker_account_number = ${v.brokerAccountNumber},
            broker_account_status = ${v.brokerAccountStatus}, verification_message = ${v.verificationMessage}
-     WHERE id = ${credentialId}::uuid AND secrets_version = ${secretsVersion}`;
-  // The audit trail's VERIFIED event (contract section 9, with
-  // verificationStatus = state.status) is written here, when count === 1, in
-  // this same transaction.
-  return count === 1;
+     WHERE id = ${check.credentialId}::uuid AND secrets_version = ${check.secretsVersion}`;
+  if (count !== 1) return false;
+  await recordCredentialEvent(db, {
+    userId: check.userId,
+    credentialId: check.credentialId,
+    action: 'VERIFIED',
+    verificationStatus: state.status,
+    request: check.request,
+  });
+  return true;
 }
 
 /**
@@ -69,6 +75,7 @@ export async function verifyCredential(
   steps: OperationSteps,
   userId: string,
   credentialId: string,
+  request: RequestOrigin,
 ): Promise<ScopedDb> {
   await limiter.consume(userId, credentialId);
 
@@ -98,6 +105,6 @@ export async function verifyCredential(
       : unsendableKeys();
 
   const db = await steps.openOperationTransaction();
-  await recordVerification(db, credentialId, row.secretsVersion, state);
+  await recordVerification(db, { userId, credentialId, secretsVersion: row.secretsVersion, request }, state);
   return db;
 }

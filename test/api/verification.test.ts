@@ -15,6 +15,17 @@ const VERIFY = `mutation($id: UUID!) { verifyCredential(id: $id) { id nickname a
 const STORE = 'mutation($input: StoreCredentialInput!) { storeCredential(input: $input) { id } }';
 const UPDATE = `mutation($id: UUID!, $input: UpdateCredentialInput!) { updateCredential(id: $id, input: $input) { id apiKeyHint ${VERIFICATION} } }`;
 const BY_ID = `query($id: UUID!) { credential(id: $id) { id updatedAt ${VERIFICATION} } }`;
+const EVENTS =
+  'query($id: UUID!) { credentialEvents(credentialId: $id) { edges { node { action changedFields verificationStatus } } } }';
+
+/** The credential's audit trail, newest first: [action, verificationStatus]. */
+async function eventsOf(who: Owner, id: string): Promise<[string, string | null][]> {
+  const res = await gql(server.url, EVENTS, { id }, who.session);
+  expect(res.body.errors).toBeUndefined();
+  return res.body.data?.credentialEvents.edges.map(
+    (e: { node: { action: string; verificationStatus: string | null } }) => [e.node.action, e.node.verificationStatus],
+  );
+}
 
 interface Verification {
   status: string;
@@ -123,6 +134,11 @@ describe(`verifyCredential (${dbKind})`, () => {
     expect(after.body.data?.credential.verification).toEqual(verification);
     // A check changes nothing the user stored: updatedAt stays (checkedAt says when).
     expect(after.body.data?.credential.updatedAt).toBe(before.body.data?.credential.updatedAt);
+    // ...but it is in the audit trail, with its outcome.
+    expect(await eventsOf(who, id)).toEqual([
+      ['VERIFIED', 'VERIFIED'],
+      ['STORED', null],
+    ]);
   });
 
   it('asks live first for other keys; VERIFIED LIVE with the broker status word', async () => {
@@ -181,6 +197,7 @@ describe(`verifyCredential (${dbKind})`, () => {
       expect(v.checkedAt).not.toBeNull();
       expect(v.message).toMatch(/refused/);
       expect(seen(c.apiKey)).toEqual({ paper: 1, live: 1 });
+      expect((await eventsOf(who, c.id))[0]).toEqual(['VERIFIED', 'INVALID']);
     }
   });
 
@@ -203,6 +220,7 @@ describe(`verifyCredential (${dbKind})`, () => {
       expect(v.message).toMatch(message);
       expect(v.message).toMatch(/^(Alpaca paper|Could not connect to Alpaca paper)/);
       expect(seen(c.apiKey)).toEqual({ paper: 1, live: 0 });
+      expect((await eventsOf(who, c.id))[0]).toEqual(['VERIFIED', 'UNREACHABLE']);
     }
   });
 
@@ -306,6 +324,11 @@ describe(`verifyCredential (${dbKind})`, () => {
     // The answer is the credential as it now is: new hint, still UNVERIFIED.
     expect(res.body.data?.verifyCredential.apiKeyHint).toBe(`••••${newKey.slice(-4)}`);
     expect(verificationOf(res).status).toBe('UNVERIFIED');
+    // No result was written, so no VERIFIED event: only the store and the key change.
+    expect(await eventsOf(who, c.id)).toEqual([
+      ['UPDATED', null],
+      ['STORED', null],
+    ]);
   });
 
   it('answers NOT_FOUND when the credential was deleted while the broker was asked', async () => {

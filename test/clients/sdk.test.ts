@@ -85,6 +85,21 @@ describe(`typed SDK client (${dbKind})`, () => {
     expect(credential).toMatchObject({ nickname: 'Live', account: { id: account.id, accountName: 'Paper and live' } });
     const { account: after } = await client.Account({ id: account.id, includeInactive: true });
     expect(after?.credentials.map((c) => c.nickname)).toEqual(['Live']);
+
+    // The audit trail: a deleted credential's history stays; pages follow endCursor.
+    const { credentialEvents: deleted } = await client.CredentialEvents({ credentialId: paper.id });
+    expect(deleted.edges.map((e) => e.node.action)).toEqual(['DELETED', 'STORED']);
+    const { credential: history } = await client.CredentialHistory({ id: plain.id, first: 1 });
+    expect(history?.events.edges.map((e) => [e.node.action, e.node.changedFields])).toEqual([
+      ['UPDATED', ['nickname']],
+    ]);
+    expect(history?.events.pageInfo.hasNextPage).toBe(true);
+    const { credential: older } = await client.CredentialHistory({
+      id: plain.id,
+      after: history?.events.pageInfo.endCursor,
+    });
+    expect(older?.events.edges.map((e) => e.node.action)).toEqual(['STORED']);
+    expect(older?.events.pageInfo.hasNextPage).toBe(false);
   });
 
   it('throws the GraphQL errors with their codes: CONFLICT, BAD_USER_INPUT with its field, NOT_FOUND', async () => {

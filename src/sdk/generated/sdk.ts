@@ -13,6 +13,8 @@ import * as Operations from './graphql.ts';
 
 
 
+
+
 export type Requester<C = {}> = <R, V>(doc: DocumentNode, vars?: V, options?: C) => Promise<R> | AsyncIterable<R>
 export function getSdk<C>(requester: Requester<C>) {
   return {
@@ -48,6 +50,12 @@ export function getSdk<C>(requester: Requester<C>) {
     },
     Credential(variables: Operations.CredentialQueryVariables, options?: C): Promise<Operations.CredentialQuery> {
       return requester<Operations.CredentialQuery, Operations.CredentialQueryVariables>(Operations.CredentialDocument, variables, options) as Promise<Operations.CredentialQuery>;
+    },
+    CredentialEvents(variables?: Operations.CredentialEventsQueryVariables, options?: C): Promise<Operations.CredentialEventsQuery> {
+      return requester<Operations.CredentialEventsQuery, Operations.CredentialEventsQueryVariables>(Operations.CredentialEventsDocument, variables, options) as Promise<Operations.CredentialEventsQuery>;
+    },
+    CredentialHistory(variables: Operations.CredentialHistoryQueryVariables, options?: C): Promise<Operations.CredentialHistoryQuery> {
+      return requester<Operations.CredentialHistoryQuery, Operations.CredentialHistoryQueryVariables>(Operations.CredentialHistoryDocument, variables, options) as Promise<Operations.CredentialHistoryQuery>;
     }
   };
 }

@@ -2,6 +2,7 @@
 // Every other module receives the typed Config; nothing else reads process.env.
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { isIPv4 } from 'node:net';
 import path from 'node:path';
 import proxyAddr from 'proxy-addr';
 import { z } from 'zod';
@@ -43,6 +44,32 @@ function isValidTrust(values: string[]): boolean {
 
 const blankAsUnset = (v: unknown) => (v === '' ? undefined : v);
 
+/** localhost, 127.0.0.0/8 or ::1: traffic that never leaves the machine. */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/^\[|\]$/g, '');
+  if (host === 'localhost' || host === '::1') return true;
+  return isIPv4(host) && host.startsWith('127.');
+}
+
+/**
+ * A broker base URL: https, or plain http to a loopback address only (a local
+ * stand-in or proxy), since the request carries the user's keys. No path
+ * beyond "/", query or credentials: /v2/account is appended to it.
+ */
+const brokerUrl = z
+  .string()
+  .refine((v) => URL.canParse(v), 'must be a URL such as https://paper-api.alpaca.markets')
+  .transform((v) => new URL(v))
+  .refine(
+    (u) => u.protocol === 'https:' || (u.protocol === 'http:' && isLoopbackHost(u.hostname)),
+    'must be an https:// URL (plain http only on a loopback address: 127.0.0.0/8, ::1, localhost)',
+  )
+  .refine(
+    (u) => !u.username && !u.password && !u.search && !u.hash && u.pathname === '/',
+    'must be a base URL without path, query or user info',
+  )
+  .transform((u) => u.origin);
+
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   HOST: z.string().optional(),
@@ -83,6 +110,9 @@ const envSchema = z.object({
   MAX_TOKENS: int(10, 100_000).default(2000),
   MAX_BODY_BYTES: int(1024, 100_000_000).default(102_400),
   SESSION_CACHE_TTL_MS: int(0, 300_000).default(30_000),
+  ALPACA_PAPER_URL: brokerUrl.default('https://paper-api.alpaca.markets'),
+  ALPACA_LIVE_URL: brokerUrl.default('https://api.alpaca.markets'),
+  BROKER_TIMEOUT_MS: int(1, 120_000).default(5000),
 });
 
 type Env = z.infer<typeof envSchema>;
@@ -130,6 +160,8 @@ export interface Config {
   trustedProxies: string[];
   /** Abuse limits on GraphQL documents and request bodies. */
   limits: { depth: number; cost: number; aliases: number; tokens: number; bodyBytes: number };
+  /** Where credentials are verified (contract section 8), and how long to wait for an answer. */
+  broker: { alpaca: { paperUrl: string; liveUrl: string }; timeoutMs: number };
 }
 
 /** Secrets a development start may generate; production must be given them. */
@@ -280,6 +312,10 @@ export async function loadConfig(
       aliases: env.MAX_ALIASES,
       tokens: env.MAX_TOKENS,
       bodyBytes: env.MAX_BODY_BYTES,
+    },
+    broker: {
+      alpaca: { paperUrl: env.ALPACA_PAPER_URL, liveUrl: env.ALPACA_LIVE_URL },
+      timeoutMs: env.BROKER_TIMEOUT_MS,
     },
   };
 }

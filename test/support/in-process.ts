@@ -30,12 +30,12 @@ export interface InProcessServer {
 export interface InProcessOptions {
   instrument?: OpenOptions['instrument'];
   env?: Record<string, string>;
-  /** Reuse a database instead of making a fresh one. */
-  testDb?: TestDatabase;
+  /** Another instance's database (PostgreSQL only), left in place on close. */
+  database?: TestDatabase;
 }
 
 export async function startInProcess(options: InProcessOptions = {}): Promise<InProcessServer> {
-  const testDb = options.testDb ?? (await createTestDatabase());
+  const testDb = options.database ?? (await createTestDatabase());
   // Listen first: better-auth's base URL (and so the trusted origin) needs the port.
   let handler: http.RequestListener = (_req, res) => res.writeHead(503).end();
   const server = http.createServer((req, res) => handler(req, res));
@@ -72,7 +72,7 @@ export async function startInProcess(options: InProcessOptions = {}): Promise<In
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await db.close();
-      if (!options.testDb) await testDb.drop();
+      if (!options.database) await testDb.drop();
     },
   };
 }

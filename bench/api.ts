@@ -607,6 +607,8 @@ async function main(): Promise<void> {
     .sort((a, b) => order.indexOf(a.workload) - order.indexOf(b.workload) || a.conns - b.conns);
 
   const productLogs = product.logs.filter((l) => !/listening on|migrations|shutting down|stopped/.test(l));
+  // A connected inspector would keep the product from exiting.
+  inspector?.close();
   for (const s of Object.values(servers).reverse()) await s.stop();
 
   const describeWorkload: Record<WorkloadName, string> = {

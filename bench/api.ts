@@ -8,6 +8,10 @@
 //   npm run bench -- --quick --profile # also a V8 CPU profile of the product
 //                                      # per measured run, summarised by package
 //   npm run bench -- --no-postgraphile # without the PostGraphile peer
+//   npm run bench -- --compare ../other-checkout
+//                                      # also that checkout's product (its
+//                                      # src/, same database and users),
+//                                      # interleaved: before/after in one run
 //
 // Steps: create a fresh database on the PostgreSQL server named by
 // BENCH_DATABASE_URL (or --admin-url); start the product exactly as users do
@@ -32,7 +36,6 @@ import {
   OPERATION_NAMES,
   randomAlpacaKeys,
   type WorkloadName,
-  workloadBody,
   workloadRequest,
 } from '../test/support/workloads.ts';
 import {
@@ -71,6 +74,7 @@ const { values: flags } = parseArgs({
     'keep-db': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     postgraphile: { type: 'boolean', default: true },
+    compare: { type: 'string' },
   },
   allowNegative: true,
 });
@@ -94,7 +98,7 @@ const adminUrl =
   flags['admin-url'] ?? process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 for (const w of settings.workloads) if (!(w in OPERATION_NAMES)) throw new Error(`unknown workload ${w}`);
 
-type Target = 'product' | 'baseline' | 'postgraphile';
+type Target = 'product' | 'baseline' | 'postgraphile' | 'compare';
 
 interface RunningProcess {
   child: ChildProcess;
@@ -109,8 +113,14 @@ async function cleanUp(): Promise<void> {
 process.once('SIGINT', () => void cleanUp().then(() => process.exit(130)));
 
 /** Starts a server process and resolves once `ready()` holds. */
-async function startProcess(name: string, args: string[], env: Record<string, string>, ready: () => Promise<boolean>) {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+async function startProcess(
+  name: string,
+  args: string[],
+  env: Record<string, string>,
+  ready: () => Promise<boolean>,
+  cwd = ROOT,
+) {
+  const child = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   const collect = (chunk: Buffer) => {
     for (const line of chunk.toString('utf8').split('\n')) if (line.trim() && logs.length < 1000) logs.push(line);
@@ -380,11 +390,17 @@ async function main(): Promise<void> {
   cleanups.push(() => rm(workDir, { recursive: true, force: true }));
 
   const encryptionKey = randomBytes(32).toString('base64');
-  const ports = { product: await freePort(), baseline: await freePort(), postgraphile: await freePort() };
+  const ports = {
+    product: await freePort(),
+    baseline: await freePort(),
+    postgraphile: await freePort(),
+    compare: await freePort(),
+  };
   const urls: Record<Target, string> = {
     product: `http://127.0.0.1:${ports.product}`,
     baseline: `http://127.0.0.1:${ports.baseline}`,
     postgraphile: `http://127.0.0.1:${ports.postgraphile}`,
+    compare: `http://127.0.0.1:${ports.compare}`,
   };
   const base = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.tmpdir() };
   const answers = (url: string) => () => fetch(url).then((r) => r.ok);
@@ -457,6 +473,19 @@ async function main(): Promise<void> {
     },
     answers(`${urls.baseline}/health`),
   );
+  if (flags.compare) {
+    const dir = path.resolve(flags.compare);
+    console.log(
+      `compare: ${dir}'s node src/main.ts on :${ports.compare}, started as the product (same secrets, database and users)`,
+    );
+    servers.compare = await startProcess(
+      'compare',
+      ['src/main.ts'],
+      { ...productEnv, PORT: String(ports.compare), BETTER_AUTH_URL: `http://localhost:${ports.compare}` },
+      answers(`${urls.compare}/ready`),
+      dir,
+    );
+  }
   const withPostgraphile = flags.postgraphile && settings.workloads.includes('W1');
   if (withPostgraphile) {
     const version = JSON.parse(await readFile(path.join(ROOT, 'node_modules/postgraphile/package.json'), 'utf8'))
@@ -490,8 +519,12 @@ async function main(): Promise<void> {
       (flags.profile ? ' (the profiled product runs pay for the profiler)' : ''),
   );
 
-  const targetsFor = (w: WorkloadName): Target[] =>
-    w === 'W1' && withPostgraphile ? ['product', 'baseline', 'postgraphile'] : ['product', 'baseline'];
+  const targetsFor = (w: WorkloadName): Target[] => [
+    'product',
+    ...(flags.compare ? (['compare'] as const) : []),
+    'baseline',
+    ...(w === 'W1' && withPostgraphile ? (['postgraphile'] as const) : []),
+  ];
   const requestsFiles = new Map<string, string>();
   for (const workload of settings.workloads) {
     for (const target of targetsFor(workload)) {
@@ -593,6 +626,7 @@ async function main(): Promise<void> {
       const p = summarise(byTarget.product ?? []);
       const b = summarise(byTarget.baseline ?? []);
       const g = byTarget.postgraphile ? summarise(byTarget.postgraphile) : undefined;
+      const c = byTarget.compare ? summarise(byTarget.compare) : undefined;
       return {
         workload,
         conns: Number(conns),
@@ -601,6 +635,7 @@ async function main(): Promise<void> {
         ...(g ? { postgraphile: g } : {}),
         ratio: ratio(p.rps, b.rps),
         ...(g ? { ratio_postgraphile: ratio(p.rps, g.rps) } : {}),
+        ...(c ? { compare: c, ratio_compare: ratio(c.rps, b.rps) } : {}),
         rounds: byTarget,
       };
     })
@@ -645,6 +680,9 @@ async function main(): Promise<void> {
   for (const r of runs) {
     const lines: [string, Summary, string, string][] = [
       ['product', r.product, r.ratio.toFixed(2), r.ratio_postgraphile?.toFixed(2) ?? ''],
+      ...(r.compare
+        ? [['compare', r.compare, r.ratio_compare?.toFixed(2) ?? '', ''] as [string, Summary, string, string]]
+        : []),
       ['baseline', r.baseline, '', ''],
       ...(r.postgraphile ? [['postgraphile', r.postgraphile, '', ''] as [string, Summary, string, string]] : []),
     ];

@@ -16,6 +16,7 @@ import type { Database } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
 import type { GraphQLContext } from '../schema/builder.ts';
 import { schema } from '../schema/index.ts';
+import { useBodySizeLimit } from './body-limit.ts';
 import { createMaskError } from './errors.ts';
 import { useOperationLog } from './operation-log.ts';
 import { unscopedDb, useRlsTransaction } from './rls-transaction.ts';
@@ -97,7 +98,8 @@ export function createGraphQLHandler({ config, db, auth, keyring, sessions, logg
     graphiql: config.graphiql && { title: 'Brokerage credentials API', credentials: 'same-origin' },
     renderGraphiQL,
     landingPage: false,
-    maxRequestBodySize: limits.bodyBytes,
+    // useBodySizeLimit below enforces limits.bodyBytes, at less cost.
+    maxRequestBodySize: false,
     // Never add details of unexpected errors to responses, in any environment.
     maskedErrors: { maskError: createMaskError(yogaLogger) },
     logging: {
@@ -123,6 +125,7 @@ export function createGraphQLHandler({ config, db, auth, keyring, sessions, logg
     }),
     plugins: [
       useUnsupportedMediaType(),
+      useBodySizeLimit(limits.bodyBytes),
       useCookieCsrfPrevention(),
       // Document limits, checked once per distinct document (yoga caches validation).
       EnvelopArmorPlugin({

@@ -32,12 +32,7 @@ import { isDeepStrictEqual, parseArgs } from 'node:util';
 import pg from 'pg';
 import { gql, signUp } from '../test/support/client.ts';
 import { freePort } from '../test/support/ports.ts';
-import {
-  OPERATION_NAMES,
-  randomAlpacaKeys,
-  type WorkloadName,
-  workloadRequest,
-} from '../test/support/workloads.ts';
+import { OPERATION_NAMES, randomAlpacaKeys, type WorkloadName, workloadRequest } from '../test/support/workloads.ts';
 import {
   ensureWrk,
   type LoadResult,

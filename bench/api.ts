@@ -400,8 +400,9 @@ async function main(): Promise<void> {
   const base = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.tmpdir() };
   const answers = (url: string) => () => fetch(url).then((r) => r.ok);
 
-  // Exactly a production start (README): nothing else set but the pool size and
-  // the log level. The server logs nothing per request at info; warn keeps a
+  // Exactly a production start (README): nothing else set but the pool size,
+  // the log level and prepared statements (the bench connects directly, no
+  // PgBouncer). The server logs nothing per request at info; warn keeps a
   // stray warning storm from skewing the figures (and they are reported).
   const productEnv = {
     ...base,
@@ -409,13 +410,14 @@ async function main(): Promise<void> {
     PORT: String(ports.product),
     DATABASE_URL: dbUrl.toString(),
     DATABASE_POOL_SIZE: String(settings.poolSize),
+    DATABASE_PREPARED_STATEMENTS: 'true',
     ENCRYPTION_KEY: encryptionKey,
     BETTER_AUTH_SECRET: randomBytes(32).toString('hex'),
     BETTER_AUTH_URL: `http://localhost:${ports.product}`,
     LOG_LEVEL: 'warn',
   };
   console.log(
-    `product: node src/main.ts on :${ports.product} (NODE_ENV=production, LOG_LEVEL=warn, DATABASE_POOL_SIZE=${settings.poolSize})`,
+    `product: node src/main.ts on :${ports.product} (NODE_ENV=production, LOG_LEVEL=warn, DATABASE_POOL_SIZE=${settings.poolSize}, DATABASE_PREPARED_STATEMENTS=true)`,
   );
   // --profile opens the product's inspector on loopback, to profile the
   // measured runs only; without it, the command users run.

@@ -1,11 +1,11 @@
-// The Account API through HTTP against a real server process.
+// The Account API through HTTP against the composed app (in-process, real database).
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { errorOf, gql, type Session, signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
-import { useServer } from '../support/server.ts';
+import { useInProcessServer } from '../support/in-process.ts';
 
-const server = useServer();
+const server = useInProcessServer();
 let url: string;
 
 const ACCOUNT = 'id userId accountName isActive createdAt updatedAt';

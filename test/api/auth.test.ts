@@ -1,15 +1,17 @@
 // Sessions through better-auth's real endpoints: cookie and bearer, sign-out,
-// expiry, forged tokens, and the throttling of failed attempts.
+// expiry, forged tokens, and the throttling of failed attempts. In-process,
+// except where several server processes share one database.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { errorOf, gql, rawSignIn, rawSignUp, signIn, signOut, signUp, uniqueEmail } from '../support/client.ts';
 import { dbKind, queryDatabase } from '../support/databases.ts';
-import { startServer, useServer } from '../support/server.ts';
+import { useInProcessServer } from '../support/in-process.ts';
+import { startServer } from '../support/server.ts';
 
 const VIEWER = '{ viewer { id email name } }';
 const ACCOUNTS = '{ accounts { id } }';
 
 describe(`sessions (${dbKind})`, () => {
-  const server = useServer();
+  const server = useInProcessServer();
   let url: string;
 
   beforeAll(async () => {
@@ -75,7 +77,7 @@ describe(`sessions (${dbKind})`, () => {
   it.runIf(dbKind === 'postgres')('treats an expired session as no session', async () => {
     const session = await signUp(url);
     await queryDatabase(
-      server.db.url as string,
+      server.testDb.url as string,
       `UPDATE auth_sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1`,
       [session.user.id],
     );
@@ -94,12 +96,12 @@ describe(`sessions (${dbKind})`, () => {
 });
 
 describe.runIf(dbKind === 'postgres')('session cache bound (postgres)', () => {
-  const server = useServer({ env: { SESSION_CACHE_TTL_MS: '1000' } });
+  const server = useInProcessServer({ env: { SESSION_CACHE_TTL_MS: '1000' } });
 
   it('keeps a session deleted behind its back usable for at most SESSION_CACHE_TTL_MS', async () => {
     const session = await signUp(server.url);
     expect((await gql(server.url, ACCOUNTS, undefined, session)).status).toBe(200);
-    await queryDatabase(server.db.url as string, 'DELETE FROM auth_sessions WHERE user_id = $1', [session.user.id]);
+    await queryDatabase(server.testDb.url as string, 'DELETE FROM auth_sessions WHERE user_id = $1', [session.user.id]);
     const deletedAt = Date.now();
     let status = 200;
     while (status === 200) {
@@ -113,7 +115,7 @@ describe.runIf(dbKind === 'postgres')('session cache bound (postgres)', () => {
 });
 
 describe(`throttling of failed attempts (${dbKind})`, () => {
-  const server = useServer();
+  const server = useInProcessServer();
   let url: string;
 
   beforeAll(async () => {
@@ -140,7 +142,7 @@ describe(`throttling of failed attempts (${dbKind})`, () => {
 });
 
 describe(`throttling per client (${dbKind})`, () => {
-  const server = useServer();
+  const server = useInProcessServer();
 
   it('answers 429 after 20 failures from one client across many emails, whatever X-Forwarded-For says', async () => {
     const statuses: number[] = [];
@@ -163,7 +165,7 @@ describe(`throttling per client (${dbKind})`, () => {
 });
 
 describe(`throttling of failed sign-ups (${dbKind})`, () => {
-  const server = useServer();
+  const server = useInProcessServer();
 
   it('answers 429 after 5 failed sign-ups for one email', async () => {
     const taken = await signUp(server.url);

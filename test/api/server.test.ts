@@ -1,17 +1,19 @@
-// The process as an operator sees it: probes, GraphiQL, configuration errors,
-// and graceful shutdown through the README's start command.
+// The server as an operator sees it: probes and GraphiQL (the composed app,
+// in-process), and what only a real process shows: configuration refusals,
+// a production start, and graceful shutdown through the README's start command.
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { gql, signUp } from '../support/client.ts';
 import { createTestDatabase, dbKind } from '../support/databases.ts';
-import { startServer, testSecrets, useServer } from '../support/server.ts';
+import { useInProcessServer } from '../support/in-process.ts';
+import { startServer, testSecrets } from '../support/server.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
 describe(`HTTP surface (${dbKind})`, () => {
-  const server = useServer();
+  const server = useInProcessServer();
 
   it('answers /health and /ready with 200', async () => {
     for (const probe of ['/health', '/ready']) {

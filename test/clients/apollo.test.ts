@@ -1,5 +1,5 @@
 // Apollo Client (core, no React) with the SDK's TypedDocumentNode documents,
-// against a real server process: the user flow, the normalised cache, errors.
+// against the composed app over HTTP (in-process): the user flow, the normalised cache, errors.
 import { ApolloClient, CombinedGraphQLErrors, HttpLink, InMemoryCache } from '@apollo/client';
 import {
   AccountsDocument,
@@ -14,10 +14,10 @@ import {
 import { describe, expect, it } from 'vitest';
 import { signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
+import { useInProcessServer } from '../support/in-process.ts';
 import { recordingFetch } from '../support/recording-fetch.ts';
-import { useServer } from '../support/server.ts';
 
-const server = useServer();
+const server = useInProcessServer();
 
 function apolloClient(token?: string, cookie?: string) {
   const recorder = recordingFetch();

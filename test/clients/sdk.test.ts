@@ -1,17 +1,17 @@
 // The generated SDK, imported through the package's "./sdk" export as any
-// TypeScript consumer would, against a real server process.
+// TypeScript consumer would, against the composed app over HTTP (in-process).
 
 import { type Client, createClient, GraphQLRequestError } from 'brokerage-credentials-api/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAlpacaStandIns } from '../support/alpaca-stand-in.ts';
 import { signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
-import { useServer } from '../support/server.ts';
+import { useInProcessServer } from '../support/in-process.ts';
 
 // The Alpaca stand-in (the one mock) must listen before the server starts.
 const brokers = await startAlpacaStandIns();
 afterAll(() => brokers.close());
-const server = useServer({ env: brokers.env });
+const server = useInProcessServer({ env: brokers.env });
 let endpoint: string;
 
 beforeAll(async () => {

@@ -1,5 +1,5 @@
-// urql (@urql/core) with the SDK's TypedDocumentNode documents, against a real
-// server process: the user flow, its document cache, GET queries, errors.
+// urql (@urql/core) with the SDK's TypedDocumentNode documents, against the
+// composed app over HTTP (in-process): the user flow, its document cache, GET queries, errors.
 import { Client, cacheExchange, fetchExchange } from '@urql/core';
 import {
   AccountsDocument,
@@ -13,10 +13,10 @@ import {
 import { describe, expect, it } from 'vitest';
 import { signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
+import { useInProcessServer } from '../support/in-process.ts';
 import { recordingFetch } from '../support/recording-fetch.ts';
-import { useServer } from '../support/server.ts';
 
-const server = useServer();
+const server = useInProcessServer();
 
 function urqlClient(
   token?: string,

@@ -2,9 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { gql, type Session, signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
-import { useServer } from '../support/server.ts';
+import { useInProcessServer } from '../support/in-process.ts';
 
-const server = useServer();
+const server = useInProcessServer();
 
 const STORE = 'mutation($input: StoreCredentialInput!) { storeCredential(input: $input) { id nickname } }';
 const GET_OR_CREATE = 'mutation { getOrCreateAccount { created account { id } } }';

@@ -4,9 +4,9 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { errorOf, gql, rawSignIn, type Session, signUp } from '../support/client.ts';
 import { adminQuery, dbKind } from '../support/databases.ts';
-import { useServer } from '../support/server.ts';
+import { useInProcessServer } from '../support/in-process.ts';
 
-const server = useServer();
+const server = useInProcessServer();
 
 const STORE = (alias: string, accountId: string, credentialType: string) =>
   `${alias}: storeCredential(input: { accountId: "${accountId}", credentialType: "${credentialType}", apiKey: "PKAAAABBBBCCCCDDDD11", secretKey: "s3cr3t-${randomUUID()}" }) { id }`;
@@ -48,7 +48,7 @@ describe(`a mutation failing after its first write leaves nothing behind (${dbKi
 });
 
 describe.runIf(dbKind === 'postgres')('the database going away (postgres)', () => {
-  const database = () => new URL(server.db.url as string).pathname.slice(1);
+  const database = () => new URL(server.testDb.url as string).pathname.slice(1);
   const cutOff = async () => {
     await adminQuery(`ALTER DATABASE ${database()} ALLOW_CONNECTIONS false`);
     await adminQuery(

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { apiKeyHint } from '../../src/domain/credential.ts';
 import { type GraphQLResponse, gql, type Session, signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
-import { useServer } from '../support/server.ts';
+import { useInProcessServer } from '../support/in-process.ts';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 40);
 
@@ -41,7 +41,7 @@ const hostile = fc.oneof(
   fc.constantFrom('', ' ', '\t\n', 'alpaca', 'Alpaca', 'a', 'alpaca_paper_2'),
 );
 
-const server = useServer();
+const server = useInProcessServer();
 let user: Session;
 let accountId: string;
 let stored = 0;

@@ -2,9 +2,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { errorOf, gql, rawSignUp, type Session, signUp, uniqueEmail } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
-import { useServer } from '../support/server.ts';
+import { useInProcessServer } from '../support/in-process.ts';
 
-const server = useServer();
+const server = useInProcessServer();
 let session: Session;
 
 /** `{ accounts { credentials { account { credentials ... } } } }` nested to `depth` levels. */
@@ -118,7 +118,7 @@ describe(`CSRF protection for cookie sessions (${dbKind})`, () => {
 });
 
 describe(`configurable limits, GraphiQL and introspection (${dbKind})`, () => {
-  const strict = useServer({ env: { GRAPHIQL: 'false', MAX_QUERY_COST: '20', MAX_QUERY_DEPTH: '3' } });
+  const strict = useInProcessServer({ env: { GRAPHIQL: 'false', MAX_QUERY_COST: '20', MAX_QUERY_DEPTH: '3' } });
 
   it('refuses introspection when GraphiQL is off, and serves no GraphiQL page', async () => {
     const res = await gql(strict.url, '{ __schema { queryType { name } } }');

@@ -1,9 +1,9 @@
 // Requests that are not proper GraphQL get clear 4xx answers, never a 500.
 import { describe, expect, it } from 'vitest';
 import { dbKind } from '../support/databases.ts';
-import { useServer } from '../support/server.ts';
+import { useInProcessServer } from '../support/in-process.ts';
 
-const server = useServer();
+const server = useInProcessServer();
 
 async function send(init: RequestInit & { path?: string }) {
   const res = await fetch(`${server.url}${init.path ?? '/graphql'}`, init);

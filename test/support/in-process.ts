@@ -1,8 +1,14 @@
-// Runs the app inside the test process (createApp on an http server on port
-// 0), for tests that must observe the server's internals, such as the SQL it
-// sends. Everything else is as in production: real database, real HTTP.
+// Runs the app inside the test process: createApp (src/server.ts, the same
+// composition src/main.ts serves) on an http server on port 0, on a fresh
+// test database. Everything a client meets is as in production: real
+// database, real HTTP, the same configuration defaults as a spawned server
+// (NODE_ENV=development, LOG_LEVEL=info); only the process is shared, which
+// saves a Node start-up and a module load per file. Tests that must observe
+// internals (the SQL sent) use it too. Where the process itself is the point
+// (signals, its whole output, the README's commands), use server.ts.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { type Database, type OpenOptions, openDatabase } from '../../src/db/database.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -12,20 +18,23 @@ import { testSecrets } from './server.ts';
 
 export interface InProcessServer {
   url: string;
+  /** The app's open database (its pools or PGlite instance). */
   db: Database;
   testDb: TestDatabase;
-  /** Stops the server, closes the pools and drops the database. */
+  /** Every line the app logged (pino JSON), in order. */
+  logs: string[];
+  /** Stops the server, closes the pools and drops the database (unless it was given). */
   close(): Promise<void>;
 }
 
-export async function startInProcess(
-  options: {
-    instrument?: OpenOptions['instrument'];
-    env?: Record<string, string>;
-    /** Another instance's database (PostgreSQL only), left in place on close. */
-    database?: TestDatabase;
-  } = {},
-): Promise<InProcessServer> {
+export interface InProcessOptions {
+  instrument?: OpenOptions['instrument'];
+  env?: Record<string, string>;
+  /** Another instance's database (PostgreSQL only), left in place on close. */
+  database?: TestDatabase;
+}
+
+export async function startInProcess(options: InProcessOptions = {}): Promise<InProcessServer> {
   const testDb = options.database ?? (await createTestDatabase());
   // Listen first: better-auth's base URL (and so the trusted origin) needs the port.
   let handler: http.RequestListener = (_req, res) => res.writeHead(503).end();
@@ -35,23 +44,69 @@ export async function startInProcess(
   const config = await loadConfig({
     NODE_ENV: 'development',
     PORT: String(port),
-    LOG_LEVEL: 'silent',
+    LOG_LEVEL: 'info',
     ...testSecrets,
     ...testDb.env,
     ...options.env,
   });
-  const logger = createLogger(config.logLevel);
-  const db = await openDatabase(config.database, { migrate: true, logger, instrument: options.instrument });
+  const logs: string[] = [];
+  // pino writes each line with one synchronous write() call to its destination.
+  const logger = createLogger(config.logLevel, { write: (line: string) => logs.push(line.trimEnd()) });
+  let db: Database;
+  try {
+    db = await openDatabase(config.database, { migrate: true, logger, instrument: options.instrument });
+  } catch (error) {
+    server.close();
+    throw error;
+  }
   handler = createApp({ config, db, logger }).handler;
+  let closed = false;
   return {
     url: `http://localhost:${port}`,
     db,
     testDb,
+    logs,
     close: async () => {
+      if (closed) return;
+      closed = true;
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await db.close();
       if (!options.database) await testDb.drop();
     },
+  };
+}
+
+/**
+ * An in-process server for the enclosing describe block (or file), started
+ * in beforeAll and closed (its database dropped) in afterAll, like
+ * server.ts's useServer. The handle forwards to the running server.
+ */
+export function useInProcessServer(options: InProcessOptions = {}): InProcessServer {
+  let running: InProcessServer | undefined;
+  beforeAll(async () => {
+    running = await startInProcess(options);
+  });
+  afterAll(async () => {
+    await running?.close();
+  });
+  const current = (): InProcessServer => {
+    if (!running) throw new Error('the server starts in beforeAll: use it inside tests or hooks');
+    return running;
+  };
+  return {
+    get url() {
+      return current().url;
+    },
+    get db() {
+      return current().db;
+    },
+    get testDb() {
+      return current().testDb;
+    },
+    get logs() {
+      return current().logs;
+    },
+    close: () => current().close(),
   };
 }

@@ -41,6 +41,11 @@ function isValidTrust(values: string[]): boolean {
   }
 }
 
+const otlpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL (OTLP over HTTP)' });
+const otlpProtocol = z.enum(['http/protobuf', 'http/json'], {
+  error: 'must be http/protobuf or http/json (traces go out over OTLP/HTTP)',
+});
+
 const blankAsUnset = (v: unknown) => (v === '' ? undefined : v);
 
 const envSchema = z.object({
@@ -83,6 +88,17 @@ const envSchema = z.object({
   MAX_TOKENS: int(10, 100_000).default(2000),
   MAX_BODY_BYTES: int(1024, 100_000_000).default(102_400),
   SESSION_CACHE_TTL_MS: int(0, 300_000).default(30_000),
+  METRICS_PORT: int(0, 65535).optional(),
+  // Read here only to decide whether tracing is on and to refuse bad values
+  // with a clear message: the OpenTelemetry SDK reads these (and the other
+  // OTEL_* variables: OTEL_EXPORTER_OTLP_HEADERS, OTEL_TRACES_SAMPLER,
+  // OTEL_TRACES_SAMPLER_ARG, OTEL_RESOURCE_ATTRIBUTES, OTEL_BSP_*...) itself.
+  OTEL_EXPORTER_OTLP_ENDPOINT: otlpUrl.optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: otlpUrl.optional(),
+  OTEL_EXPORTER_OTLP_PROTOCOL: otlpProtocol.optional(),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: otlpProtocol.optional(),
+  OTEL_SERVICE_NAME: z.string().default('brokerage-credentials-api'),
+  OTEL_SDK_DISABLED: boolean.default(false),
 });
 
 type Env = z.infer<typeof envSchema>;
@@ -130,6 +146,18 @@ export interface Config {
   trustedProxies: string[];
   /** Abuse limits on GraphQL documents and request bodies. */
   limits: { depth: number; cost: number; aliases: number; tokens: number; bodyBytes: number };
+  /** Prometheus metrics on their own listener (METRICS_PORT, same HOST); off when unset. */
+  metrics: { port: number } | undefined;
+  /**
+   * OpenTelemetry traces over OTLP/HTTP; off unless an OTLP endpoint is set.
+   * The SDK reads the endpoint, headers, sampler... from OTEL_* itself.
+   */
+  tracing: TracingConfig | undefined;
+}
+
+export interface TracingConfig {
+  protocol: 'http/protobuf' | 'http/json';
+  serviceName: string;
 }
 
 /** Secrets a development start may generate; production must be given them. */
@@ -281,5 +309,13 @@ export async function loadConfig(
       tokens: env.MAX_TOKENS,
       bodyBytes: env.MAX_BODY_BYTES,
     },
+    metrics: env.METRICS_PORT === undefined ? undefined : { port: env.METRICS_PORT },
+    tracing:
+      (env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) && !env.OTEL_SDK_DISABLED
+        ? {
+            protocol: env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf',
+            serviceName: env.OTEL_SERVICE_NAME,
+          }
+        : undefined,
   };
 }

@@ -28,6 +28,8 @@ export interface GraphQLDeps {
   keyring: Keyring;
   sessions: SessionCache;
   logger: Logger;
+  /** Metrics and tracing plugins (src/telemetry), run after ours. */
+  telemetryPlugins?: Plugin[];
 }
 
 interface ServerContext {
@@ -110,7 +112,15 @@ function useUnsupportedMediaType(): Plugin {
   };
 }
 
-export function createGraphQLHandler({ config, db, auth, keyring, sessions, logger }: GraphQLDeps) {
+export function createGraphQLHandler({
+  config,
+  db,
+  auth,
+  keyring,
+  sessions,
+  logger,
+  telemetryPlugins = [],
+}: GraphQLDeps) {
   const { limits } = config;
   const yogaLogger = logger.child({ component: 'graphql' });
   return createYoga<ServerContext, GraphQLContext>({
@@ -159,6 +169,8 @@ export function createGraphQLHandler({ config, db, auth, keyring, sessions, logg
       useRlsTransaction(db),
       useSecretScrubbing(),
       useOperationLog(),
+      // Last: the tracing plugin's execute span then wraps the RLS transaction.
+      ...telemetryPlugins,
     ],
   });
 }

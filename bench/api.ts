@@ -6,6 +6,8 @@
 //   npm run bench -- --rounds 5 --conns 16,64 --workloads W1,W3 --pool 16
 //   npm run bench -- --quick --profile # also writes a V8 CPU profile of the
 //                                      # product to bench/results/profiles/
+//   npm run bench -- --quick --product-env METRICS_PORT=0
+//                                      # the product with extra variables (repeatable)
 //
 // Steps: create a fresh database on the PostgreSQL server named by
 // BENCH_DATABASE_URL (or --admin-url); start the product exactly as users do
@@ -50,6 +52,7 @@ const { values: flags } = parseArgs({
     'admin-url': { type: 'string' },
     'keep-db': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
+    'product-env': { type: 'string', multiple: true },
   },
 });
 
@@ -312,9 +315,12 @@ async function main(): Promise<void> {
     BETTER_AUTH_SECRET: randomBytes(32).toString('hex'),
     BETTER_AUTH_URL: `http://localhost:${productPort}`,
     LOG_LEVEL: 'warn',
+    ...Object.fromEntries(
+      (flags['product-env'] ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+    ),
   };
   console.log(
-    `product: node src/main.ts on :${productPort} (NODE_ENV=production, LOG_LEVEL=warn, DATABASE_POOL_SIZE=${settings.poolSize})`,
+    `product: node src/main.ts on :${productPort} (NODE_ENV=production, LOG_LEVEL=warn, DATABASE_POOL_SIZE=${settings.poolSize}${(flags['product-env'] ?? []).map((kv) => `, ${kv}`).join('')})`,
   );
   // --profile adds V8's CPU profiler (written when the server exits), for
   // whoever optimises the server; without it, the command users run.

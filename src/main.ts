@@ -34,7 +34,11 @@ async function main(): Promise<void> {
     import('./server.ts'),
     import('./telemetry/telemetry.ts'),
   ]);
-  const db = await openDatabase(config.database, { migrate: config.migrateOnStart, logger });
+  const db = await openDatabase(config.database, {
+    migrate: config.migrateOnStart,
+    logger,
+    instrument: tracing?.hooks.database,
+  });
   const metrics = config.metrics
     ? (await import('./telemetry/metrics.ts')).createMetrics({ connections: () => db.connections() })
     : undefined;

@@ -50,8 +50,9 @@ export interface OpenOptions {
   logger: Logger;
   /**
    * Called with each new pg connection (before the RLS BEGIN hook wraps it)
-   * or with the PGlite instance, so tests can observe what is sent (see
-   * test/support/statement-counter.ts). Unset in production.
+   * or with the PGlite instance, once migrations ran: how tests observe what
+   * is sent (test/support/statement-counter.ts), and how tracing adds SQL
+   * spans on PGlite (src/telemetry/spans.ts).
    */
   instrument?: Instrumentation;
 }

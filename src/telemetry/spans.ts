@@ -1,5 +1,6 @@
 // The spans we make ourselves, on @opentelemetry/api (tracing.ts loads this
-// module only when tracing is on).
+// module only when tracing is on): GraphQL, the broker call, and SQL on the
+// embedded PGlite.
 //
 // GraphQL spans: one per operation (`query Overview`, with
 // graphql.operation.type and .name) holding graphql.parse, graphql.validate
@@ -11,6 +12,8 @@
 // message as an exception event; variable-coercion errors quote the value
 // they refused, which can be a secret. Here no document, variable, argument,
 // result or error message is recorded: names, types and error codes only.
+
+import type { PGlite, Transaction } from '@electric-sql/pglite';
 import { type Context, context, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { type DocumentNode, type GraphQLError, getOperationAST } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
@@ -117,4 +120,41 @@ export function createBrokerSpan() {
         }
       },
     );
+}
+
+/**
+ * SQL spans on the embedded PGlite, shaped like the pg instrumentation's
+ * (there is none for PGlite): the statement text, whose values Prisma sends
+ * as $1, $2 parameters, and never the parameters themselves.
+ */
+export function instrumentPglite(db: PGlite): void {
+  const tracer = trace.getTracer('brokerage-credentials-api/pglite');
+  const traced = <Q extends PGlite['query']>(query: Q): Q =>
+    ((sql: string, ...rest: unknown[]) => {
+      const operation = sql.trimStart().split(/\s/, 1)[0]?.toUpperCase() || 'QUERY';
+      return tracer.startActiveSpan(
+        `pglite.query:${operation}`,
+        {
+          kind: SpanKind.CLIENT,
+          attributes: { 'db.system.name': 'postgresql', 'db.operation.name': operation, 'db.query.text': sql },
+        },
+        async (span) => {
+          try {
+            return await (query as (...args: unknown[]) => Promise<unknown>)(sql, ...rest);
+          } catch (error) {
+            span.setStatus({ code: SpanStatusCode.ERROR });
+            throw error;
+          } finally {
+            span.end();
+          }
+        },
+      );
+    }) as Q;
+  db.query = traced(db.query.bind(db));
+  const transaction = db.transaction.bind(db);
+  db.transaction = (<T>(work: (tx: Transaction) => Promise<T>) =>
+    transaction((tx) => {
+      tx.query = traced(tx.query.bind(tx));
+      return work(tx);
+    })) as PGlite['transaction'];
 }

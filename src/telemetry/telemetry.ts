@@ -4,6 +4,7 @@
 // metrics.ts and tracing.ts only when they are switched on.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Plugin } from 'graphql-yoga';
+import type { Instrumentation } from '../db/database.ts';
 
 export type BrokerEnvironment = 'paper' | 'live';
 export const BROKER_ENVIRONMENTS: readonly BrokerEnvironment[] = ['paper', 'live'];
@@ -36,6 +37,8 @@ export interface MetricsHooks {
 /** Provided by tracing.ts when an OTLP endpoint is set. */
 export interface TracingHooks {
   graphqlPlugin: Plugin;
+  /** Handed to openDatabase: SQL spans on PGlite (pg has its own instrumentation). */
+  database: Instrumentation;
   /** Runs `run` in a `broker.request` span that gets the record's safe fields when it ends. */
   brokerSpan<T>(record: BrokerCallRecord, run: () => Promise<T>): Promise<T>;
 }

@@ -7,8 +7,8 @@
 //
 // Spans: one per HTTP request (named by route, routes.ts), the GraphQL
 // operation with parse/validate/execute (spans.ts), each SQL
-// statement on PostgreSQL (pg instrumentation: statement text, never the
-// parameter values), better-auth's own, and each broker call.
+// statement (pg instrumentation on PostgreSQL, spans.ts on PGlite: statement
+// text, never the parameter values), better-auth's own, and each broker call.
 import type { IncomingMessage } from 'node:http';
 import { register as registerImportHooks } from 'import-in-the-middle/register-hooks.mjs';
 import type { TracingConfig } from '../config.ts';
@@ -34,7 +34,7 @@ export async function startTracing(config: TracingConfig, logger: Logger): Promi
     { RedactingSpanExporter },
     { methodName, routeName },
     { untracedServers },
-    { createBrokerSpan, useGraphQLTracing },
+    { createBrokerSpan, instrumentPglite, useGraphQLTracing },
   ] = await Promise.all([
     import('@opentelemetry/sdk-node'),
     import('@opentelemetry/instrumentation-http'),
@@ -76,7 +76,11 @@ export async function startTracing(config: TracingConfig, logger: Logger): Promi
   logger.info({ protocol: config.protocol, serviceName: config.serviceName }, 'tracing on (OTLP/HTTP)');
 
   return {
-    hooks: { graphqlPlugin: useGraphQLTracing(), brokerSpan: createBrokerSpan() },
+    hooks: {
+      graphqlPlugin: useGraphQLTracing(),
+      brokerSpan: createBrokerSpan(),
+      database: { pglite: instrumentPglite },
+    },
     shutdown: () => sdk.shutdown(),
   };
 }

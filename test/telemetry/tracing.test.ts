@@ -121,13 +121,15 @@ for (const protocol of ['http/protobuf', 'http/json'] as const) {
       );
       const execute = childrenOf(operation).find((s) => s.name === 'graphql.execute');
       if (!execute) throw new Error('no execute span');
+      // pg's instrumentation on PostgreSQL, ours on PGlite (src/telemetry/spans.ts).
+      const sql = descendantsOf(execute).filter((s) => s.kind === SPAN_KIND_CLIENT && s.attributes['db.query.text']);
+      const statements = sql.map((s) => String(s.attributes['db.query.text']));
+      expect(statements.some((t) => /^SELECT .*"user_accounts"/s.test(t) && t.includes('$1'))).toBe(true);
+      expect(statements.some((t) => t.includes('set_config('))).toBe(true);
+      expect(sql[0]?.attributes['db.system.name']).toBe('postgresql');
       if (dbKind === 'postgres') {
-        const sql = descendantsOf(execute).filter((s) => s.kind === SPAN_KIND_CLIENT && s.attributes['db.query.text']);
-        const statements = sql.map((s) => String(s.attributes['db.query.text']));
         expect(statements.some((t) => t.startsWith('BEGIN'))).toBe(true);
-        expect(statements.some((t) => /^SELECT .*"user_accounts"/s.test(t) && t.includes('$1'))).toBe(true);
         expect(statements).toContain('COMMIT');
-        expect(sql[0]?.attributes['db.system.name']).toBe('postgresql');
       }
     });
 

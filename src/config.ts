@@ -2,6 +2,7 @@
 // Every other module receives the typed Config; nothing else reads process.env.
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { isIPv4 } from 'node:net';
 import path from 'node:path';
 import proxyAddr from 'proxy-addr';
 import { z } from 'zod';
@@ -47,6 +48,32 @@ const otlpProtocol = z.enum(['http/protobuf', 'http/json'], {
 });
 
 const blankAsUnset = (v: unknown) => (v === '' ? undefined : v);
+
+/** localhost, 127.0.0.0/8 or ::1: traffic that never leaves the machine. */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/^\[|\]$/g, '');
+  if (host === 'localhost' || host === '::1') return true;
+  return isIPv4(host) && host.startsWith('127.');
+}
+
+/**
+ * A broker base URL: https, or plain http to a loopback address only (a local
+ * stand-in or proxy), since the request carries the user's keys. No path
+ * beyond "/", query or credentials: /v2/account is appended to it.
+ */
+const brokerUrl = z
+  .string()
+  .refine((v) => URL.canParse(v), 'must be a URL such as https://paper-api.alpaca.markets')
+  .transform((v) => new URL(v))
+  .refine(
+    (u) => u.protocol === 'https:' || (u.protocol === 'http:' && isLoopbackHost(u.hostname)),
+    'must be an https:// URL (plain http only on a loopback address: 127.0.0.0/8, ::1, localhost)',
+  )
+  .refine(
+    (u) => !u.username && !u.password && !u.search && !u.hash && u.pathname === '/',
+    'must be a base URL without path, query or user info',
+  )
+  .transform((u) => u.origin);
 
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -99,6 +126,9 @@ const envSchema = z.object({
   OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: otlpProtocol.optional(),
   OTEL_SERVICE_NAME: z.string().default('brokerage-credentials-api'),
   OTEL_SDK_DISABLED: boolean.default(false),
+  ALPACA_PAPER_URL: brokerUrl.default('https://paper-api.alpaca.markets'),
+  ALPACA_LIVE_URL: brokerUrl.default('https://api.alpaca.markets'),
+  BROKER_TIMEOUT_MS: int(1, 120_000).default(5000),
 });
 
 type Env = z.infer<typeof envSchema>;
@@ -146,6 +176,8 @@ export interface Config {
   trustedProxies: string[];
   /** Abuse limits on GraphQL documents and request bodies. */
   limits: { depth: number; cost: number; aliases: number; tokens: number; bodyBytes: number };
+  /** Where credentials are verified (contract section 8), and how long to wait for an answer. */
+  broker: { alpaca: { paperUrl: string; liveUrl: string }; timeoutMs: number };
   /** Prometheus metrics on their own listener (METRICS_PORT, same HOST); off when unset. */
   metrics: { port: number } | undefined;
   /**
@@ -317,5 +349,9 @@ export async function loadConfig(
             serviceName: env.OTEL_SERVICE_NAME,
           }
         : undefined,
+    broker: {
+      alpaca: { paperUrl: env.ALPACA_PAPER_URL, liveUrl: env.ALPACA_LIVE_URL },
+      timeoutMs: env.BROKER_TIMEOUT_MS,
+    },
   };
 }

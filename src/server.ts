@@ -2,9 +2,10 @@
 // health probes. Built from already-open parts, so tests can run it in-process.
 import type http from 'node:http';
 import { toNodeHandler } from 'better-auth/node';
-import { type Auth, createAuth, getViewer } from './auth/auth.ts';
+import { type Auth, createAuth, databaseLimiterFactory, getViewer } from './auth/auth.ts';
 import { createClientIpResolver, prepareAuthRequest } from './auth/request-headers.ts';
 import { SessionCache, sessionKey } from './auth/session-cache.ts';
+import { createAlpacaClient } from './brokers/alpaca.ts';
 import type { Config } from './config.ts';
 import { Keyring } from './crypto/keyring.ts';
 import type { Database } from './db/database.ts';
@@ -13,6 +14,7 @@ import { ServiceUnavailableError } from './domain/errors.ts';
 import { createGraphQLHandler } from './graphql/yoga.ts';
 import { createRequestLogger } from './http/request-log.ts';
 import { describeError, type Logger } from './logger.ts';
+import { VerificationLimiter } from './services/verification-limiter.ts';
 import { noTelemetry, type Telemetry } from './telemetry/telemetry.ts';
 import { sendLoginPage } from './web/login-page.ts';
 
@@ -77,6 +79,17 @@ export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDe
   const authHandler = toNodeHandler(auth);
   const keyring = new Keyring(config.encryption.current, config.encryption.previous);
   const sessions = new SessionCache(config.auth.sessionCacheTtlMs);
+  const verification = {
+    alpaca: createAlpacaClient({
+      ...config.broker.alpaca,
+      timeoutMs: config.broker.timeoutMs,
+      logger,
+      telemetry,
+    }),
+    // Counters only, in the shared store (not user data): the resolvers get the limiter, never the client.
+    limiter: new VerificationLimiter(databaseLimiterFactory(db.authTablesClient)),
+  };
+  const clientIp = createClientIpResolver(config.trustedProxies);
   const graphql = createGraphQLHandler({
     config,
     db,
@@ -84,9 +97,10 @@ export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDe
     keyring,
     sessions,
     logger,
+    verification,
+    clientIp,
     telemetryPlugins: telemetry.graphqlPlugins,
   });
-  const clientIp = createClientIpResolver(config.trustedProxies);
   const ownOrigin = new URL(config.auth.baseURL).origin;
   const logRequest = createRequestLogger(logger);
   const { observeHttp } = telemetry;

@@ -1,7 +1,9 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, forListeningPort, loadConfig } from '../src/config.ts';
 import { defaultKeyId } from '../src/crypto/keyring.ts';
@@ -104,5 +106,60 @@ describe('loadConfig', () => {
     await expect(loadConfig({ ...prodEnv(), ENCRYPTION_KEYS: 'legacy:short' }, warn)).rejects.toThrow(
       /ENCRYPTION_KEYS: entry 1/,
     );
+  });
+
+  it('points verification at Alpaca by default, with a 5 s timeout', async () => {
+    const config = await loadConfig({ DATA_DIR: dataDir }, warn);
+    expect(config.broker).toEqual({
+      alpaca: { paperUrl: 'https://paper-api.alpaca.markets', liveUrl: 'https://api.alpaca.markets' },
+      timeoutMs: 5000,
+    });
+  });
+
+  it('takes https broker URLs anywhere, and plain http only on a loopback address', async () => {
+    const accepted = [
+      ['https://alpaca-proxy.internal.example', 'https://alpaca-proxy.internal.example'],
+      ['https://paper-api.alpaca.markets/', 'https://paper-api.alpaca.markets'],
+      ['http://127.0.0.1:8080', 'http://127.0.0.1:8080'],
+      ['http://127.10.0.3:9', 'http://127.10.0.3:9'],
+      ['http://[::1]:4010', 'http://[::1]:4010'],
+      ['http://localhost:4010', 'http://localhost:4010'],
+    ];
+    for (const [given, origin] of accepted) {
+      const config = await loadConfig(
+        { DATA_DIR: dataDir, ALPACA_PAPER_URL: given, ALPACA_LIVE_URL: given, BROKER_TIMEOUT_MS: '250' },
+        warn,
+      );
+      expect(config.broker).toEqual({ alpaca: { paperUrl: origin, liveUrl: origin }, timeoutMs: 250 });
+    }
+  });
+
+  it('refuses any other broker URL or timeout, naming the variable', async () => {
+    const refused: [Record<string, string>, RegExp][] = [
+      [{ ALPACA_PAPER_URL: 'http://paper-api.alpaca.markets' }, /ALPACA_PAPER_URL: must be an https:\/\/ URL/],
+      [{ ALPACA_LIVE_URL: 'http://10.0.0.5:8080' }, /ALPACA_LIVE_URL: must be an https:\/\/ URL/],
+      [{ ALPACA_LIVE_URL: 'http://localhost.example.com' }, /ALPACA_LIVE_URL: must be an https:\/\/ URL/],
+      [{ ALPACA_LIVE_URL: 'http://128.0.0.1' }, /ALPACA_LIVE_URL: must be an https:\/\/ URL/],
+      [{ ALPACA_PAPER_URL: 'ftp://127.0.0.1' }, /ALPACA_PAPER_URL: must be an https:\/\/ URL/],
+      [{ ALPACA_PAPER_URL: 'paper-api.alpaca.markets' }, /ALPACA_PAPER_URL: must be a URL/],
+      [{ ALPACA_PAPER_URL: 'https://u:p@paper-api.alpaca.markets' }, /ALPACA_PAPER_URL: must be a base URL/],
+      [{ ALPACA_LIVE_URL: 'https://api.alpaca.markets/v2' }, /ALPACA_LIVE_URL: must be a base URL/],
+      [{ BROKER_TIMEOUT_MS: '0' }, /BROKER_TIMEOUT_MS: must be at least 1/],
+      [{ BROKER_TIMEOUT_MS: '5s' }, /BROKER_TIMEOUT_MS: must be a whole number/],
+    ];
+    for (const [env, message] of refused) {
+      const error = await loadConfig({ DATA_DIR: dataDir, ...env }, warn).catch((e: unknown) => e);
+      expect(error, JSON.stringify(env)).toBeInstanceOf(ConfigError);
+      expect((error as Error).message).toMatch(message);
+    }
+  });
+
+  it('stops the server at start on a plain-http broker URL, naming the variable (exit 78)', async () => {
+    const result = await promisify(execFile)(process.execPath, ['src/main.ts'], {
+      cwd: path.resolve(import.meta.dirname, '..'),
+      env: { PATH: process.env.PATH, DATA_DIR: dataDir, PORT: '0', ALPACA_LIVE_URL: 'http://api.alpaca.markets' },
+    }).catch((e: { code: number; stderr: string }) => e);
+    expect(result).toMatchObject({ code: 78 });
+    expect((result as { stderr: string }).stderr).toMatch(/ALPACA_LIVE_URL: must be an https:\/\/ URL/);
   });
 });

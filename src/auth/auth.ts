@@ -33,18 +33,23 @@ export interface AuthDeps {
   limiterFactory?: LimiterFactory;
 }
 
+/**
+ * Counters in the database (auth_rate_limits, not user data: keys and counts
+ * only), shared by every server process. Also used by the verification limits.
+ */
+export function databaseLimiterFactory(prisma: PrismaClient): LimiterFactory {
+  return (name, limit) =>
+    new RateLimiterPrisma({
+      storeClient: prisma,
+      tableName: 'authRateLimit',
+      keyPrefix: name,
+      points: limit.max,
+      duration: limit.windowSeconds,
+    });
+}
+
 export function createAuth({ config, prisma, logger, limiterFactory }: AuthDeps) {
-  const create: LimiterFactory =
-    limiterFactory ??
-    ((name, limit) =>
-      new RateLimiterPrisma({
-        storeClient: prisma,
-        tableName: 'authRateLimit',
-        keyPrefix: name,
-        points: limit.max,
-        duration: limit.windowSeconds,
-      }));
-  const attempts = new AttemptLimiter(create);
+  const attempts = new AttemptLimiter(limiterFactory ?? databaseLimiterFactory(prisma));
 
   const throttled = (path: string | undefined) => (path ? THROTTLED_PATHS[path] : undefined);
   const emailOf = (body: unknown) =>

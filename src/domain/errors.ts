@@ -3,7 +3,14 @@
 // (src/graphql/errors.ts). Anything else is unexpected and gets masked.
 
 export abstract class DomainError extends Error {
-  abstract readonly code: 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'UNAUTHENTICATED' | 'SERVICE_UNAVAILABLE';
+  abstract readonly code:
+    | 'BAD_USER_INPUT'
+    | 'NOT_FOUND'
+    | 'CONFLICT'
+    | 'UNAUTHENTICATED'
+    | 'SERVICE_UNAVAILABLE'
+    | 'UNSUPPORTED_CREDENTIAL_TYPE'
+    | 'TOO_MANY_REQUESTS';
 }
 
 /** Input that fails validation; `field` names the input field. */
@@ -48,5 +55,25 @@ export class ServiceUnavailableError extends DomainError {
   static readonly retryAfterSeconds = 5;
   constructor() {
     super('The database is not reachable right now; nothing was changed. Try again in a few seconds.');
+  }
+}
+
+/** The operation is not available for this credential's type (e.g. verification of a non-Alpaca credential). */
+export class UnsupportedCredentialTypeError extends DomainError {
+  override name = 'UnsupportedCredentialTypeError';
+  readonly code = 'UNSUPPORTED_CREDENTIAL_TYPE';
+  constructor(credentialType: string, supported: string[]) {
+    super(`Credentials of type "${credentialType}" cannot be verified; supported: ${supported.join(', ')}.`);
+  }
+}
+
+/** A limit was reached; try again after `retryAfterSeconds`. */
+export class TooManyRequestsError extends DomainError {
+  override name = 'TooManyRequestsError';
+  readonly code = 'TOO_MANY_REQUESTS';
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds: number) {
+    super(message);
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }

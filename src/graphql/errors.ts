@@ -5,7 +5,7 @@
 import { GraphQLError } from 'graphql';
 import { maskError as yogaMaskError } from 'graphql-yoga';
 import { isDatabaseUnavailable } from '../db/errors.ts';
-import { DomainError, InvalidInputError, ServiceUnavailableError } from '../domain/errors.ts';
+import { DomainError, InvalidInputError, ServiceUnavailableError, TooManyRequestsError } from '../domain/errors.ts';
 import { describeError, type Logger } from '../logger.ts';
 
 const HTTP: Partial<Record<DomainError['code'], { status: number; headers?: Record<string, string> }>> = {
@@ -14,12 +14,15 @@ const HTTP: Partial<Record<DomainError['code'], { status: number; headers?: Reco
 };
 
 function toClientError(domain: DomainError, located: GraphQLError | undefined): GraphQLError {
-  const http = HTTP[domain.code];
+  const retryAfter = domain instanceof TooManyRequestsError ? domain.retryAfterSeconds : undefined;
+  const http =
+    retryAfter === undefined ? HTTP[domain.code] : { status: 429, headers: { 'Retry-After': String(retryAfter) } };
   return new GraphQLError(domain.message, {
     ...(located ? { nodes: located.nodes, path: located.path } : {}),
     extensions: {
       code: domain.code,
       ...(domain instanceof InvalidInputError ? { field: domain.field } : {}),
+      ...(retryAfter !== undefined ? { retryAfter } : {}),
       ...(http ? { http } : {}),
     },
   });

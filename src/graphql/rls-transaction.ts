@@ -10,17 +10,40 @@
 // Operations that touch no data (introspection, viewer, __typename) open no
 // transaction at all: ctx.db stays a guard that throws if used. How the
 // transaction reaches resolvers as ctx.db: src/graphql/context.ts.
+//
+// Fields that wait on the network opt out. A transaction holds a pool
+// connection (PGlite: the only backend) for as long as it is open, so a root
+// field that calls the broker must not run inside one: 15 users waiting 5 s
+// on Alpaca would otherwise starve everyone else. Such a field declares
+// `extensions: { [OWN_TRANSACTION]: true }` on its Pothos definition; its
+// operation then executes with no transaction open and ctx.steps set
+// (runWithLateTransaction in context.ts): the field reads in short withUser
+// steps, does its waiting with nothing open, then opens the operation's
+// transaction for its write, and the rest of the operation (its selection,
+// relation loads) runs in that, committing as usual. Every statement still
+// runs in withUser. Such a field must be the operation's only root field
+// (soleOwnTransactionField, a validation rule): a sibling would run before
+// the transaction exists, or a second broker wait would happen inside it.
 import {
+  type ASTVisitor,
   type DocumentNode,
   type ExecutionResult,
+  type FieldNode,
   type FragmentDefinitionNode,
+  GraphQLError,
+  type GraphQLSchema,
   getOperationAST,
   Kind,
+  type OperationDefinitionNode,
   type SelectionSetNode,
+  type ValidationContext,
 } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { Database } from '../db/database.ts';
-import { type GraphQLContext, runInOperationTransaction } from './context.ts';
+import { type GraphQLContext, runInOperationTransaction, runWithLateTransaction } from './context.ts';
+
+/** The field extension by which a root field opts out of the per-operation transaction. */
+export const OWN_TRANSACTION = 'ownTransaction';
 
 /** Root fields answered without the database. */
 const NO_DATABASE_FIELDS = new Set(['viewer', '__typename', '__schema', '__type']);
@@ -54,13 +77,84 @@ export function needsDatabase(document: DocumentNode, operationName?: string | n
   return [...rootFieldNames(operation.selectionSet, fragments)].some((name) => !NO_DATABASE_FIELDS.has(name));
 }
 
+/** Every root field node of an operation, through fragments (aliases count apart). */
+function rootFields(
+  selectionSet: SelectionSetNode,
+  fragments: (name: string) => FragmentDefinitionNode | null | undefined,
+  fields: FieldNode[] = [],
+): FieldNode[] {
+  for (const selection of selectionSet.selections) {
+    if (selection.kind === Kind.FIELD) fields.push(selection);
+    else if (selection.kind === Kind.INLINE_FRAGMENT) rootFields(selection.selectionSet, fragments, fields);
+    else {
+      const fragment = fragments(selection.name.value);
+      if (fragment) rootFields(fragment.selectionSet, fragments, fields);
+    }
+  }
+  return fields;
+}
+
+function ownTransactionField(
+  schema: GraphQLSchema,
+  operation: OperationDefinitionNode,
+  field: FieldNode,
+): string | undefined {
+  const definition = schema.getRootType(operation.operation)?.getFields()[field.name.value];
+  return definition?.extensions?.[OWN_TRANSACTION] === true ? definition.name : undefined;
+}
+
+/** Validation rule: a field with its own transaction is alone in its operation (see the top of this file). */
+export function soleOwnTransactionField(context: ValidationContext): ASTVisitor {
+  return {
+    OperationDefinition(operation) {
+      const fields = rootFields(operation.selectionSet, (name) => context.getFragment(name)).filter(
+        (f) => f.name.value !== '__typename',
+      );
+      if (fields.length < 2) return;
+      for (const field of fields) {
+        const name = ownTransactionField(context.getSchema(), operation, field);
+        if (!name) continue;
+        context.reportError(
+          new GraphQLError(
+            `${name} must be the only field of its operation: it waits on the broker with no database ` +
+              'transaction open, which other fields need. Send them in a separate request.',
+            { nodes: field, extensions: { code: 'OPERATION_NOT_SUPPORTED' } },
+          ),
+        );
+        return;
+      }
+    },
+  };
+}
+
+/** Whether the operation to execute is one field that opts out (validation left it alone). */
+export function runsOwnTransaction(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operationName?: string | null,
+): boolean {
+  const operation = getOperationAST(document, operationName);
+  if (!operation) return false;
+  const fragments = (name: string) =>
+    document.definitions.find(
+      (d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION && d.name.value === name,
+    );
+  return rootFields(operation.selectionSet, fragments).some((f) => ownTransactionField(schema, operation, f));
+}
+
 export function useRlsTransaction(db: Database): Plugin<GraphQLContext> {
   return {
+    onValidate({ addValidationRule }) {
+      addValidationRule(soleOwnTransactionField);
+    },
     onExecute({ args, executeFn, setExecuteFn }) {
       const viewer = args.contextValue.viewer;
       if (!viewer || !needsDatabase(args.document, args.operationName)) return;
+      const run = runsOwnTransaction(args.schema, args.document, args.operationName)
+        ? runWithLateTransaction
+        : runInOperationTransaction;
       setExecuteFn((executeArgs) =>
-        runInOperationTransaction(
+        run(
           db,
           executeArgs.contextValue as GraphQLContext,
           viewer.id,

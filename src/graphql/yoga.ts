@@ -9,13 +9,14 @@ import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import type { GraphQLError } from 'graphql';
 import { createGraphQLError, createYoga, type Plugin } from 'graphql-yoga';
 import type { Auth } from '../auth/auth.ts';
+import type { ClientIpResolver } from '../auth/request-headers.ts';
 import type { SessionCache } from '../auth/session-cache.ts';
 import type { Config } from '../config.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { Database } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
 import { schema } from '../schema/index.ts';
-import { createContextFactory, type GraphQLContext } from './context.ts';
+import { createContextFactory, type GraphQLContext, type VerificationDeps } from './context.ts';
 import { createMaskError } from './errors.ts';
 import { useOperationLog } from './operation-log.ts';
 import { useRlsTransaction } from './rls-transaction.ts';
@@ -28,6 +29,9 @@ export interface GraphQLDeps {
   keyring: Keyring;
   sessions: SessionCache;
   logger: Logger;
+  verification: VerificationDeps;
+  /** The client IP by the TRUST_PROXY rules (the same resolver as the sign-in throttle's). */
+  clientIp: ClientIpResolver;
   /** Metrics and tracing plugins (src/telemetry), run after ours. */
   telemetryPlugins?: Plugin[];
 }
@@ -119,6 +123,8 @@ export function createGraphQLHandler({
   keyring,
   sessions,
   logger,
+  verification,
+  clientIp,
   telemetryPlugins = [],
 }: GraphQLDeps) {
   const { limits } = config;
@@ -151,7 +157,7 @@ export function createGraphQLHandler({
       allowedHeaders: ['content-type', 'authorization', 'x-graphql-yoga-csrf', 'apollo-require-preflight'],
       methods: ['GET', 'POST', 'OPTIONS'],
     },
-    context: createContextFactory({ auth, sessions, keyring }),
+    context: createContextFactory({ auth, sessions, keyring, verification, clientIp }),
     plugins: [
       useUnsupportedMediaType(),
       useCookieCsrfPrevention(),

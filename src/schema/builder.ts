@@ -3,6 +3,7 @@
 // Each GraphQL type lives in its own module next to this one.
 import SchemaBuilder from '@pothos/core';
 import PrismaPlugin from '@pothos/plugin-prisma';
+import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import { DateTimeResolver, UUIDResolver } from 'graphql-scalars';
 import { runtimeEnv } from '../config.ts';
@@ -17,13 +18,27 @@ export const builder = new SchemaBuilder<{
   PrismaTypes: PrismaTypes;
   AuthScopes: { signedIn: boolean };
   DefaultFieldNullability: false;
+  // Connections as the contract prints them: [Edge!]! with non-null nodes.
+  DefaultEdgesNullability: false;
+  DefaultNodeNullability: false;
   Scalars: {
     DateTime: { Input: Date; Output: Date };
     UUID: { Input: string; Output: string };
   };
 }>({
-  plugins: [ScopeAuthPlugin, PrismaPlugin],
+  plugins: [ScopeAuthPlugin, RelayPlugin, PrismaPlugin],
   defaultFieldNullability: false,
+  // Only the connection types (PageInfo, edges, cursors) are used: no Node
+  // interface, node/nodes query fields or global ids, so the rest of the
+  // schema stays as it was.
+  relay: {
+    cursorType: 'String',
+    clientMutationId: 'omit',
+    nodeQueryOptions: false,
+    nodesQueryOptions: false,
+    edgesFieldOptions: { nullable: false },
+    nodeFieldOptions: { nullable: false },
+  },
   scopeAuth: {
     authScopes: (ctx) => ({ signedIn: ctx.viewer !== null }),
     unauthorizedError: () => new UnauthenticatedError(),

@@ -5,10 +5,16 @@
 import { resealSecrets, type SealedSecrets } from '../crypto/credential-sealing.ts';
 import { isForeignKeyViolation, isRecordNotFound } from '../db/errors.ts';
 import { apiKeyHint, cleanCredentialChanges, cleanNewCredential, displayNickname } from '../domain/credential.ts';
+import { updateEvent } from '../domain/credential-events.ts';
 import { NotFoundError } from '../domain/errors.ts';
-import { newCredentialRow } from '../services/credential-rows.ts';
+import { UNVERIFIED, verificationColumns, verificationFromColumns } from '../domain/verification.ts';
+import { OWN_TRANSACTION } from '../graphql/rls-transaction.ts';
+import { recordCredentialEvent } from '../services/credential-events.ts';
+import { lockCredentialForUpdate, newCredentialRow } from '../services/credential-rows.ts';
+import { verifyCredential } from '../services/credential-verification.ts';
 import { AccountRef } from './account.ts';
 import { builder, viewerId } from './builder.ts';
+import { CredentialVerificationRef } from './verification.ts';
 
 export const CredentialRef = builder.prismaObject('Credential', {
   description: 'A stored brokerage credential. Its secrets are write-only: only a masked hint of the API key is shown.',
@@ -28,6 +34,19 @@ export const CredentialRef = builder.prismaObject('Credential', {
     isActive: t.exposeBoolean('isActive'),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+    verification: t.field({
+      type: CredentialVerificationRef,
+      description: 'What the last check at the broker found (verifyCredential); UNVERIFIED until then.',
+      select: {
+        verificationStatus: true,
+        verificationCheckedAt: true,
+        verificationEnvironment: true,
+        brokerAccountNumber: true,
+        brokerAccountStatus: true,
+        verificationMessage: true,
+      },
+      resolve: (c) => verificationFromColumns(c),
+    }),
   }),
 });
 
@@ -77,29 +96,25 @@ const UpdateCredentialInput = builder.inputType('UpdateCredentialInput', {
   }),
 });
 
-const SEALED_COLUMNS = {
-  id: true,
-  userId: true,
-  keyId: true,
-  apiKeyCiphertext: true,
-  secretKeyCiphertext: true,
-} as const;
-
 builder.mutationFields((t) => ({
   storeCredential: t.prismaField({
     type: CredentialRef,
     description: "Stores a credential under one of the caller's accounts. Several of the same type are allowed.",
     args: { input: t.arg({ type: StoreCredentialInput, required: true }) },
     resolve: async (query, _root, { input }, ctx) => {
-      const row = newCredentialRow(ctx.keyring, viewerId(ctx), cleanNewCredential(input));
+      const userId = viewerId(ctx);
+      const row = newCredentialRow(ctx.keyring, userId, cleanNewCredential(input));
+      let stored: Awaited<ReturnType<typeof ctx.db.credential.create>>;
       try {
-        return await ctx.db.credential.create({ ...query, data: row });
+        stored = await ctx.db.credential.create({ ...query, data: row });
       } catch (error) {
         // The composite key (account_id, user_id) refuses an account that is
         // absent or someone else's alike.
         if (isForeignKeyViolation(error)) throw new NotFoundError('Account');
         throw error;
       }
+      await recordCredentialEvent(ctx.db, { userId, credentialId: row.id, action: 'STORED', request: ctx.origin });
+      return stored;
     },
   }),
 
@@ -112,28 +127,33 @@ builder.mutationFields((t) => ({
       input: t.arg({ type: UpdateCredentialInput, required: true }),
     },
     resolve: async (query, _root, { id, input }, ctx) => {
-      const { apiKey, secretKey, ...plain } = cleanCredentialChanges(input);
-      let resealed: (SealedSecrets & { apiKeyHint?: string }) | undefined;
-      if (apiKey !== undefined || secretKey !== undefined) {
-        const row = await ctx.db.credential.findUnique({ where: { id }, select: SEALED_COLUMNS });
-        if (!row) throw new NotFoundError('Credential');
-        resealed = {
-          ...resealSecrets(ctx.keyring, row, row, { apiKey, secretKey }),
-          ...(apiKey !== undefined ? { apiKeyHint: apiKeyHint(apiKey) } : {}),
-        };
-      }
-      const data = { ...plain, ...resealed };
-      if (Object.keys(data).length === 0) {
+      const changes = cleanCredentialChanges(input);
+      // Locked until the operation commits, so concurrent updates see each
+      // other's result and each event names what really changed.
+      const current = await lockCredentialForUpdate(ctx.db, id);
+      if (!current) throw new NotFoundError('Credential');
+      const event = updateEvent(current, changes);
+      // Nothing changes: no write, no event.
+      if (!event) {
         const unchanged = await ctx.db.credential.findUnique({ ...query, where: { id } });
         if (!unchanged) throw new NotFoundError('Credential');
         return unchanged;
       }
-      try {
-        return await ctx.db.credential.update({ ...query, where: { id }, data });
-      } catch (error) {
-        if (isRecordNotFound(error)) throw new NotFoundError('Credential');
-        throw error;
+      const { apiKey, secretKey, ...plain } = changes;
+      let resealed: (SealedSecrets & { apiKeyHint?: string; secretsVersion?: { increment: number } }) | undefined;
+      if (apiKey !== undefined || secretKey !== undefined) {
+        resealed = {
+          ...resealSecrets(ctx.keyring, current, current, { apiKey, secretKey }),
+          ...(apiKey !== undefined ? { apiKeyHint: apiKeyHint(apiKey) } : {}),
+          // New keys have not been checked: back to UNVERIFIED, and a check of
+          // the old ones still in flight will not write (its version is stale).
+          ...verificationColumns(UNVERIFIED),
+          secretsVersion: { increment: 1 },
+        };
       }
+      const updated = await ctx.db.credential.update({ ...query, where: { id }, data: { ...plain, ...resealed } });
+      await recordCredentialEvent(ctx.db, { userId: current.userId, credentialId: id, ...event, request: ctx.origin });
+      return updated;
     },
   }),
 
@@ -144,11 +164,39 @@ builder.mutationFields((t) => ({
     resolve: async (_root, { id }, ctx) => {
       try {
         await ctx.db.credential.delete({ where: { id }, select: { id: true } });
-        return id;
       } catch (error) {
         if (isRecordNotFound(error)) throw new NotFoundError('Credential');
         throw error;
       }
+      await recordCredentialEvent(ctx.db, {
+        userId: viewerId(ctx),
+        credentialId: id,
+        action: 'DELETED',
+        request: ctx.origin,
+      });
+      return id;
+    },
+  }),
+
+  // Runs outside the per-operation transaction (OWN_TRANSACTION, see
+  // src/graphql/rls-transaction.ts); the steps are in
+  // src/services/credential-verification.ts.
+  verifyCredential: t.prismaField({
+    type: CredentialRef,
+    description:
+      'Checks the stored keys at the broker (paper or live), stores the result on the credential and returns it. ' +
+      'At most 5 per credential and 30 per user per minute. Must be the only field of its operation.',
+    args: { id: t.arg({ type: 'UUID', required: true }) },
+    extensions: { [OWN_TRANSACTION]: true },
+    resolve: async (query, _root, { id }, ctx) => {
+      if (!ctx.steps) throw new Error('verifyCredential ran inside the operation transaction');
+      const deps = { ...ctx.verification, keyring: ctx.keyring };
+      const db = await verifyCredential(deps, ctx.steps, viewerId(ctx), id, ctx.origin);
+      // As it is now: another request may have changed its keys (then the
+      // result was not written) or deleted it meanwhile.
+      const credential = await db.credential.findUnique({ ...query, where: { id } });
+      if (!credential) throw new NotFoundError('Credential');
+      return credential;
     },
   }),
 }));

@@ -4,5 +4,6 @@ import { builder } from './builder.ts';
 import './viewer.ts';
 import './account.ts';
 import './credential.ts';
+import './credential-event.ts';
 
 export const schema = builder.toSchema();

@@ -1,9 +1,11 @@
 // The database row of a new credential: validated fields, a fresh id, the
 // secrets sealed under the current key (bound to that id and owner), and the
-// masked hint. Used by storeCredential and by tools that seed data.
+// masked hint. Used by storeCredential and by tools that seed data. And the
+// locked read updateCredential starts with.
 import { randomUUID } from 'node:crypto';
-import { sealSecrets } from '../crypto/credential-sealing.ts';
+import { type SealedSecrets, sealSecrets } from '../crypto/credential-sealing.ts';
 import type { Keyring } from '../crypto/keyring.ts';
+import type { ScopedDb } from '../db/rls.ts';
 import { apiKeyHint, type NewCredential } from '../domain/credential.ts';
 
 export function newCredentialRow(keyring: Keyring, userId: string, fresh: NewCredential) {
@@ -17,4 +19,25 @@ export function newCredentialRow(keyring: Keyring, userId: string, fresh: NewCre
     apiKeyHint: apiKeyHint(fresh.apiKey),
     ...sealSecrets(keyring, { id, userId }, fresh),
   };
+}
+
+/** What updateCredential needs of the row it changes: identity, sealed secrets, and the values events compare. */
+export interface LockedCredential extends SealedSecrets {
+  id: string;
+  userId: string;
+  nickname: string | null;
+  isActive: boolean;
+}
+
+/**
+ * Reads one credential and locks it (SELECT ... FOR UPDATE) until the
+ * transaction ends; null when absent or not the caller's. Raw SQL because
+ * Prisma has no row locks; it runs on the scoped transaction, under RLS.
+ */
+export async function lockCredentialForUpdate(db: ScopedDb, id: string): Promise<LockedCredential | null> {
+  const rows = await db.$queryRaw<LockedCredential[]>`
+    SELECT id::text AS "id", user_id AS "userId", nickname, is_active AS "isActive", key_id AS "keyId",
+           api_key_ciphertext AS "apiKeyCiphertext", secret_key_ciphertext AS "secretKeyCiphertext"
+    FROM user_credentials WHERE id = ${id}::uuid FOR UPDATE`;
+  return rows[0] ?? null;
 }

@@ -134,6 +134,12 @@ describe.skipIf(process.env.SKIP_BROWSER_TESTS === '1')(
 
       // GraphiQL opens with this API's overview document, not the generic welcome text.
       await page.goto(`${server.url}/graphql`);
+      await expect
+        // The editor renders spaces as no-break spaces.
+        .poll(async () => (await page.locator('.graphiql-query-editor').innerText()).replace(/\s+/g, ' '), {
+          timeout: PAGE_TIMEOUT,
+        })
+        .toContain('query Overview');
       expect(await runInGraphiQL()).toEqual({ data: { viewer: { id: expect.any(String), email }, accounts: [] } });
     });
 

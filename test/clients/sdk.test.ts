@@ -2,12 +2,16 @@
 // TypeScript consumer would, against a real server process.
 
 import { type Client, createClient, GraphQLRequestError } from 'brokerage-credentials-api/sdk';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAlpacaStandIns } from '../support/alpaca-stand-in.ts';
 import { signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
 import { useServer } from '../support/server.ts';
 
-const server = useServer();
+// The Alpaca stand-in (the one mock) must listen before the server starts.
+const brokers = await startAlpacaStandIns();
+afterAll(() => brokers.close());
+const server = useServer({ env: brokers.env });
 let endpoint: string;
 
 beforeAll(async () => {
@@ -81,6 +85,21 @@ describe(`typed SDK client (${dbKind})`, () => {
     expect(credential).toMatchObject({ nickname: 'Live', account: { id: account.id, accountName: 'Paper and live' } });
     const { account: after } = await client.Account({ id: account.id, includeInactive: true });
     expect(after?.credentials.map((c) => c.nickname)).toEqual(['Live']);
+
+    // The audit trail: a deleted credential's history stays; pages follow endCursor.
+    const { credentialEvents: deleted } = await client.CredentialEvents({ credentialId: paper.id });
+    expect(deleted.edges.map((e) => e.node.action)).toEqual(['DELETED', 'STORED']);
+    const { credential: history } = await client.CredentialHistory({ id: plain.id, first: 1 });
+    expect(history?.events.edges.map((e) => [e.node.action, e.node.changedFields])).toEqual([
+      ['UPDATED', ['nickname']],
+    ]);
+    expect(history?.events.pageInfo.hasNextPage).toBe(true);
+    const { credential: older } = await client.CredentialHistory({
+      id: plain.id,
+      after: history?.events.pageInfo.endCursor,
+    });
+    expect(older?.events.edges.map((e) => e.node.action)).toEqual(['STORED']);
+    expect(older?.events.pageInfo.hasNextPage).toBe(false);
   });
 
   it('throws the GraphQL errors with their codes: CONFLICT, BAD_USER_INPUT with its field, NOT_FOUND', async () => {
@@ -114,5 +133,25 @@ describe(`typed SDK client (${dbKind})`, () => {
   it('reports an answer that is not GraphQL with its HTTP status', async () => {
     const error = await failure(createClient({ url: `${server.url}/no-such-endpoint` }).Viewer());
     expect(error).toMatchObject({ status: 404, errors: [] });
+  });
+
+  it('verifies a credential at the broker (VerifyCredential)', async () => {
+    const session = await signUp(server.url);
+    const client = createClient({ url: endpoint, token: session.token });
+    const { account } = (await client.GetOrCreateAccount()).getOrCreateAccount;
+    const apiKey = 'PKSDKTEST0000000001';
+    brokers.paper.setKey(apiKey, { kind: 'account', secretKey: 'sdk-secret', accountNumber: 'PA3SDK000042' });
+    const { storeCredential } = await client.StoreCredential({
+      input: { accountId: account.id, credentialType: 'alpaca', apiKey, secretKey: 'sdk-secret' },
+    });
+    expect(storeCredential.verification).toMatchObject({ status: 'UNVERIFIED', checkedAt: null });
+    const { verifyCredential } = await client.VerifyCredential({ id: storeCredential.id });
+    expect(verifyCredential.verification).toMatchObject({
+      status: 'VERIFIED',
+      environment: 'PAPER',
+      brokerAccountNumber: '••••0042',
+      brokerAccountStatus: 'ACTIVE',
+      message: null,
+    });
   });
 });

@@ -15,6 +15,7 @@ interface DmmfField {
   kind: 'scalar' | 'object' | 'enum';
   type: string;
   isRequired: boolean;
+  isList: boolean;
   isId: boolean;
   isUnique: boolean;
   hasDefaultValue: boolean;
@@ -50,6 +51,8 @@ const key = (cols: string[]) => cols.join(',');
 
 /** What information_schema reports for a Prisma scalar type and native type. */
 function expectedColumnType(f: DmmfField): { type: string; length?: number | null; precision?: number | null } {
+  // information_schema reports every array column as ARRAY, whatever its element type.
+  if (f.isList) return { type: 'ARRAY' };
   const [native, args] = f.nativeType ?? [null, []];
   switch (f.type) {
     case 'String':
@@ -210,9 +213,10 @@ describe(`migrated database matches prisma/schema.prisma (${dbKind})`, () => {
   it('has row-level security enabled and forced on every user-data table', async () => {
     const rls = await q<{ relname: string; relrowsecurity: boolean; relforcerowsecurity: boolean }>(
       `SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class
-       WHERE relname IN ('user_accounts', 'user_credentials') ORDER BY relname`,
+       WHERE relname IN ('credential_events', 'user_accounts', 'user_credentials') ORDER BY relname`,
     );
     expect(rls).toEqual([
+      { relname: 'credential_events', relrowsecurity: true, relforcerowsecurity: true },
       { relname: 'user_accounts', relrowsecurity: true, relforcerowsecurity: true },
       { relname: 'user_credentials', relrowsecurity: true, relforcerowsecurity: true },
     ]);
@@ -230,5 +234,13 @@ describe(`migrated database matches prisma/schema.prisma (${dbKind})`, () => {
         ['UPDATE', ['app_user']],
       ]);
     }
+    // The audit trail is append-only: no UPDATE or DELETE policy (nor grant).
+    expect(
+      policies.filter((p) => p.tablename === 'credential_events').map((p) => [p.cmd, p.roles]),
+      'credential_events policies',
+    ).toEqual([
+      ['INSERT', ['app_user']],
+      ['SELECT', ['app_user']],
+    ]);
   });
 });

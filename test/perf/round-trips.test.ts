@@ -22,8 +22,8 @@ import { randomAlpacaKeys, type WorkloadName, workloadRequest } from '../support
 const FRAME = dbKind === 'postgres' ? 2 : 3;
 /** One SELECT: accounts and credentials joined. */
 const CURRENT_W1_TOTAL = FRAME + 1;
-/** INSERT, returning the selection. */
-const CURRENT_W2_TOTAL = FRAME + 1;
+/** INSERT, returning the selection; then the STORED event's INSERT (the audit trail, same transaction). */
+const CURRENT_W2_TOTAL = FRAME + 2;
 /** INSERT ON CONFLICT, then SELECT. */
 const CURRENT_W3_TOTAL = FRAME + 2;
 /** better-auth's session and user lookups, on a session-cache miss. */

@@ -19,9 +19,14 @@ export interface InProcessServer {
 }
 
 export async function startInProcess(
-  options: { instrument?: OpenOptions['instrument']; env?: Record<string, string> } = {},
+  options: {
+    instrument?: OpenOptions['instrument'];
+    env?: Record<string, string>;
+    /** Another instance's database (PostgreSQL only), left in place on close. */
+    database?: TestDatabase;
+  } = {},
 ): Promise<InProcessServer> {
-  const testDb = await createTestDatabase();
+  const testDb = options.database ?? (await createTestDatabase());
   // Listen first: better-auth's base URL (and so the trusted origin) needs the port.
   let handler: http.RequestListener = (_req, res) => res.writeHead(503).end();
   const server = http.createServer((req, res) => handler(req, res));
@@ -46,7 +51,7 @@ export async function startInProcess(
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await db.close();
-      await testDb.drop();
+      if (!options.database) await testDb.drop();
     },
   };
 }

@@ -1,6 +1,7 @@
 // Prometheus metrics, scraped from the METRICS_PORT listener of a real server
 // process after known requests: series, labels and counts.
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AlpacaStandIns, startAlpacaStandIns } from '../support/alpaca-stand-in.ts';
 import { gql, signUp, uniqueEmail } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
 import { startServer, useServer } from '../support/server.ts';
@@ -24,7 +25,25 @@ const metricsUrl = (logs: string[]) => {
 };
 
 describe(`metrics (${dbKind})`, () => {
-  const server = useServer({ env: { METRICS_PORT: '0' } });
+  let brokers: AlpacaStandIns;
+  beforeAll(async () => {
+    brokers = await startAlpacaStandIns();
+  });
+  afterAll(async () => {
+    await brokers.close();
+  });
+  const server = useServer({
+    env: {
+      METRICS_PORT: '0',
+      // Resolved when the server starts (after the stand-ins, in beforeAll order).
+      get ALPACA_PAPER_URL() {
+        return brokers.paper.url;
+      },
+      get ALPACA_LIVE_URL() {
+        return brokers.live.url;
+      },
+    },
+  });
   const scrape = async () => {
     const res = await fetch(`${metricsUrl(server.logs)}/metrics`);
     expect(res.status).toBe(200);
@@ -90,6 +109,45 @@ describe(`metrics (${dbKind})`, () => {
     for (const leak of ['/nope', '123e4567', 'hunter2', 'token', email, session.token ?? 'no-token', '/sign-up']) {
       expect(text, leak).not.toContain(leak);
     }
+  });
+
+  it('counts each broker request by environment and outcome', async () => {
+    const session = await signUp(server.url);
+    const account = await gql(server.url, 'mutation { getOrCreateAccount { account { id } } }', {}, session);
+    const store = async (apiKey: string) =>
+      (
+        await gql(
+          server.url,
+          'mutation S($input: StoreCredentialInput!) { storeCredential(input: $input) { id } }',
+          {
+            input: {
+              accountId: account.body.data?.getOrCreateAccount.account.id,
+              credentialType: 'alpaca',
+              apiKey,
+              secretKey: 'metrics-secret-1',
+            },
+          },
+          session,
+        )
+      ).body.data?.storeCredential.id as string;
+    const verify = (id: string) =>
+      gql(server.url, 'mutation V($id: UUID!) { verifyCredential(id: $id) { id } }', { id }, session);
+    brokers.paper.setKey('PKMETRICSGOOD1', { kind: 'account', secretKey: 'metrics-secret-1' });
+    await verify(await store('PKMETRICSGOOD1'));
+    // Unknown everywhere: paper answers 401, then live 401 (two requests).
+    await verify(await store('PKMETRICSBAD22'));
+    brokers.live.setKey('AKMETRICSDOWN3', { kind: 'status', status: 503 });
+    await verify(await store('AKMETRICSDOWN3'));
+
+    const series = parse(await scrape());
+    const broker = (environment: string, outcome: string) =>
+      series.get(`broker_requests_total{environment="${environment}",outcome="${outcome}"}`);
+    expect(broker('paper', 'verified')).toBe(1);
+    expect(broker('paper', 'invalid')).toBe(1);
+    expect(broker('live', 'invalid')).toBe(1);
+    expect(broker('live', 'unreachable')).toBe(1);
+    expect(broker('live', 'verified')).toBe(0);
+    expect(broker('paper', 'unreachable')).toBe(0);
   });
 
   it('serves GET /metrics only, and only on METRICS_PORT', async () => {

@@ -8,6 +8,7 @@ import { readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AlpacaStandIns, startAlpacaStandIns } from '../support/alpaca-stand-in.ts';
 import { gql, signUp, uniqueEmail } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
 import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from '../support/otlp-receiver.ts';
@@ -24,14 +25,17 @@ const STORE = `mutation Store($input: StoreCredentialInput!) {
 for (const protocol of ['http/protobuf', 'http/json'] as const) {
   describe(`traces over OTLP ${protocol} (${dbKind})`, () => {
     let receiver: OtlpReceiver;
+    let brokers: AlpacaStandIns;
     let exitCode: number | null;
     const secrets: string[] = [];
     let userId = '';
 
     beforeAll(async () => {
       receiver = await startOtlpReceiver();
+      brokers = await startAlpacaStandIns();
       const server = await startServer({
         env: {
+          ...brokers.env,
           OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
           OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
           OTEL_BSP_SCHEDULE_DELAY: '600000',
@@ -57,6 +61,15 @@ for (const protocol of ['http/protobuf', 'http/json'] as const) {
         { cookie: session.cookie },
       );
       expect(stored.body.errors).toBeUndefined();
+      // One broker call (paper accepts the keys), through the Alpaca stand-in.
+      brokers.paper.setKey(apiKey, { kind: 'account', secretKey });
+      const verified = await gql(
+        server.url,
+        'mutation Verify($id: UUID!) { verifyCredential(id: $id) { verification { status } } }',
+        { id: stored.body.data?.storeCredential.id },
+        session,
+      );
+      expect(verified.body.data?.verifyCredential.verification.status).toBe('VERIFIED');
       // A secret written into the document itself, and one in a GET query string.
       await gql(
         server.url,
@@ -85,6 +98,7 @@ for (const protocol of ['http/protobuf', 'http/json'] as const) {
 
     afterAll(async () => {
       await receiver?.close();
+      await brokers?.close();
     });
 
     const byName = (name: string) => receiver.spans.filter((s) => s.name === name);
@@ -131,6 +145,17 @@ for (const protocol of ['http/protobuf', 'http/json'] as const) {
         expect(statements.some((t) => t.startsWith('BEGIN'))).toBe(true);
         expect(statements).toContain('COMMIT');
       }
+    });
+
+    it('traces the broker call with its environment, HTTP status and outcome only', () => {
+      const [broker] = byName('broker.request');
+      expect(broker?.kind).toBe(SPAN_KIND_CLIENT);
+      expect(broker?.attributes).toEqual({
+        'broker.environment': 'paper',
+        'http.response.status_code': 200,
+        'broker.outcome': 'verified',
+      });
+      expect(byName('mutation Verify')).toHaveLength(1);
     });
 
     it.runIf(dbKind === 'postgres')('redacts the literals rls.ts inlines into BEGIN (the user id and role)', () => {

@@ -23,6 +23,17 @@ describe('request code', () => {
     }
   });
 
+  it('verifies credentials without the unscoped client: broker code and the verification service get scoped steps only', async () => {
+    const code = [
+      ...(await sources('brokers')),
+      ...(await sources('services')).filter((s) => /verification/.test(s.file)),
+    ];
+    expect(code.length).toBeGreaterThanOrEqual(3);
+    for (const { file, text } of code) {
+      expect(text, file).not.toMatch(/authTablesClient|db\/database\.ts|new PrismaClient|\.withUser\(/);
+    }
+  });
+
   it('has no module besides src/db creating database clients', async () => {
     for (const { file, text } of await sources('.')) {
       if (file.startsWith('db/') || file.startsWith('generated/') || file.startsWith('cli/')) continue;

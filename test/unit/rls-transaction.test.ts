@@ -1,7 +1,8 @@
-import { parse } from 'graphql';
+import { parse, specifiedRules, validate } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { unscopedDb } from '../../src/graphql/context.ts';
-import { needsDatabase } from '../../src/graphql/rls-transaction.ts';
+import { needsDatabase, runsOwnTransaction, soleOwnTransactionField } from '../../src/graphql/rls-transaction.ts';
+import { schema } from '../../src/schema/index.ts';
 
 describe('needsDatabase', () => {
   it('skips the transaction only for operations that select nothing but viewer and meta fields', () => {
@@ -23,5 +24,39 @@ describe('needsDatabase', () => {
 describe('unscopedDb', () => {
   it('throws on any use, so no query can run outside the RLS transaction', () => {
     expect(() => unscopedDb.userAccount).toThrow(/outside the operation's RLS transaction/);
+  });
+});
+
+describe('fields with their own transaction (verifyCredential)', () => {
+  const errors = (source: string) =>
+    validate(schema, parse(source), [...specifiedRules, soleOwnTransactionField]).map((e) => e.extensions?.code);
+  const id = '"00000000-0000-4000-8000-000000000000"';
+
+  it('are recognised through aliases and fragments, and only for the operation to run', () => {
+    expect(runsOwnTransaction(schema, parse(`mutation { v: verifyCredential(id: ${id}) { id } }`))).toBe(true);
+    expect(
+      runsOwnTransaction(
+        schema,
+        parse(`mutation { ...F } fragment F on Mutation { verifyCredential(id: ${id}) { id } }`),
+      ),
+    ).toBe(true);
+    expect(runsOwnTransaction(schema, parse('mutation { getOrCreateAccount { created } }'))).toBe(false);
+    const doc = parse(
+      `mutation A { verifyCredential(id: ${id}) { id } } mutation B { getOrCreateAccount { created } }`,
+    );
+    expect(runsOwnTransaction(schema, doc, 'A')).toBe(true);
+    expect(runsOwnTransaction(schema, doc, 'B')).toBe(false);
+  });
+
+  it('must be alone in their operation (besides __typename)', () => {
+    expect(errors(`mutation { verifyCredential(id: ${id}) { id } }`)).toEqual([]);
+    expect(errors(`mutation { __typename verifyCredential(id: ${id}) { id } }`)).toEqual([]);
+    expect(errors(`mutation { a: verifyCredential(id: ${id}) { id } b: verifyCredential(id: ${id}) { id } }`)).toEqual([
+      'OPERATION_NOT_SUPPORTED',
+    ]);
+    expect(
+      errors(`mutation { getOrCreateAccount { created } ... on Mutation { verifyCredential(id: ${id}) { id } } }`),
+    ).toEqual(['OPERATION_NOT_SUPPORTED']);
+    expect(errors('mutation { getOrCreateAccount { created } deleteCredential(id: ' + id + ') }')).toEqual([]);
   });
 });

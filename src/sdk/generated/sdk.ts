@@ -12,6 +12,9 @@ import * as Operations from './graphql.ts';
 
 
 
+
+
+
 export type Requester<C = {}> = <R, V>(doc: DocumentNode, vars?: V, options?: C) => Promise<R> | AsyncIterable<R>
 export function getSdk<C>(requester: Requester<C>) {
   return {
@@ -33,6 +36,9 @@ export function getSdk<C>(requester: Requester<C>) {
     DeleteCredential(variables: Operations.DeleteCredentialMutationVariables, options?: C): Promise<Operations.DeleteCredentialMutation> {
       return requester<Operations.DeleteCredentialMutation, Operations.DeleteCredentialMutationVariables>(Operations.DeleteCredentialDocument, variables, options) as Promise<Operations.DeleteCredentialMutation>;
     },
+    VerifyCredential(variables: Operations.VerifyCredentialMutationVariables, options?: C): Promise<Operations.VerifyCredentialMutation> {
+      return requester<Operations.VerifyCredentialMutation, Operations.VerifyCredentialMutationVariables>(Operations.VerifyCredentialDocument, variables, options) as Promise<Operations.VerifyCredentialMutation>;
+    },
     Viewer(variables?: Operations.ViewerQueryVariables, options?: C): Promise<Operations.ViewerQuery> {
       return requester<Operations.ViewerQuery, Operations.ViewerQueryVariables>(Operations.ViewerDocument, variables, options) as Promise<Operations.ViewerQuery>;
     },
@@ -44,6 +50,12 @@ export function getSdk<C>(requester: Requester<C>) {
     },
     Credential(variables: Operations.CredentialQueryVariables, options?: C): Promise<Operations.CredentialQuery> {
       return requester<Operations.CredentialQuery, Operations.CredentialQueryVariables>(Operations.CredentialDocument, variables, options) as Promise<Operations.CredentialQuery>;
+    },
+    CredentialEvents(variables?: Operations.CredentialEventsQueryVariables, options?: C): Promise<Operations.CredentialEventsQuery> {
+      return requester<Operations.CredentialEventsQuery, Operations.CredentialEventsQueryVariables>(Operations.CredentialEventsDocument, variables, options) as Promise<Operations.CredentialEventsQuery>;
+    },
+    CredentialHistory(variables: Operations.CredentialHistoryQueryVariables, options?: C): Promise<Operations.CredentialHistoryQuery> {
+      return requester<Operations.CredentialHistoryQuery, Operations.CredentialHistoryQueryVariables>(Operations.CredentialHistoryDocument, variables, options) as Promise<Operations.CredentialHistoryQuery>;
     }
   };
 }

@@ -1,0 +1,47 @@
+// Rules of the audit trail (contract section 9): which event a change to a
+// credential leaves, and what an event may say about the request. Events name
+// the fields that changed, never their values.
+import type { CredentialChanges } from './credential.ts';
+
+export const CREDENTIAL_ACTIONS = ['STORED', 'UPDATED', 'DEACTIVATED', 'REACTIVATED', 'DELETED', 'VERIFIED'] as const;
+export type CredentialAction = (typeof CREDENTIAL_ACTIONS)[number];
+
+/** The fields an update can change, in the order changedFields lists them. */
+export const CHANGEABLE_FIELDS = ['nickname', 'apiKey', 'secretKey', 'isActive'] as const;
+export type ChangeableField = (typeof CHANGEABLE_FIELDS)[number];
+
+export const USER_AGENT_MAX = 256;
+
+/** What an update is about to change, and the event it leaves. */
+export interface UpdateEvent {
+  action: 'UPDATED' | 'DEACTIVATED' | 'REACTIVATED';
+  changedFields: ChangeableField[];
+}
+
+/**
+ * The event of updateCredential applying `changes` to a credential that now
+ * has `current`; null when nothing would change (no event, no write).
+ * A new apiKey or secretKey counts as changed even if equal to the old one:
+ * it is sealed afresh, and the old value is never compared (or even opened).
+ */
+export function updateEvent(
+  current: { nickname: string | null; isActive: boolean },
+  changes: CredentialChanges,
+): UpdateEvent | null {
+  const changed: Record<ChangeableField, boolean> = {
+    nickname: changes.nickname !== undefined && changes.nickname !== current.nickname,
+    apiKey: changes.apiKey !== undefined,
+    secretKey: changes.secretKey !== undefined,
+    isActive: changes.isActive !== undefined && changes.isActive !== current.isActive,
+  };
+  const changedFields = CHANGEABLE_FIELDS.filter((field) => changed[field]);
+  if (changedFields.length === 0) return null;
+  const action = !changed.isActive ? 'UPDATED' : changes.isActive ? 'REACTIVATED' : 'DEACTIVATED';
+  return { action, changedFields };
+}
+
+/** The user agent as an event stores it: at most USER_AGENT_MAX characters; null when absent. */
+export function eventUserAgent(header: string | null | undefined): string | null {
+  if (!header) return null;
+  return [...header].slice(0, USER_AGENT_MAX).join('');
+}

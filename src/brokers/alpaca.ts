@@ -127,7 +127,9 @@ export function createAlpacaClient({
     account: (environment, keys) =>
       telemetry.brokerRequest(environment === 'PAPER' ? 'paper' : 'live', async (observed) => {
         const answer = await call(environment, keys);
-        if ('httpStatus' in answer && answer.httpStatus !== undefined) observed.httpStatus(answer.httpStatus);
+        // Only a 200 is accepted; the other answers carry their status (none when nothing answered).
+        const status = answer.kind === 'accepted' ? 200 : answer.httpStatus;
+        if (status !== undefined) observed.httpStatus(status);
         observed.outcome(OUTCOMES[answer.kind]);
         return answer;
       }),

@@ -1,13 +1,11 @@
-// The load generator: a child process of bench/api.ts (forked with IPC) that
-// runs autocannon against one server, so the load shares no event loop with
-// the server under test or with the orchestrator. It receives one LoadJob,
-// runs a warm-up (discarded), then the measured run, and sends a LoadResult.
-//
-// Every request is signed in as a random seeded user (their bearer token) and,
-// for W2, carries freshly generated apiKey/secretKey values.
-import { readFile } from 'node:fs/promises';
-import autocannon from 'autocannon';
-import { type WorkloadName, workloadBody } from '../test/support/workloads.ts';
+// The load generator of `npm run bench`: wrk (C, one thread) with
+// bench/load.lua, so that generating the load costs far less CPU than serving
+// it (autocannon, in Node, cost about as much per request as the raw
+// baseline server and compressed every ratio). Each run is a warm-up
+// (discarded) and then the measured run, two separate wrk processes; the
+// caller samples the servers' CPU around the measured one (onMeasuredStart).
+import { execFileSync, spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 
 export interface SeededBenchUser {
   token: string;
@@ -15,90 +13,130 @@ export interface SeededBenchUser {
   accountId: string;
 }
 
+/** One line of the requests file bench/load.lua reads: a user's auth header and body. */
+export interface UserRequest {
+  header: string;
+  value: string;
+  body: string;
+}
+
 export interface LoadJob {
   url: string;
-  workload: WorkloadName;
   connections: number;
   warmupSeconds: number;
   durationSeconds: number;
-  /** JSON file holding SeededBenchUser[]. */
-  usersFile: string;
+  /** Written by writeRequestsFile. */
+  requestsFile: string;
 }
 
 export interface LoadResult {
   rps: number;
   p50_ms: number;
   p99_ms: number;
-  /** non2xx + connection errors (timeouts included) + 2xx answers carrying GraphQL errors. */
+  /** Non-2xx answers, socket errors (timeouts included) and 2xx answers carrying GraphQL errors. */
   errors: number;
   requests: number;
   non2xx: number;
-  connectionErrors: number;
+  socketErrors: number;
   timeouts: number;
   graphqlErrors: number;
-  /** Responses per HTTP status, to tell failures apart. */
-  statusCodes: Record<string, number>;
+  /** wrk's own CPU over the measured run, ms per request. */
+  loadGeneratorCpuMsPerReq: number;
 }
 
-async function fire(job: LoadJob, users: SeededBenchUser[], seconds: number): Promise<LoadResult> {
-  let graphqlErrors = 0;
-  const pick = () => users[Math.floor(Math.random() * users.length)] as SeededBenchUser;
-  const result = await autocannon({
-    url: job.url,
-    connections: job.connections,
-    duration: seconds,
-    timeout: 10,
-    requests: [
-      {
-        method: 'POST',
-        path: '/graphql',
-        setupRequest: (request) => {
-          const user = pick();
-          return {
-            ...request,
-            headers: {
-              'content-type': 'application/json',
-              accept: 'application/json',
-              authorization: `Bearer ${user.token}`,
-            },
-            body: workloadBody(job.workload, user.accountId),
-          };
-        },
-        // A 200 answer can still be a failed operation: GraphQL reports errors
-        // in the body. A substring test is cheap enough not to slow the generator.
-        onResponse: (status: number, body: string) => {
-          if (status >= 200 && status < 300 && body.includes('"errors"')) graphqlErrors += 1;
-        },
-      },
-    ],
+const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** wrk from the distribution: installed with apt-get when missing (as root), else a clear error. */
+export function ensureWrk(): string {
+  const find = () => {
+    try {
+      return execFileSync('sh', ['-c', 'command -v wrk'], { encoding: 'utf8' }).trim();
+    } catch {
+      return '';
+    }
+  };
+  let wrk = find();
+  if (wrk) return wrk;
+  if (process.getuid?.() !== 0) {
+    throw new Error('the bench needs wrk: install it (Debian/Ubuntu: sudo apt-get install -y wrk) and run it again');
+  }
+  console.log('wrk is missing: apt-get install -y wrk');
+  execFileSync('apt-get', ['install', '-y', 'wrk'], { stdio: 'inherit' });
+  wrk = find();
+  if (!wrk) throw new Error('apt-get did not install wrk');
+  return wrk;
+}
+
+export async function writeRequestsFile(file: string, requests: UserRequest[]): Promise<void> {
+  for (const r of requests) {
+    if (/[\t\n]/.test(`${r.header}${r.value}${r.body}`)) throw new Error('a request line holds a tab or newline');
+  }
+  await writeFile(file, `${requests.map((r) => `${r.header}\t${r.value}\t${r.body}`).join('\n')}\n`);
+}
+
+interface WrkOutput {
+  requests: number;
+  duration_us: number;
+  p50_us: number;
+  p99_us: number;
+  connect: number;
+  read: number;
+  write: number;
+  status: number;
+  timeout: number;
+  graphqlErrors: number;
+  cpu_ticks: number;
+}
+
+async function wrk(binary: string, job: LoadJob, seconds: number, onStart?: () => Promise<void>): Promise<WrkOutput> {
+  await onStart?.();
+  return new Promise((resolve, reject) => {
+    const args = [
+      '-t1',
+      `-c${job.connections}`,
+      `-d${seconds}s`,
+      '--timeout',
+      '10s',
+      '-s',
+      new URL('load.lua', import.meta.url).pathname,
+      job.url,
+      '--',
+      job.requestsFile,
+      String(Math.floor(Math.random() * 2 ** 31)),
+    ];
+    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString('utf8');
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      err += chunk.toString('utf8');
+    });
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      const line = /BENCH_RESULT (\{.*\})/.exec(out)?.[1];
+      if (code !== 0 || !line) return reject(new Error(`wrk exited with ${code}:\n${out}\n${err}`));
+      resolve(JSON.parse(line) as WrkOutput);
+    });
   });
-  const requests = result.requests.total;
+}
+
+/** Warm-up, then the measured run; `onMeasuredStart` runs just before the measured wrk starts. */
+export async function runLoad(binary: string, job: LoadJob, onMeasuredStart: () => Promise<void>): Promise<LoadResult> {
+  if (job.warmupSeconds > 0) await wrk(binary, job, job.warmupSeconds);
+  const r = await wrk(binary, job, job.durationSeconds, onMeasuredStart);
+  const socketErrors = r.connect + r.read + r.write + r.timeout;
   return {
-    rps: requests / result.duration,
-    p50_ms: result.latency.p50,
-    p99_ms: result.latency.p99,
-    errors: result.non2xx + result.errors + graphqlErrors,
-    requests,
-    non2xx: result.non2xx,
-    connectionErrors: result.errors,
-    timeouts: result.timeouts,
-    graphqlErrors,
-    statusCodes: Object.fromEntries(
-      Object.entries(result.statusCodeStats ?? {}).map(([code, stats]) => [
-        code,
-        Number((stats as { count: number }).count),
-      ]),
-    ),
+    rps: r.requests / (r.duration_us / 1e6),
+    p50_ms: Number((r.p50_us / 1000).toFixed(1)),
+    p99_ms: Number((r.p99_us / 1000).toFixed(1)),
+    errors: r.status + socketErrors + r.graphqlErrors,
+    requests: r.requests,
+    non2xx: r.status,
+    socketErrors,
+    timeouts: r.timeout,
+    graphqlErrors: r.graphqlErrors,
+    loadGeneratorCpuMsPerReq: r.requests ? (r.cpu_ticks * 1000) / CLOCK_TICKS_PER_SECOND / r.requests : 0,
   };
 }
-
-process.once('message', async (job: LoadJob) => {
-  try {
-    const users = JSON.parse(await readFile(job.usersFile, 'utf8')) as SeededBenchUser[];
-    if (job.warmupSeconds > 0) await fire(job, users, job.warmupSeconds);
-    const result = await fire(job, users, job.durationSeconds);
-    process.send?.({ ok: true, result }, () => process.exit(0));
-  } catch (error) {
-    process.send?.({ ok: false, error: (error as Error).stack ?? String(error) }, () => process.exit(1));
-  }
-});

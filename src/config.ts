@@ -90,6 +90,7 @@ const envSchema = z.object({
     .optional(),
   DATA_DIR: z.string().default('./.data'),
   DATABASE_POOL_SIZE: int(1, 1000).default(10),
+  DATABASE_PREPARED_STATEMENTS: boolean.default(false),
   DATABASE_REQUEST_ROLE: z
     .string()
     .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a plain lower-case PostgreSQL role name')
@@ -156,6 +157,8 @@ export interface Config {
         requestUrl?: string;
         poolSize: number;
         requestRole: string;
+        /** Named prepared statements (see README, "Benchmark"); not through PgBouncer before 1.21. */
+        preparedStatements?: boolean;
       }
     | { kind: 'pglite'; dataDir: string; requestRole: string };
   dataDir: string;
@@ -320,6 +323,7 @@ export async function loadConfig(
           ...(env.DATABASE_REQUEST_URL ? { requestUrl: env.DATABASE_REQUEST_URL } : {}),
           poolSize: env.DATABASE_POOL_SIZE,
           requestRole: env.DATABASE_REQUEST_ROLE,
+          preparedStatements: env.DATABASE_PREPARED_STATEMENTS,
         }
       : { kind: 'pglite', dataDir: path.join(dataDir, 'pgdata'), requestRole: env.DATABASE_REQUEST_ROLE },
     dataDir,

@@ -168,13 +168,14 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
   }
 
   if (options.migrate) await runMigrations(config, logger);
-  const owner = connectPostgres(config.url, config.poolSize, logger, options.instrument);
+  const prepared = config.preparedStatements ? statementNames() : undefined;
+  const owner = connectPostgres(config.url, config.poolSize, logger, options.instrument, prepared);
   // With DATABASE_REQUEST_URL, request transactions log in as a role that is
   // only a member of the request role: even a statement that ran RESET ROLE
   // could not become the owner. Without it they use the owner's login and
   // SET LOCAL ROLE, which the policies hold to just as well.
   const request = config.requestUrl
-    ? connectPostgres(config.requestUrl, config.poolSize, logger, options.instrument)
+    ? connectPostgres(config.requestUrl, config.poolSize, logger, options.instrument, prepared)
     : owner;
   return {
     kind: 'postgres',
@@ -199,7 +200,36 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
   };
 }
 
-function connectPostgres(url: string, poolSize: number, logger: Logger, instrument?: Instrumentation) {
+/** Most distinct statements a connection prepares; any others run unnamed. */
+const MAX_PREPARED_STATEMENTS = 200;
+
+/**
+ * DATABASE_PREPARED_STATEMENTS: a name per distinct SQL text, so each pool
+ * connection parses and plans a statement once and then only binds and runs
+ * it (PostgreSQL's CPU per W1 request about halves, see README "Benchmark").
+ * The names are bounded: GraphQL selections make many SQL texts, and every
+ * connection keeps what it prepared until it closes. Off by default: a
+ * transaction-pooling PgBouncer before 1.21 cannot carry named statements.
+ */
+function statementNames(): (query: { sql: string }) => string | undefined {
+  const names = new Map<string, string>();
+  return ({ sql }) => {
+    let name = names.get(sql);
+    if (!name && names.size < MAX_PREPARED_STATEMENTS) {
+      name = `bca_${names.size}`;
+      names.set(sql, name);
+    }
+    return name;
+  };
+}
+
+function connectPostgres(
+  url: string,
+  poolSize: number,
+  logger: Logger,
+  instrument?: Instrumentation,
+  statementName?: (query: { sql: string }) => string | undefined,
+) {
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
@@ -212,6 +242,7 @@ function connectPostgres(url: string, poolSize: number, logger: Logger, instrume
   pool.on('connect', scopeTransactionsOnBegin);
   const client = new PrismaClient({
     adapter: new PrismaPg(pool, {
+      ...(statementName ? { statementNameGenerator: statementName as (query: { sql: string }) => string } : {}),
       disposeExternalPool: true,
       onPoolError: (err) => logger.warn({ err: err.message }, 'idle database connection failed'),
       onConnectionError: (err) => logger.warn({ err: err.message }, 'database connection failed'),

@@ -18,8 +18,10 @@ import { CredentialVerificationRef } from './verification.ts';
 
 export const CredentialRef = builder.prismaObject('Credential', {
   description: 'A stored brokerage credential. Its secrets are write-only: only a masked hint of the API key is shown.',
-  // Load only what the selection needs: never the ciphertexts.
-  select: { id: true },
+  // Load only what the selection needs: never the ciphertexts. nickname's
+  // columns are always loaded: a field-level select would make plugin-prisma
+  // wrap the field and map a selection path for every row (issue 13).
+  select: { id: true, nickname: true, credentialType: true },
   fields: (t) => ({
     id: t.expose('id', { type: 'UUID' }),
     accountId: t.expose('accountId', { type: 'UUID' }),
@@ -27,7 +29,6 @@ export const CredentialRef = builder.prismaObject('Credential', {
     credentialType: t.exposeString('credentialType'),
     nickname: t.string({
       description: 'The nickname given, or credentialType when none was.',
-      select: { nickname: true, credentialType: true },
       resolve: (c) => displayNickname(c.nickname, c.credentialType),
     }),
     apiKeyHint: t.exposeString('apiKeyHint', { description: 'The API key masked: at most its last 4 characters.' }),

@@ -62,6 +62,33 @@ describe(`document limits (${dbKind})`, () => {
     const auth = await rawSignUp(server.url, { email: uniqueEmail(), password: 'x'.repeat(20_000), name: 'big' });
     expect(auth.status).toBe(413);
   });
+
+  it('counts a body sent without Content-Length (chunked) as it streams: small ones pass, big ones get 413', async () => {
+    const chunked = (body: string) => {
+      const bytes = new TextEncoder().encode(body);
+      return fetch(`${server.url}/graphql`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json',
+          authorization: `Bearer ${session.token}`,
+        },
+        body: new ReadableStream({
+          start(controller) {
+            for (let at = 0; at < bytes.length; at += 16_384) controller.enqueue(bytes.subarray(at, at + 16_384));
+            controller.close();
+          },
+        }),
+        duplex: 'half',
+      } as RequestInit);
+    };
+    const small = await chunked(JSON.stringify({ query: '{ viewer { id } }' }));
+    expect(small.status).toBe(200);
+    expect(((await small.json()) as { data: { viewer: { id: string } } }).data.viewer.id).toBe(session.user.id);
+    const big = await chunked(JSON.stringify({ query: '{ viewer { id } }', variables: { pad: 'x'.repeat(110_000) } }));
+    expect(big.status).toBe(413);
+    expect(await big.text()).toContain('REQUEST_ENTITY_TOO_LARGE');
+  });
 });
 
 describe(`CSRF protection for cookie sessions (${dbKind})`, () => {

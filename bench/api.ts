@@ -8,6 +8,8 @@
 //   npm run bench -- --quick --profile # also a V8 CPU profile of the product
 //                                      # per measured run, summarised by package
 //   npm run bench -- --no-postgraphile # without the PostGraphile peer
+//   npm run bench -- --quick --product-env METRICS_PORT=0
+//                                      # the product with extra variables (repeatable)
 //   npm run bench -- --compare ../other-checkout
 //                                      # also that checkout's product (its
 //                                      # src/, same database and users),
@@ -70,6 +72,7 @@ const { values: flags } = parseArgs({
     profile: { type: 'boolean', default: false },
     postgraphile: { type: 'boolean', default: true },
     compare: { type: 'string' },
+    'product-env': { type: 'string', multiple: true },
   },
   allowNegative: true,
 });
@@ -404,6 +407,10 @@ async function main(): Promise<void> {
   // the log level and prepared statements (the bench connects directly, no
   // PgBouncer). The server logs nothing per request at info; warn keeps a
   // stray warning storm from skewing the figures (and they are reported).
+  const extraEnv = (flags['product-env'] ?? []).map((kv) => [
+    kv.slice(0, kv.indexOf('=')),
+    kv.slice(kv.indexOf('=') + 1),
+  ]);
   const productEnv = {
     ...base,
     NODE_ENV: 'production',
@@ -415,9 +422,10 @@ async function main(): Promise<void> {
     BETTER_AUTH_SECRET: randomBytes(32).toString('hex'),
     BETTER_AUTH_URL: `http://localhost:${ports.product}`,
     LOG_LEVEL: 'warn',
+    ...Object.fromEntries(extraEnv),
   };
   console.log(
-    `product: node src/main.ts on :${ports.product} (NODE_ENV=production, LOG_LEVEL=warn, DATABASE_POOL_SIZE=${settings.poolSize}, DATABASE_PREPARED_STATEMENTS=true)`,
+    `product: node src/main.ts on :${ports.product} (NODE_ENV=production, LOG_LEVEL=warn, DATABASE_POOL_SIZE=${settings.poolSize}, DATABASE_PREPARED_STATEMENTS=true${extraEnv.map(([k, v]) => `, ${k}=${v}`).join('')})`,
   );
   // --profile opens the product's inspector on loopback, to profile the
   // measured runs only; without it, the command users run.

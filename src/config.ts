@@ -42,6 +42,11 @@ function isValidTrust(values: string[]): boolean {
   }
 }
 
+const otlpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL (OTLP over HTTP)' });
+const otlpProtocol = z.enum(['http/protobuf', 'http/json'], {
+  error: 'must be http/protobuf or http/json (traces go out over OTLP/HTTP)',
+});
+
 const blankAsUnset = (v: unknown) => (v === '' ? undefined : v);
 
 /** localhost, 127.0.0.0/8 or ::1: traffic that never leaves the machine. */
@@ -111,6 +116,17 @@ const envSchema = z.object({
   MAX_TOKENS: int(10, 100_000).default(2000),
   MAX_BODY_BYTES: int(1024, 100_000_000).default(102_400),
   SESSION_CACHE_TTL_MS: int(0, 300_000).default(30_000),
+  METRICS_PORT: int(0, 65535).optional(),
+  // Read here only to decide whether tracing is on and to refuse bad values
+  // with a clear message: the OpenTelemetry SDK reads these (and the other
+  // OTEL_* variables: OTEL_EXPORTER_OTLP_HEADERS, OTEL_TRACES_SAMPLER,
+  // OTEL_TRACES_SAMPLER_ARG, OTEL_RESOURCE_ATTRIBUTES, OTEL_BSP_*...) itself.
+  OTEL_EXPORTER_OTLP_ENDPOINT: otlpUrl.optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: otlpUrl.optional(),
+  OTEL_EXPORTER_OTLP_PROTOCOL: otlpProtocol.optional(),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: otlpProtocol.optional(),
+  OTEL_SERVICE_NAME: z.string().default('brokerage-credentials-api'),
+  OTEL_SDK_DISABLED: boolean.default(false),
   ALPACA_PAPER_URL: brokerUrl.default('https://paper-api.alpaca.markets'),
   ALPACA_LIVE_URL: brokerUrl.default('https://api.alpaca.markets'),
   BROKER_TIMEOUT_MS: int(1, 120_000).default(5000),
@@ -165,6 +181,18 @@ export interface Config {
   limits: { depth: number; cost: number; aliases: number; tokens: number; bodyBytes: number };
   /** Where credentials are verified (contract section 8), and how long to wait for an answer. */
   broker: { alpaca: { paperUrl: string; liveUrl: string }; timeoutMs: number };
+  /** Prometheus metrics on their own listener (METRICS_PORT, same HOST); off when unset. */
+  metrics: { port: number } | undefined;
+  /**
+   * OpenTelemetry traces over OTLP/HTTP; off unless an OTLP endpoint is set.
+   * The SDK reads the endpoint, headers, sampler... from OTEL_* itself.
+   */
+  tracing: TracingConfig | undefined;
+}
+
+export interface TracingConfig {
+  protocol: 'http/protobuf' | 'http/json';
+  serviceName: string;
 }
 
 /** Secrets a development start may generate; production must be given them. */
@@ -317,6 +345,14 @@ export async function loadConfig(
       tokens: env.MAX_TOKENS,
       bodyBytes: env.MAX_BODY_BYTES,
     },
+    metrics: env.METRICS_PORT === undefined ? undefined : { port: env.METRICS_PORT },
+    tracing:
+      (env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) && !env.OTEL_SDK_DISABLED
+        ? {
+            protocol: env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf',
+            serviceName: env.OTEL_SERVICE_NAME,
+          }
+        : undefined,
     broker: {
       alpaca: { paperUrl: env.ALPACA_PAPER_URL, liveUrl: env.ALPACA_LIVE_URL },
       timeoutMs: env.BROKER_TIMEOUT_MS,

@@ -15,12 +15,15 @@ import { createGraphQLHandler } from './graphql/yoga.ts';
 import { createRequestLogger } from './http/request-log.ts';
 import { describeError, type Logger } from './logger.ts';
 import { VerificationLimiter } from './services/verification-limiter.ts';
+import { noTelemetry, type Telemetry } from './telemetry/telemetry.ts';
 import { sendLoginPage } from './web/login-page.ts';
 
 export interface AppDeps {
   config: Config;
   db: Database;
   logger: Logger;
+  /** Metrics and traces (main.ts); none by default. */
+  telemetry?: Telemetry;
 }
 
 export interface App {
@@ -71,20 +74,36 @@ async function forgetSessionsAfterChange(
   if (viewer) res.once('finish', () => sessions.forgetUser(viewer.id));
 }
 
-export function createApp({ config, db, logger }: AppDeps): App {
+export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDeps): App {
   const auth = createAuth({ config, prisma: db.authTablesClient, logger });
   const authHandler = toNodeHandler(auth);
   const keyring = new Keyring(config.encryption.current, config.encryption.previous);
   const sessions = new SessionCache(config.auth.sessionCacheTtlMs);
   const verification = {
-    alpaca: createAlpacaClient({ ...config.broker.alpaca, timeoutMs: config.broker.timeoutMs, logger }),
+    alpaca: createAlpacaClient({
+      ...config.broker.alpaca,
+      timeoutMs: config.broker.timeoutMs,
+      logger,
+      telemetry,
+    }),
     // Counters only, in the shared store (not user data): the resolvers get the limiter, never the client.
     limiter: new VerificationLimiter(databaseLimiterFactory(db.authTablesClient)),
   };
   const clientIp = createClientIpResolver(config.trustedProxies);
-  const graphql = createGraphQLHandler({ config, db, auth, keyring, sessions, logger, verification, clientIp });
+  const graphql = createGraphQLHandler({
+    config,
+    db,
+    auth,
+    keyring,
+    sessions,
+    logger,
+    verification,
+    clientIp,
+    telemetryPlugins: telemetry.graphqlPlugins,
+  });
   const ownOrigin = new URL(config.auth.baseURL).origin;
   const logRequest = createRequestLogger(logger);
+  const { observeHttp } = telemetry;
 
   const route = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const { pathname } = new URL(req.url ?? '/', 'http://localhost');
@@ -116,6 +135,7 @@ export function createApp({ config, db, logger }: AppDeps): App {
 
   const handler: http.RequestListener = async (req, res) => {
     logRequest(req, res);
+    observeHttp?.(req, res);
     try {
       await route(req, res);
     } catch (error) {

@@ -74,6 +74,9 @@ export function createAuth({ config, prisma, logger, limiterFactory }: AuthDeps)
     rateLimit: { enabled: false },
     advanced: { ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] } },
     telemetry: { enabled: false },
+    // better-auth's own spans (route and operation names only) when tracing
+    // is on; off, it would load @opentelemetry/api for no-op spans.
+    experimental: { instrumentation: { enabled: config.tracing !== undefined } },
     // Unexpected errors (an unreachable database...) go to our HTTP layer,
     // which logs them without request data and answers 503/500 as JSON.
     onAPIError: { throw: true },

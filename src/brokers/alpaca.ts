@@ -15,12 +15,15 @@
 // are a few lines there.
 import type { BrokerAnswer, BrokerEnvironment } from '../domain/verification.ts';
 import type { Logger } from '../logger.ts';
+import { type BrokerOutcome, noTelemetry, type Telemetry } from '../telemetry/telemetry.ts';
 
 export interface AlpacaOptions {
   paperUrl: string;
   liveUrl: string;
   timeoutMs: number;
   logger: Logger;
+  /** broker_requests_total and the broker.request span (src/telemetry); none by default. */
+  telemetry?: Pick<Telemetry, 'brokerRequest'>;
 }
 
 export interface AlpacaKeys {
@@ -72,7 +75,19 @@ function isTimeout(error: unknown): boolean {
   return error instanceof DOMException && (error.name === 'TimeoutError' || error.name === 'AbortError');
 }
 
-export function createAlpacaClient({ paperUrl, liveUrl, timeoutMs, logger }: AlpacaOptions): AlpacaClient {
+const OUTCOMES: Record<BrokerAnswer['kind'], BrokerOutcome> = {
+  accepted: 'verified',
+  rejected: 'invalid',
+  unreachable: 'unreachable',
+};
+
+export function createAlpacaClient({
+  paperUrl,
+  liveUrl,
+  timeoutMs,
+  logger,
+  telemetry = noTelemetry,
+}: AlpacaOptions): AlpacaClient {
   const base: Record<BrokerEnvironment, string> = { PAPER: paperUrl, LIVE: liveUrl };
   const log = logger.child({ component: 'broker', broker: 'alpaca' });
 
@@ -108,5 +123,15 @@ export function createAlpacaClient({ paperUrl, liveUrl, timeoutMs, logger }: Alp
     return answer;
   }
 
-  return { account: call };
+  return {
+    account: (environment, keys) =>
+      telemetry.brokerRequest(environment === 'PAPER' ? 'paper' : 'live', async (observed) => {
+        const answer = await call(environment, keys);
+        // Only a 200 is accepted; the other answers carry their status (none when nothing answered).
+        const status = answer.kind === 'accepted' ? 200 : answer.httpStatus;
+        if (status !== undefined) observed.httpStatus(status);
+        observed.outcome(OUTCOMES[answer.kind]);
+        return answer;
+      }),
+  };
 }

@@ -17,6 +17,8 @@ export interface Database {
   readonly withUser: WithUser;
   /** Resolves when the database answers a trivial query. */
   ping(): Promise<void>;
+  /** The connections right now, for db_pool_connections (read at each scrape, costs nothing otherwise). */
+  connections(): PoolConnections;
   close(): Promise<void>;
   /**
    * The unscoped client, for better-auth's own tables only. It runs as the
@@ -24,6 +26,18 @@ export interface Database {
    * never use it (a test checks that src/schema does not reach it).
    */
   readonly authTablesClient: PrismaClient;
+}
+
+/**
+ * PostgreSQL: the pg pools' own counts (active = open - idle; waiting =
+ * requests queued for a connection), both pools added up when requests use
+ * their own login. PGlite has one backend: active 1 while an RLS transaction
+ * holds it (the others wait), else idle 1.
+ */
+export interface PoolConnections {
+  idle: number;
+  active: number;
+  waiting: number;
 }
 
 export interface Instrumentation {
@@ -36,8 +50,9 @@ export interface OpenOptions {
   logger: Logger;
   /**
    * Called with each new pg connection (before the RLS BEGIN hook wraps it)
-   * or with the PGlite instance, so tests can observe what is sent (see
-   * test/support/statement-counter.ts). Unset in production.
+   * or with the PGlite instance, once migrations ran: how tests observe what
+   * is sent (test/support/statement-counter.ts), and how tracing adds SQL
+   * spans on PGlite (src/telemetry/spans.ts).
    */
   instrument?: Instrumentation;
 }
@@ -120,12 +135,30 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
     }
     options.instrument?.pglite?.(pglite);
     const client = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
+    const withUser = createWithUser(client, {
+      requestRole: config.requestRole,
+      scopeOnBegin: false,
+      ...TX_LIMITS.pglite,
+    });
+    let inTransaction = 0;
     return {
       kind: 'pglite',
-      withUser: createWithUser(client, { requestRole: config.requestRole, scopeOnBegin: false, ...TX_LIMITS.pglite }),
+      withUser: async (userId, work, commitIf) => {
+        inTransaction += 1;
+        try {
+          return await withUser(userId, work, commitIf);
+        } finally {
+          inTransaction -= 1;
+        }
+      },
       ping: async () => {
         await pglite.query('SELECT 1');
       },
+      connections: () => ({
+        idle: inTransaction > 0 ? 0 : 1,
+        active: inTransaction > 0 ? 1 : 0,
+        waiting: Math.max(0, inTransaction - 1),
+      }),
       close: async () => {
         await client.$disconnect();
         await pglite.close();
@@ -153,6 +186,12 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
     }),
     ping: async () => {
       await owner.pool.query('SELECT 1');
+    },
+    connections: () => {
+      const pools = owner === request ? [owner.pool] : [owner.pool, request.pool];
+      const sum = (count: (pool: pg.Pool) => number) => pools.reduce((total, pool) => total + count(pool), 0);
+      const idle = sum((p) => p.idleCount);
+      return { idle, active: sum((p) => p.totalCount) - idle, waiting: sum((p) => p.waitingCount) };
     },
     close: async () => {
       await Promise.all([owner, request].map((c) => c.close()));

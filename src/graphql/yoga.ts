@@ -33,6 +33,8 @@ export interface GraphQLDeps {
   verification: VerificationDeps;
   /** The client IP by the TRUST_PROXY rules (the same resolver as the sign-in throttle's). */
   clientIp: ClientIpResolver;
+  /** Metrics and tracing plugins (src/telemetry), run after ours. */
+  telemetryPlugins?: Plugin[];
 }
 
 interface ServerContext {
@@ -124,6 +126,7 @@ export function createGraphQLHandler({
   logger,
   verification,
   clientIp,
+  telemetryPlugins = [],
 }: GraphQLDeps) {
   const { limits } = config;
   const yogaLogger = logger.child({ component: 'graphql' });
@@ -175,6 +178,8 @@ export function createGraphQLHandler({
       useRlsTransaction(db),
       useSecretScrubbing(),
       useOperationLog(),
+      // Last: the tracing plugin's execute span then wraps the RLS transaction.
+      ...telemetryPlugins,
     ],
   });
 }

@@ -1,0 +1,160 @@
+// The spans we make ourselves, on @opentelemetry/api (tracing.ts loads this
+// module only when tracing is on): GraphQL, the broker call, and SQL on the
+// embedded PGlite.
+//
+// GraphQL spans: one per operation (`query Overview`, with
+// graphql.operation.type and .name) holding graphql.parse, graphql.validate
+// and graphql.execute, the SQL spans of the RLS transaction inside the last.
+//
+// Written here on @opentelemetry/api rather than with @envelop/opentelemetry:
+// that plugin (9.2) makes an execute span only (no parse or validate),
+// records the document text unless told not to, and records every error
+// message as an exception event; variable-coercion errors quote the value
+// they refused, which can be a secret. Here no document, variable, argument,
+// result or error message is recorded: names, types and error codes only.
+
+import type { PGlite, Transaction } from '@electric-sql/pglite';
+import { type Context, context, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { type DocumentNode, type GraphQLError, getOperationAST } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+import type { BrokerCallRecord } from './telemetry.ts';
+
+interface Operation {
+  span: Span;
+  context: Context;
+}
+
+type YogaContext = { request: Request; params?: { operationName?: string | null } };
+
+const CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
+type Errors = readonly (Error | GraphQLError)[] | undefined;
+
+const codeOf = (errors: Errors) => {
+  const code = (errors?.[0] as GraphQLError | undefined)?.extensions?.code;
+  return typeof code === 'string' && CODE.test(code) ? code : 'ERROR';
+};
+
+function failed(span: Span, errors: Errors) {
+  span.setAttribute('graphql.error.code', codeOf(errors));
+  span.setStatus({ code: SpanStatusCode.ERROR });
+}
+
+export function useGraphQLTracing(): Plugin {
+  const tracer = trace.getTracer('brokerage-credentials-api/graphql');
+  const operations = new WeakMap<Request, Operation>();
+
+  const name = (operation: Operation, document: DocumentNode, operationName: string | null | undefined) => {
+    const ast = getOperationAST(document, operationName);
+    if (!ast) return;
+    const opName = ast.name?.value;
+    operation.span.updateName(opName ? `${ast.operation} ${opName}` : ast.operation);
+    operation.span.setAttribute('graphql.operation.type', ast.operation);
+    if (opName) operation.span.setAttribute('graphql.operation.name', opName);
+  };
+
+  const plugin: Plugin<YogaContext> = {
+    onParse({ context: yogaContext }) {
+      const span = tracer.startSpan('graphql.operation', { kind: SpanKind.INTERNAL });
+      const operation = { span, context: trace.setSpan(context.active(), span) };
+      operations.set(yogaContext.request, operation);
+      const parse = tracer.startSpan('graphql.parse', {}, operation.context);
+      return ({ result }) => {
+        if (result instanceof Error) failed(parse, [result]);
+        else if (result) name(operation, result, yogaContext.params?.operationName);
+        parse.end();
+      };
+    },
+    onValidate({ context: yogaContext }) {
+      const operation = operations.get(yogaContext.request);
+      if (!operation) return;
+      const validate = tracer.startSpan('graphql.validate', {}, operation.context);
+      return ({ valid, result }) => {
+        if (!valid) failed(validate, result);
+        validate.end();
+      };
+    },
+    onExecute({ args, setExecuteFn, executeFn }) {
+      const operation = operations.get(args.contextValue.request);
+      const parent = operation?.context ?? context.active();
+      const execute = tracer.startSpan('graphql.execute', {}, parent);
+      const inside = trace.setSpan(parent, execute);
+      setExecuteFn((executeArgs) => context.with(inside, () => executeFn(executeArgs)));
+      return {
+        onExecuteDone({ result }) {
+          if (!(Symbol.asyncIterator in result) && result.errors?.length) failed(execute, result.errors);
+          execute.end();
+        },
+      };
+    },
+    onResultProcess({ request, result }) {
+      const operation = operations.get(request);
+      if (!operation) return;
+      operations.delete(request);
+      const errors = Symbol.asyncIterator in result ? undefined : (Array.isArray(result) ? result[0] : result)?.errors;
+      if (errors?.length) failed(operation.span, errors);
+      operation.span.end();
+    },
+  };
+  return plugin as Plugin;
+}
+
+/**
+ * `broker.request` around one broker call: the environment, and once it
+ * ended the HTTP status and the outcome. Nothing else (no URL, no header, no
+ * error message): the caller reports what it learnt through BrokerCall.
+ */
+export function createBrokerSpan() {
+  const tracer = trace.getTracer('brokerage-credentials-api/broker');
+  return <T>(record: BrokerCallRecord, run: () => Promise<T>): Promise<T> =>
+    tracer.startActiveSpan(
+      'broker.request',
+      { kind: SpanKind.CLIENT, attributes: { 'broker.environment': record.environment } },
+      async (span) => {
+        try {
+          return await run();
+        } finally {
+          if (record.status !== undefined) span.setAttribute('http.response.status_code', record.status);
+          if (record.outcome) span.setAttribute('broker.outcome', record.outcome);
+          if (record.outcome === 'unreachable') span.setStatus({ code: SpanStatusCode.ERROR });
+          span.end();
+        }
+      },
+    );
+}
+
+/**
+ * SQL spans on the embedded PGlite, shaped like the pg instrumentation's
+ * (there is none for PGlite): the statement text, whose values Prisma sends
+ * as $1, $2 parameters, and never the parameters themselves.
+ */
+export function instrumentPglite(db: PGlite): void {
+  const tracer = trace.getTracer('brokerage-credentials-api/pglite');
+  const traced = <Q extends PGlite['query']>(query: Q): Q =>
+    ((sql: string, ...rest: unknown[]) => {
+      const operation = sql.trimStart().split(/\s/, 1)[0]?.toUpperCase() || 'QUERY';
+      return tracer.startActiveSpan(
+        `pglite.query:${operation}`,
+        {
+          kind: SpanKind.CLIENT,
+          attributes: { 'db.system.name': 'postgresql', 'db.operation.name': operation, 'db.query.text': sql },
+        },
+        async (span) => {
+          try {
+            return await (query as (...args: unknown[]) => Promise<unknown>)(sql, ...rest);
+          } catch (error) {
+            span.setStatus({ code: SpanStatusCode.ERROR });
+            throw error;
+          } finally {
+            span.end();
+          }
+        },
+      );
+    }) as Q;
+  db.query = traced(db.query.bind(db));
+  const transaction = db.transaction.bind(db);
+  db.transaction = (<T>(work: (tx: Transaction) => Promise<T>) =>
+    transaction((tx) => {
+      tx.query = traced(tx.query.bind(tx));
+      return work(tx);
+    })) as PGlite['transaction'];
+}

@@ -1,0 +1,93 @@
+// What the rest of the app sees of metrics and traces: hooks that are absent
+// (and cost nothing) when METRICS_PORT and the OTLP endpoint are unset. This
+// module imports neither prom-client nor OpenTelemetry; main.ts loads
+// metrics.ts and tracing.ts only when they are switched on.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Plugin } from 'graphql-yoga';
+import type { Instrumentation } from '../db/database.ts';
+
+export type BrokerEnvironment = 'paper' | 'live';
+export const BROKER_ENVIRONMENTS: readonly BrokerEnvironment[] = ['paper', 'live'];
+/** What one broker answer meant (contract section 8), a fixed set of label values. */
+export const BROKER_OUTCOMES = ['verified', 'invalid', 'unreachable'] as const;
+export type BrokerOutcome = (typeof BROKER_OUTCOMES)[number];
+
+/** What the code calling the broker reports about one request. */
+export interface BrokerCall {
+  /** The HTTP status the broker answered (a span attribute). */
+  httpStatus(status: number): void;
+  /** What the answer meant; counted in broker_requests_total. Left unset when the call throws: unreachable. */
+  outcome(outcome: BrokerOutcome): void;
+}
+
+/** A broker call in progress, as metrics.ts and tracing.ts read it once it ended. */
+export interface BrokerCallRecord {
+  environment: BrokerEnvironment;
+  status?: number;
+  outcome?: BrokerOutcome;
+}
+
+/** Provided by metrics.ts when METRICS_PORT is set. */
+export interface MetricsHooks {
+  observeHttp(req: IncomingMessage, res: ServerResponse): void;
+  graphqlPlugin: Plugin;
+  countBrokerRequest(environment: BrokerEnvironment, outcome: BrokerOutcome): void;
+}
+
+/** Provided by tracing.ts when an OTLP endpoint is set. */
+export interface TracingHooks {
+  graphqlPlugin: Plugin;
+  /** Handed to openDatabase: SQL spans on PGlite (pg has its own instrumentation). */
+  database: Instrumentation;
+  /** Runs `run` in a `broker.request` span that gets the record's safe fields when it ends. */
+  brokerSpan<T>(record: BrokerCallRecord, run: () => Promise<T>): Promise<T>;
+}
+
+export interface Telemetry {
+  /** Starts observing one HTTP request of the main listener (undefined when metrics are off). */
+  observeHttp: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+  /** Yoga plugins, after the app's own (they see the RLS transaction inside the execute span). */
+  graphqlPlugins: Plugin[];
+  /**
+   * One outbound broker request (one `GET /v2/account`): counted in
+   * broker_requests_total{environment,outcome} and traced as `broker.request`
+   * (environment, HTTP status and outcome only: no URL, no header, no key).
+   */
+  brokerRequest<T>(environment: BrokerEnvironment, call: (observed: BrokerCall) => Promise<T>): Promise<T>;
+}
+
+const ignored: BrokerCall = { httpStatus: () => {}, outcome: () => {} };
+
+export function createTelemetry(parts: { metrics?: MetricsHooks; tracing?: TracingHooks } = {}): Telemetry {
+  const { metrics, tracing } = parts;
+  return {
+    observeHttp: metrics?.observeHttp,
+    graphqlPlugins: [...(metrics ? [metrics.graphqlPlugin] : []), ...(tracing ? [tracing.graphqlPlugin] : [])],
+    brokerRequest:
+      !metrics && !tracing
+        ? (_environment, call) => call(ignored)
+        : async (environment, call) => {
+            const record: BrokerCallRecord = { environment };
+            const observed: BrokerCall = {
+              httpStatus: (status) => {
+                record.status = status;
+              },
+              outcome: (outcome) => {
+                record.outcome = outcome;
+              },
+            };
+            const run = async () => {
+              try {
+                return await call(observed);
+              } finally {
+                record.outcome ??= 'unreachable';
+                metrics?.countBrokerRequest(environment, record.outcome);
+              }
+            };
+            return tracing ? tracing.brokerSpan(record, run) : run();
+          },
+  };
+}
+
+/** No metrics, no traces: what tests and tools that build the app in-process get. */
+export const noTelemetry: Telemetry = createTelemetry();

@@ -1,0 +1,86 @@
+// OpenTelemetry traces, started by main.ts before the rest of the app is
+// imported, and only when an OTLP endpoint is configured. The Node SDK reads
+// the standard variables itself (OTEL_EXPORTER_OTLP_ENDPOINT / _HEADERS /
+// _TIMEOUT, OTEL_TRACES_SAMPLER, OTEL_RESOURCE_ATTRIBUTES, OTEL_BSP_*...);
+// we choose the OTLP/HTTP exporter OTEL_EXPORTER_OTLP_PROTOCOL names (the
+// SDK would too) so that every span passes span-redaction.ts on its way out.
+//
+// Spans: one per HTTP request (named by route, routes.ts), the GraphQL
+// operation with parse/validate/execute (spans.ts), each SQL
+// statement (pg instrumentation on PostgreSQL, spans.ts on PGlite: statement
+// text, never the parameter values), better-auth's own, and each broker call.
+import type { IncomingMessage } from 'node:http';
+import { register as registerImportHooks } from 'import-in-the-middle/register-hooks.mjs';
+import type { TracingConfig } from '../config.ts';
+import type { Logger } from '../logger.ts';
+import type { TracingHooks } from './telemetry.ts';
+
+export interface Tracing {
+  hooks: TracingHooks;
+  /** Ends the SDK, flushing the spans still buffered. */
+  shutdown(): Promise<void>;
+}
+
+export async function startTracing(config: TracingConfig, logger: Logger): Promise<Tracing> {
+  // The app runs as ES modules: import-in-the-middle lets the instrumentations
+  // patch pg and http when they are imported. Only those modules are wrapped,
+  // in-thread (module.registerHooks), so the rest of the app loads untouched.
+  registerImportHooks({ include: ['pg', 'pg-pool', 'http', 'https'] });
+  const [
+    { NodeSDK },
+    { HttpInstrumentation },
+    { PgInstrumentation },
+    { OTLPTraceExporter },
+    { RedactingSpanExporter },
+    { methodName, routeName },
+    { untracedServers },
+    { createBrokerSpan, instrumentPglite, useGraphQLTracing },
+  ] = await Promise.all([
+    import('@opentelemetry/sdk-node'),
+    import('@opentelemetry/instrumentation-http'),
+    import('@opentelemetry/instrumentation-pg'),
+    config.protocol === 'http/json'
+      ? import('@opentelemetry/exporter-trace-otlp-http')
+      : import('@opentelemetry/exporter-trace-otlp-proto'),
+    import('./span-redaction.ts'),
+    import('./routes.ts'),
+    import('./metrics-server.ts'),
+    import('./spans.ts'),
+  ]);
+
+  const sdk = new NodeSDK({
+    serviceName: config.serviceName,
+    traceExporter: new RedactingSpanExporter(new OTLPTraceExporter()),
+    // Traces only: Prometheus has the metrics, pino the logs.
+    metricReaders: [],
+    logRecordProcessors: [],
+    instrumentations: [
+      new HttpInstrumentation({
+        // No header is ever recorded (headersToSpanAttributes stays unset).
+        ignoreIncomingRequestHook: (req) => untracedServers.has((req.socket as { server?: object }).server ?? {}),
+        // The route name, never the raw path, names the span (`POST /graphql`).
+        startIncomingSpanHook: (req: IncomingMessage) => ({ 'http.route': routeName(req.url) }),
+        requestHook: (span, req) => {
+          if ('socket' in req && !('path' in req)) span.updateName(`${methodName(req.method)} ${routeName(req.url)}`);
+        },
+        // The exporter's own requests are never traced (the SDK suppresses them).
+      }),
+      new PgInstrumentation({
+        enhancedDatabaseReporting: false,
+        // Connection spans say nothing useful per request; queries are the point.
+        ignoreConnectSpans: true,
+      }),
+    ],
+  });
+  sdk.start();
+  logger.info({ protocol: config.protocol, serviceName: config.serviceName }, 'tracing on (OTLP/HTTP)');
+
+  return {
+    hooks: {
+      graphqlPlugin: useGraphQLTracing(),
+      brokerSpan: createBrokerSpan(),
+      database: { pglite: instrumentPglite },
+    },
+    shutdown: () => sdk.shutdown(),
+  };
+}

@@ -40,6 +40,16 @@ export function updateEvent(
   return { action, changedFields };
 }
 
+/**
+ * The client address as an event stores it: null when unknown (the resolver
+ * says 'unknown' when the socket has no address), and an IPv4 peer of a
+ * dual-stack socket (::ffff:a.b.c.d) as the plain a.b.c.d people know.
+ */
+export function eventClientIp(ip: string): string | null {
+  if (ip === 'unknown') return null;
+  return /^::ffff:\d{1,3}(\.\d{1,3}){3}$/i.test(ip) ? ip.slice(7) : ip;
+}
+
 /** The user agent as an event stores it: at most USER_AGENT_MAX characters; null when absent. */
 export function eventUserAgent(header: string | null | undefined): string | null {
   if (!header) return null;

@@ -47,7 +47,7 @@ export interface VerificationDeps {
   limiter: VerificationLimiter;
 }
 
-import { eventUserAgent } from '../domain/credential-events.ts';
+import { eventClientIp, eventUserAgent } from '../domain/credential-events.ts';
 import type { RequestOrigin } from '../services/credential-events.ts';
 
 export interface GraphQLContext {
@@ -100,15 +100,10 @@ export function createContextFactory({ auth, sessions, keyring, verification, cl
     keyring,
     verification,
     origin: {
-      clientIp: req ? knownIp(clientIp(req)) : null,
+      clientIp: req ? eventClientIp(clientIp(req)) : null,
       userAgent: eventUserAgent(request.headers.get('user-agent')),
     },
   });
-}
-
-/** The resolver answers 'unknown' when the socket has no address (it closed). */
-function knownIp(ip: string): string | null {
-  return ip === 'unknown' ? null : ip;
 }
 
 /**

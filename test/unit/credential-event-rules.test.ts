@@ -1,7 +1,7 @@
 // The audit trail's rules (src/domain/credential-events.ts): which event an
 // update leaves, with which changedFields, and how the user agent is kept.
 import { describe, expect, it } from 'vitest';
-import { eventUserAgent, USER_AGENT_MAX, updateEvent } from '../../src/domain/credential-events.ts';
+import { eventClientIp, eventUserAgent, USER_AGENT_MAX, updateEvent } from '../../src/domain/credential-events.ts';
 
 const active = { nickname: 'Paper 1', isActive: true };
 const inactive = { nickname: null, isActive: false };
@@ -48,6 +48,17 @@ describe('updateEvent', () => {
   it('never carries a value, only field names', () => {
     const event = updateEvent(active, { nickname: 'SECRET-NICK', apiKey: 'SECRET-KEY', secretKey: 'SECRET-S' });
     expect(JSON.stringify(event)).not.toMatch(/SECRET/);
+  });
+});
+
+describe('eventClientIp', () => {
+  it('shows IPv4 peers of a dual-stack socket as plain IPv4, keeps IPv6, and null for unknown', () => {
+    expect(eventClientIp('::ffff:127.0.0.1')).toBe('127.0.0.1');
+    expect(eventClientIp('::FFFF:203.0.113.7')).toBe('203.0.113.7');
+    expect(eventClientIp('203.0.113.7')).toBe('203.0.113.7');
+    expect(eventClientIp('::1')).toBe('::1');
+    expect(eventClientIp('2001:db8::ffff:1')).toBe('2001:db8::ffff:1');
+    expect(eventClientIp('unknown')).toBeNull();
   });
 });
 

@@ -6,15 +6,16 @@
 // saves a Node start-up and a module load per file. Tests that must observe
 // internals (the SQL sent) use it too. Where the process itself is the point
 // (signals, its whole output, the README's commands), use server.ts.
+
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { type Database, type OpenOptions, openDatabase } from '../../src/db/database.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createApp } from '../../src/server.ts';
 import { createTestDatabase, type TestDatabase } from './databases.ts';
 import { testSecrets } from './server.ts';
+import { forSuite } from './suite-resource.ts';
 
 export interface InProcessServer {
   url: string;
@@ -83,30 +84,5 @@ export async function startInProcess(options: InProcessOptions = {}): Promise<In
  * server.ts's useServer. The handle forwards to the running server.
  */
 export function useInProcessServer(options: InProcessOptions = {}): InProcessServer {
-  let running: InProcessServer | undefined;
-  beforeAll(async () => {
-    running = await startInProcess(options);
-  });
-  afterAll(async () => {
-    await running?.close();
-  });
-  const current = (): InProcessServer => {
-    if (!running) throw new Error('the server starts in beforeAll: use it inside tests or hooks');
-    return running;
-  };
-  return {
-    get url() {
-      return current().url;
-    },
-    get db() {
-      return current().db;
-    },
-    get testDb() {
-      return current().testDb;
-    },
-    get logs() {
-      return current().logs;
-    },
-    close: () => current().close(),
-  };
+  return forSuite(() => startInProcess(options));
 }

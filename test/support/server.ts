@@ -1,11 +1,12 @@
 // Runs the real server as a child process on a random port, on a fresh test
 // database, and captures every log line it writes (for leak tests).
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './databases.ts';
+import { forSuite } from './suite-resource.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -96,31 +97,5 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
  * running server.
  */
 export function useServer(options: StartOptions = {}): TestServer {
-  let running: TestServer | undefined;
-  beforeAll(async () => {
-    running = await startServer(options);
-  });
-  afterAll(async () => {
-    await running?.close();
-  });
-  const current = (): TestServer => {
-    if (!running) throw new Error('the server starts in beforeAll: use it inside tests or hooks');
-    return running;
-  };
-  return {
-    get url() {
-      return current().url;
-    },
-    get db() {
-      return current().db;
-    },
-    get child() {
-      return current().child;
-    },
-    get logs() {
-      return current().logs;
-    },
-    stop: (signal) => current().stop(signal),
-    close: () => current().close(),
-  };
+  return forSuite(() => startServer(options));
 }

@@ -24,6 +24,11 @@ export const DEFAULT_ATTEMPT_LIMITS: Record<AttemptKind, AttemptLimits> = {
   'sign-up': { perIp: { max: 20, windowSeconds: 60 }, perEmail: { max: 5, windowSeconds: 60 * 60 } },
 };
 
+/** A Retry-After in whole seconds, at least 1, for a limiter's msBeforeNext. */
+export function retryAfterSeconds(msBeforeNext: number): number {
+  return Math.max(1, Math.ceil(msBeforeNext / 1000));
+}
+
 export type LimiterFactory = (name: string, limit: Limit) => RateLimiterAbstract;
 
 interface Counters {
@@ -50,7 +55,7 @@ export class AttemptLimiter {
       (s, i): s is RateLimiterRes => s !== null && s.consumedPoints >= (i === 0 ? perIp : perEmail).points,
     );
     if (blocked.length === 0) return null;
-    return Math.max(1, Math.ceil(Math.max(...blocked.map((s) => s.msBeforeNext)) / 1000));
+    return retryAfterSeconds(Math.max(...blocked.map((s) => s.msBeforeNext)));
   }
 
   async recordFailure(kind: AttemptKind, ip: string, email: string | undefined): Promise<void> {

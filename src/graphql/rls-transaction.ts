@@ -48,35 +48,6 @@ export const OWN_TRANSACTION = 'ownTransaction';
 /** Root fields answered without the database. */
 const NO_DATABASE_FIELDS = new Set(['viewer', '__typename', '__schema', '__type']);
 
-function rootFieldNames(
-  selectionSet: SelectionSetNode,
-  fragments: Map<string, FragmentDefinitionNode>,
-  names = new Set<string>(),
-): Set<string> {
-  for (const selection of selectionSet.selections) {
-    if (selection.kind === Kind.FIELD) names.add(selection.name.value);
-    else if (selection.kind === Kind.INLINE_FRAGMENT) rootFieldNames(selection.selectionSet, fragments, names);
-    else {
-      const fragment = fragments.get(selection.name.value);
-      // An unknown fragment fails validation before execution; be safe anyway.
-      if (fragment) rootFieldNames(fragment.selectionSet, fragments, names);
-      else names.add(`...${selection.name.value}`);
-    }
-  }
-  return names;
-}
-
-export function needsDatabase(document: DocumentNode, operationName?: string | null): boolean {
-  const operation = getOperationAST(document, operationName);
-  if (!operation) return true;
-  const fragments = new Map(
-    document.definitions
-      .filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION)
-      .map((d) => [d.name.value, d]),
-  );
-  return [...rootFieldNames(operation.selectionSet, fragments)].some((name) => !NO_DATABASE_FIELDS.has(name));
-}
-
 /** Every root field node of an operation, through fragments (aliases count apart). */
 function rootFields(
   selectionSet: SelectionSetNode,
@@ -127,19 +98,49 @@ export function soleOwnTransactionField(context: ValidationContext): ASTVisitor 
   };
 }
 
-/** Whether the operation to execute is one field that opts out (validation left it alone). */
+/**
+ * The root fields of the operation to execute, through fragments; null when
+ * the operation or one of its fragments cannot be found (validation rejects
+ * such documents first; be safe anyway).
+ */
+function operationRootFields(
+  document: DocumentNode,
+  operationName?: string | null,
+): { operation: OperationDefinitionNode; fields: FieldNode[] } | null {
+  const operation = getOperationAST(document, operationName);
+  if (!operation) return null;
+  const fragments = new Map(
+    document.definitions
+      .filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION)
+      .map((d) => [d.name.value, d]),
+  );
+  let unresolved = false;
+  const fields = rootFields(operation.selectionSet, (name) => {
+    const fragment = fragments.get(name);
+    if (!fragment) unresolved = true;
+    return fragment;
+  });
+  return unresolved ? null : { operation, fields };
+}
+
+type RootFields = ReturnType<typeof operationRootFields>;
+
+const touchesData = (root: RootFields) => !root || root.fields.some((f) => !NO_DATABASE_FIELDS.has(f.name.value));
+
+const hasOwnTransactionField = (schema: GraphQLSchema, root: RootFields) =>
+  !!root && root.fields.some((f) => ownTransactionField(schema, root.operation, f));
+
+export function needsDatabase(document: DocumentNode, operationName?: string | null): boolean {
+  return touchesData(operationRootFields(document, operationName));
+}
+
+/** Whether the operation to execute has a field that opts out (validation made it the only one). */
 export function runsOwnTransaction(
   schema: GraphQLSchema,
   document: DocumentNode,
   operationName?: string | null,
 ): boolean {
-  const operation = getOperationAST(document, operationName);
-  if (!operation) return false;
-  const fragments = (name: string) =>
-    document.definitions.find(
-      (d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION && d.name.value === name,
-    );
-  return rootFields(operation.selectionSet, fragments).some((f) => ownTransactionField(schema, operation, f));
+  return hasOwnTransactionField(schema, operationRootFields(document, operationName));
 }
 
 export function useRlsTransaction(db: Database): Plugin<GraphQLContext> {
@@ -149,10 +150,11 @@ export function useRlsTransaction(db: Database): Plugin<GraphQLContext> {
     },
     onExecute({ args, executeFn, setExecuteFn }) {
       const viewer = args.contextValue.viewer;
-      if (!viewer || !needsDatabase(args.document, args.operationName)) return;
-      const run = runsOwnTransaction(args.schema, args.document, args.operationName)
-        ? runWithLateTransaction
-        : runInOperationTransaction;
+      if (!viewer) return;
+      // One walk of the document decides both: whether to open a transaction, and when.
+      const root = operationRootFields(args.document, args.operationName);
+      if (!touchesData(root)) return;
+      const run = hasOwnTransactionField(args.schema, root) ? runWithLateTransaction : runInOperationTransaction;
       setExecuteFn((executeArgs) =>
         run(
           db,

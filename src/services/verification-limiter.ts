@@ -3,7 +3,7 @@
 // databaseLimiterFactory in src/auth/auth.ts), so they hold across instances.
 // Every attempt counts, whatever the broker answers: each may reach Alpaca.
 import { RateLimiterRes } from 'rate-limiter-flexible';
-import type { Limit, LimiterFactory } from '../auth/attempt-limiter.ts';
+import { type Limit, type LimiterFactory, retryAfterSeconds } from '../auth/attempt-limiter.ts';
 import { TooManyRequestsError } from '../domain/errors.ts';
 
 export const DEFAULT_VERIFICATION_LIMITS = {
@@ -41,7 +41,7 @@ async function take(consumed: Promise<unknown>, what: string, max: number): Prom
     await consumed;
   } catch (error) {
     if (!(error instanceof RateLimiterRes)) throw error;
-    const retryAfter = Math.max(1, Math.ceil(error.msBeforeNext / 1000));
+    const retryAfter = retryAfterSeconds(error.msBeforeNext);
     throw new TooManyRequestsError(
       `At most ${max} verifications of ${what} per minute; try again in ${retryAfter} s.`,
       retryAfter,

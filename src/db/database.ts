@@ -138,6 +138,7 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
     const withUser = createWithUser(client, {
       requestRole: config.requestRole,
       scopeOnBegin: false,
+      settings: transactionSettings(config),
       ...TX_LIMITS.pglite,
     });
     let inTransaction = 0;
@@ -182,6 +183,7 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
     withUser: createWithUser(request.client, {
       requestRole: config.requestRole,
       scopeOnBegin: true,
+      settings: transactionSettings(config),
       ...TX_LIMITS.postgres,
     }),
     ping: async () => {
@@ -199,6 +201,11 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
     authTablesClient: owner.client,
   };
 }
+
+const transactionSettings = ({ statementTimeoutMs, maxCredentialsPerAccount }: Config['database']) => ({
+  statementTimeoutMs,
+  maxCredentialsPerAccount,
+});
 
 /** Most distinct statements a connection prepares; any others run unnamed. */
 const MAX_PREPARED_STATEMENTS = 200;

@@ -64,7 +64,10 @@ interface ExecutionResponse {
   errors?: GraphQLFormattedError[];
 }
 
-export function createClient(options: ClientOptions) {
+/** One typed function per operation (written out so that the package's declarations name it). */
+export type Client = ReturnType<typeof getSdk<RequestOptions>>;
+
+export function createClient(options: ClientOptions): Client {
   const doFetch = options.fetch ?? fetch;
   const baseHeaders: Record<string, string> = {
     'content-type': 'application/json',
@@ -104,5 +107,3 @@ export function createClient(options: ClientOptions) {
 
   return getSdk<RequestOptions>(request);
 }
-
-export type Client = ReturnType<typeof createClient>;

@@ -26,7 +26,7 @@ describe.runIf(enabled)('a production install (npm ci --omit=dev, npm start)', (
     if (copy) await rm(copy, { recursive: true, force: true });
   });
 
-  it('installs no dev tool and serves the API', { timeout: 600_000 }, async () => {
+  it('serves the API from a production install, without the dev tools', { timeout: 600_000 }, async () => {
     copy = await mkdtemp(path.join(os.tmpdir(), 'bca-production-'));
     for (const entry of ['package.json', 'package-lock.json', '.nvmrc', 'prisma', 'src']) {
       await cp(path.join(ROOT, entry), path.join(copy, entry), {

@@ -34,10 +34,12 @@ describe.runIf(enabled)('a production install (npm ci --omit=dev, npm start)', (
         filter: (source) => !source.startsWith(path.join(ROOT, 'src/generated')),
       });
     }
-    await run('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline'], {
+    // Install scripts off, then the project's own generate step (Prisma's client): what an image build runs.
+    await run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], {
       cwd: copy,
       maxBuffer: 16 * 1024 * 1024,
     });
+    await run('npm', ['run', 'generate', '--silent'], { cwd: copy, maxBuffer: 16 * 1024 * 1024 });
     const installed = await readdir(path.join(copy, 'node_modules'));
     for (const tool of ['@graphql-codegen', '@biomejs', '@apollo', 'postgraphile']) {
       expect(installed, tool).not.toContain(tool);

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { REQUEST_TRANSACTION_DEFAULTS } from '../src/config.ts';
 import { defaultKeyId, Keyring } from '../src/crypto/keyring.ts';
 import { openDatabase } from '../src/db/database.ts';
 import { createLogger } from '../src/logger.ts';
@@ -36,7 +37,13 @@ await admin.query(`CREATE DATABASE ${name}`);
 const url = new URL(values['admin-url']);
 url.pathname = `/${name}`;
 const db = await openDatabase(
-  { kind: 'postgres', url: url.toString(), poolSize: concurrency, requestRole: 'app_user' },
+  {
+    kind: 'postgres',
+    url: url.toString(),
+    poolSize: concurrency,
+    requestRole: 'app_user',
+    ...REQUEST_TRANSACTION_DEFAULTS,
+  },
   { migrate: true, logger: createLogger('error') },
 );
 const pool = new pg.Pool({ connectionString: url.toString(), max: concurrency });

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { REQUEST_TRANSACTION_DEFAULTS } from '../src/config.ts';
 import { defaultKeyId, Keyring } from '../src/crypto/keyring.ts';
 import { openDatabase } from '../src/db/database.ts';
 import { createLogger } from '../src/logger.ts';
@@ -37,7 +38,15 @@ const key = (bytes: Buffer) => ({ id: defaultKeyId(bytes), key: bytes });
 const oldKey = key(randomBytes(32));
 const newKey = key(randomBytes(32));
 const db = await openDatabase(
-  { kind: 'postgres', url: url.toString(), poolSize: 10, requestRole: 'app_user' },
+  {
+    kind: 'postgres',
+    url: url.toString(),
+    poolSize: 10,
+    requestRole: 'app_user',
+    ...REQUEST_TRANSACTION_DEFAULTS,
+    // Each seeded account holds rows / users credentials, whatever the product's cap.
+    maxCredentialsPerAccount: Math.max(REQUEST_TRANSACTION_DEFAULTS.maxCredentialsPerAccount, Math.ceil(rows / users)),
+  },
   { migrate: true, logger: createLogger('warn') },
 );
 try {

@@ -75,6 +75,29 @@ const brokerUrl = z
   )
   .transform((u) => u.origin);
 
+/**
+ * What every request transaction is scoped with besides the user (src/db/rls.ts):
+ * PostgreSQL's statement_timeout, and the credential cap the database enforces
+ * (prisma/migrations/20261202000200_credential_cap).
+ */
+export interface RequestTransactionSettings {
+  statementTimeoutMs: number;
+  maxCredentialsPerAccount: number;
+}
+
+export const REQUEST_TRANSACTION_DEFAULTS: RequestTransactionSettings = {
+  statementTimeoutMs: 5000,
+  maxCredentialsPerAccount: 100,
+};
+
+/**
+ * The default complexity limit (src/graphql/complexity.ts). The largest
+ * legitimate query (every account field, every credential at the cap of 100,
+ * each with a full page of 100 events) costs about 132,000: this lets it
+ * through with a third to spare, and refuses it twice over (aliases).
+ */
+export const QUERY_COMPLEXITY_DEFAULT = 200_000;
+
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   HOST: z.string().optional(),
@@ -111,7 +134,14 @@ const envSchema = z.object({
     .optional(),
   GRAPHIQL: boolean.optional(),
   MAX_QUERY_DEPTH: int(1, 100).default(10),
-  MAX_QUERY_COST: int(1, 1_000_000).default(5000),
+  // Replaced by MAX_QUERY_COMPLEXITY (another measure: a value meant for the old one would be far off).
+  MAX_QUERY_COST: z.undefined({ error: 'was replaced by MAX_QUERY_COMPLEXITY (see the README): remove it' }).optional(),
+  MAX_QUERY_COMPLEXITY: int(1, 100_000_000).default(QUERY_COMPLEXITY_DEFAULT),
+  MAX_CREDENTIALS_PER_ACCOUNT: int(1, 10_000).default(REQUEST_TRANSACTION_DEFAULTS.maxCredentialsPerAccount),
+  STATEMENT_TIMEOUT_MS: int(1, 3_600_000).default(REQUEST_TRANSACTION_DEFAULTS.statementTimeoutMs),
+  TRUSTED_DOCUMENTS: z
+    .enum(['required', 'allowed', 'off'], { error: 'must be required, allowed or off' })
+    .default('allowed'),
   MAX_ALIASES: int(0, 1000).default(15),
   MAX_TOKENS: int(10, 100_000).default(2000),
   MAX_BODY_BYTES: int(1024, 100_000_000).default(102_400),
@@ -149,7 +179,7 @@ export interface Config {
   host: string | undefined;
   port: number;
   logLevel: Env['LOG_LEVEL'];
-  database:
+  database: (
     | {
         kind: 'postgres';
         url: string;
@@ -160,7 +190,9 @@ export interface Config {
         /** Named prepared statements (see README, "Benchmark"); not through PgBouncer before 1.21. */
         preparedStatements?: boolean;
       }
-    | { kind: 'pglite'; dataDir: string; requestRole: string };
+    | { kind: 'pglite'; dataDir: string; requestRole: string }
+  ) &
+    RequestTransactionSettings;
   dataDir: string;
   migrateOnStart: boolean;
   /** The key new ciphertexts are sealed with, plus older keys that still decrypt. */
@@ -178,7 +210,22 @@ export interface Config {
   /** Proxies (addresses, CIDRs, or loopback/linklocal/uniquelocal) whose X-Forwarded-For is believed. */
   trustedProxies: string[];
   /** Abuse limits on GraphQL documents and request bodies. */
-  limits: { depth: number; cost: number; aliases: number; tokens: number; bodyBytes: number };
+  limits: {
+    depth: number;
+    /** Page-aware complexity (src/graphql/complexity.ts). */
+    complexity: number;
+    aliases: number;
+    tokens: number;
+    bodyBytes: number;
+    /** The most credentials one account holds (also enforced by the database). */
+    credentialsPerAccount: number;
+  };
+  /**
+   * Trusted documents (persisted operations, src/graphql/trusted-documents.ts):
+   * required: only documents of the SDK's manifest, sent by hash; allowed: by
+   * hash or as text; off: the manifest is not loaded.
+   */
+  trustedDocuments: 'required' | 'allowed' | 'off';
   /** Where credentials are verified (contract section 8), and how long to wait for an answer. */
   broker: { alpaca: { paperUrl: string; liveUrl: string }; timeoutMs: number };
   /** Prometheus metrics on their own listener (METRICS_PORT, same HOST); off when unset. */
@@ -265,6 +312,10 @@ export async function loadConfig(
     throw new ConfigError(`Invalid configuration:\n${formatIssues(parsed.error)}`);
   }
   const env = parsed.data;
+  const transaction: RequestTransactionSettings = {
+    statementTimeoutMs: env.STATEMENT_TIMEOUT_MS,
+    maxCredentialsPerAccount: env.MAX_CREDENTIALS_PER_ACCOUNT,
+  };
   const isProduction = env.NODE_ENV === 'production';
   const dataDir = path.resolve(env.DATA_DIR);
 
@@ -292,6 +343,10 @@ export async function loadConfig(
       `${names} not set: using a development value generated once into ${path.join(dataDir, DEV_SECRETS_FILE)}. ` +
         'Set them explicitly in production.',
     );
+  }
+
+  if (env.TRUSTED_DOCUMENTS === 'required' && env.GRAPHIQL === true) {
+    warn('GRAPHIQL=true is ignored with TRUSTED_DOCUMENTS=required: GraphiQL sends documents that are not trusted.');
   }
 
   const currentKey = Buffer.from((env.ENCRYPTION_KEY ?? generated.encryptionKey) as string, 'base64');
@@ -324,8 +379,14 @@ export async function loadConfig(
           poolSize: env.DATABASE_POOL_SIZE,
           requestRole: env.DATABASE_REQUEST_ROLE,
           preparedStatements: env.DATABASE_PREPARED_STATEMENTS,
+          ...transaction,
         }
-      : { kind: 'pglite', dataDir: path.join(dataDir, 'pgdata'), requestRole: env.DATABASE_REQUEST_ROLE },
+      : {
+          kind: 'pglite',
+          dataDir: path.join(dataDir, 'pgdata'),
+          requestRole: env.DATABASE_REQUEST_ROLE,
+          ...transaction,
+        },
     dataDir,
     migrateOnStart: env.MIGRATE_ON_START,
     encryption: { current, previous },
@@ -336,15 +397,18 @@ export async function loadConfig(
       sessionCacheTtlMs: env.SESSION_CACHE_TTL_MS,
       baseURLConfigured: env.BETTER_AUTH_URL !== undefined,
     },
-    graphiql: env.GRAPHIQL ?? !isProduction,
+    // GraphiQL sends ad-hoc documents, which required trusted documents refuse.
+    graphiql: env.TRUSTED_DOCUMENTS === 'required' ? false : (env.GRAPHIQL ?? !isProduction),
     trustedProxies: list(env.TRUST_PROXY),
     limits: {
       depth: env.MAX_QUERY_DEPTH,
-      cost: env.MAX_QUERY_COST,
+      complexity: env.MAX_QUERY_COMPLEXITY,
       aliases: env.MAX_ALIASES,
       tokens: env.MAX_TOKENS,
       bodyBytes: env.MAX_BODY_BYTES,
+      credentialsPerAccount: env.MAX_CREDENTIALS_PER_ACCOUNT,
     },
+    trustedDocuments: env.TRUSTED_DOCUMENTS,
     metrics: env.METRICS_PORT === undefined ? undefined : { port: env.METRICS_PORT },
     tracing:
       (env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) && !env.OTEL_SDK_DISABLED

@@ -30,7 +30,13 @@ describe('loadConfig', () => {
   it('defaults to the embedded database in DATA_DIR on port 4000 with GraphiQL on', async () => {
     const config = await loadConfig({ DATA_DIR: dataDir }, warn);
     expect(config.port).toBe(4000);
-    expect(config.database).toEqual({ kind: 'pglite', dataDir: path.join(dataDir, 'pgdata'), requestRole: 'app_user' });
+    expect(config.database).toEqual({
+      kind: 'pglite',
+      dataDir: path.join(dataDir, 'pgdata'),
+      requestRole: 'app_user',
+      statementTimeoutMs: 5000,
+      maxCredentialsPerAccount: 100,
+    });
     expect(config.graphiql).toBe(true);
     expect(config.auth.baseURL).toBe('http://localhost:4000');
     expect(config.auth.trustedOrigins).toEqual(['http://localhost:4000', 'http://127.0.0.1:4000', 'http://[::1]:4000']);

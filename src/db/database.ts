@@ -1,6 +1,7 @@
 // Opens the database the configuration names: PostgreSQL through
 // @prisma/adapter-pg with a pool when DATABASE_URL is set, otherwise an
 // embedded PGlite persisted in DATA_DIR. Applies pending migrations first.
+import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
@@ -124,6 +125,8 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
   const { logger } = options;
   if (config.kind === 'pglite') {
     const started = Date.now();
+    // PGlite creates its own folder only: DATA_DIR and its parents may not exist yet.
+    await mkdir(config.dataDir, { recursive: true });
     const pglite = new PGlite(config.dataDir);
     await pglite.waitReady;
     logger.info({ dataDir: config.dataDir, ms: Date.now() - started }, 'embedded PGlite database open');
@@ -138,6 +141,7 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
     const withUser = createWithUser(client, {
       requestRole: config.requestRole,
       scopeOnBegin: false,
+      settings: transactionSettings(config),
       ...TX_LIMITS.pglite,
     });
     let inTransaction = 0;
@@ -182,6 +186,7 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
     withUser: createWithUser(request.client, {
       requestRole: config.requestRole,
       scopeOnBegin: true,
+      settings: transactionSettings(config),
       ...TX_LIMITS.postgres,
     }),
     ping: async () => {
@@ -199,6 +204,11 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
     authTablesClient: owner.client,
   };
 }
+
+const transactionSettings = ({ statementTimeoutMs, maxCredentialsPerAccount }: Config['database']) => ({
+  statementTimeoutMs,
+  maxCredentialsPerAccount,
+});
 
 /** Most distinct statements a connection prepares; any others run unnamed. */
 const MAX_PREPARED_STATEMENTS = 200;

@@ -14,6 +14,17 @@ export const isRecordNotFound = (error: unknown) => hasCode(error, 'P2025');
 /** A foreign key refused the write (P2003). */
 export const isForeignKeyViolation = (error: unknown) => hasCode(error, 'P2003');
 
+/** SQLSTATE of the credential cap's refusal (migration 20261202000200_credential_cap). */
+const CREDENTIAL_CAP_SQLSTATE = 'BCA01';
+
+/** The database refused a credential beyond MAX_CREDENTIALS_PER_ACCOUNT; the transaction is aborted. */
+export const isCredentialCapReached = (error: unknown): boolean =>
+  chain(error).some((e) => e.code === CREDENTIAL_CAP_SQLSTATE || e.originalCode === CREDENTIAL_CAP_SQLSTATE);
+
+/** PostgreSQL cut a statement: statement_timeout (STATEMENT_TIMEOUT_MS) or a cancel request (57014). */
+export const isStatementCancelled = (error: unknown): boolean =>
+  chain(error).some((e) => e.code === '57014' || e.originalCode === '57014');
+
 // Prisma: cannot reach / timed out / server closed the connection / no pool
 // connection in time / could not start a transaction in time.
 const PRISMA_UNAVAILABLE = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024', 'P2028']);

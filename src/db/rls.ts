@@ -3,12 +3,17 @@
 // withUser opens one interactive transaction, scopes it to the user, and
 // hands `work` the transaction client:
 //
-//   BEGIN; SELECT set_config('app.current_user_id', '<user>', true), set_config('role', 'app_user', true)
+//   BEGIN; SELECT set_config('app.current_user_id', '<user>', true), set_config('role', 'app_user', true),
+//          set_config('statement_timeout', '5000', true), set_config('app.max_credentials_per_account', '100', true)
 //   ...work's statements, as the request role, under the user's policies...
 //   COMMIT (or ROLLBACK)
 //
 // set_config(..., true) is transaction-local (the same as SET LOCAL), and
-// set_config('role', ...) is SET LOCAL ROLE. Nothing outlives the
+// set_config('role', ...) is SET LOCAL ROLE. statement_timeout bounds every
+// statement of the request (PostgreSQL cancels one that runs longer; PGlite
+// ignores it: it runs in this process and cannot be interrupted), and
+// app.max_credentials_per_account is the cap the credential trigger compares
+// with (migration 20261202000200_credential_cap). Nothing outlives the
 // transaction, so a transaction-pooling PgBouncer can hand the connection to
 // anyone afterwards.
 //
@@ -22,6 +27,7 @@
 // at a time, so sibling resolvers never overlap on the connection.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type pg from 'pg';
+import type { RequestTransactionSettings } from '../config.ts';
 import type { Prisma, PrismaClient } from '../generated/prisma/client.ts';
 
 /** A database handle already scoped to one user. Resolvers only ever see this. */
@@ -36,6 +42,8 @@ export interface RlsOptions {
   timeoutMs: number;
   /** The client's pg connections run scopeTransactionsOnBegin (PostgreSQL). */
   scopeOnBegin: boolean;
+  /** Sent with the scope of every transaction (see the top of this file). */
+  settings: RequestTransactionSettings;
 }
 
 /** Thrown inside the transaction to roll it back while still returning a value. */
@@ -50,6 +58,7 @@ class Rollback<T> extends Error {
 interface PendingScope {
   userId: string;
   role: string;
+  settings: RequestTransactionSettings;
   /** Set once the scope was sent with this transaction's BEGIN. */
   applied: boolean;
 }
@@ -73,9 +82,12 @@ export function scopeTransactionsOnBegin(client: pg.PoolClient): void {
     if (!scope || scope.applied || args.length !== 1 || typeof first !== 'object' || first?.text !== 'BEGIN') {
       return query(...args);
     }
+    const { statementTimeoutMs, maxCredentialsPerAccount } = scope.settings;
     const sql =
       `BEGIN; SELECT set_config('app.current_user_id', ${client.escapeLiteral(scope.userId)}, true), ` +
-      `set_config('role', ${client.escapeLiteral(scope.role)}, true)`;
+      `set_config('role', ${client.escapeLiteral(scope.role)}, true), ` +
+      `set_config('statement_timeout', ${client.escapeLiteral(String(statementTimeoutMs))}, true), ` +
+      `set_config('app.max_credentials_per_account', ${client.escapeLiteral(String(maxCredentialsPerAccount))}, true)`;
     return query(sql).then(() => {
       scope.applied = true;
       // What the adapter reads of a BEGIN's result.
@@ -97,7 +109,10 @@ export function createWithUser(client: PrismaClient, options: RlsOptions): WithU
     commitIf: (result: T) => boolean = () => true,
   ): Promise<T> {
     if (!userId) throw new Error('withUser needs a signed-in user id');
-    const scope: PendingScope = { userId, role: options.requestRole, applied: false };
+    const { settings } = options;
+    const scope: PendingScope = { userId, role: options.requestRole, settings, applied: false };
+    const timeout = String(settings.statementTimeoutMs);
+    const cap = String(settings.maxCredentialsPerAccount);
     try {
       return await pendingScope.run(scope, () =>
         client.$transaction(
@@ -105,7 +120,7 @@ export function createWithUser(client: PrismaClient, options: RlsOptions): WithU
             if (options.scopeOnBegin) {
               if (!scope.applied) throw new Error('the transaction began without its user scope');
             } else {
-              await tx.$executeRaw`SELECT set_config('app.current_user_id', ${userId}, true), set_config('role', ${options.requestRole}, true)`;
+              await tx.$executeRaw`SELECT set_config('app.current_user_id', ${userId}, true), set_config('role', ${options.requestRole}, true), set_config('statement_timeout', ${timeout}, true), set_config('app.max_credentials_per_account', ${cap}, true)`;
             }
             const result = await work(tx);
             if (!commitIf(result)) throw new Rollback(result);

@@ -10,7 +10,8 @@ export abstract class DomainError extends Error {
     | 'UNAUTHENTICATED'
     | 'SERVICE_UNAVAILABLE'
     | 'UNSUPPORTED_CREDENTIAL_TYPE'
-    | 'TOO_MANY_REQUESTS';
+    | 'TOO_MANY_REQUESTS'
+    | 'LIMIT_EXCEEDED';
 }
 
 /** Input that fails validation; `field` names the input field. */
@@ -75,5 +76,16 @@ export class TooManyRequestsError extends DomainError {
   constructor(message: string, retryAfterSeconds: number) {
     super(message);
     this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** A stored quantity reached its configured maximum; `limit` names the setting (e.g. MAX_CREDENTIALS_PER_ACCOUNT). */
+export class LimitExceededError extends DomainError {
+  override name = 'LimitExceededError';
+  readonly code = 'LIMIT_EXCEEDED';
+  readonly limit: string;
+  constructor(limit: string, message: string) {
+    super(message);
+    this.limit = limit;
   }
 }

@@ -63,12 +63,19 @@ export interface GraphQLContext {
   verification: VerificationDeps;
   /** Set only while an operation runs without its transaction (see above); else undefined. */
   steps?: OperationSteps;
+  /** Configured limits that resolvers and complexity estimates read (src/graphql/complexity.ts). */
+  limits: RequestLimits;
   /**
    * Where the request came from, for the audit trail: the client IP by the
    * same TRUST_PROXY rules as the sign-in throttle, and the User-Agent header
    * cut to 256 characters. Null when unknown.
    */
   origin: RequestOrigin;
+}
+
+export interface RequestLimits {
+  /** MAX_CREDENTIALS_PER_ACCOUNT: the length Account.credentials can reach. */
+  credentialsPerAccount: number;
 }
 
 /** ctx.db before (or without) a transaction: any use is a bug, so it throws. */
@@ -84,6 +91,7 @@ export interface ContextDeps {
   keyring: Keyring;
   verification: VerificationDeps;
   clientIp: ClientIpResolver;
+  limits: RequestLimits;
 }
 
 /** What yoga passes to `context`: the Fetch request, plus node:http's request when served by it. */
@@ -93,12 +101,13 @@ export interface ContextInput {
 }
 
 /** Builds the context of one request (yoga's `context` option). */
-export function createContextFactory({ auth, sessions, keyring, verification, clientIp }: ContextDeps) {
+export function createContextFactory({ auth, sessions, keyring, verification, clientIp, limits }: ContextDeps) {
   return async ({ request, req }: ContextInput): Promise<GraphQLContext> => ({
     viewer: await getViewer(auth, request.headers, sessions),
     db: unscopedDb,
     keyring,
     verification,
+    limits,
     origin: {
       clientIp: req ? eventClientIp(clientIp(req)) : null,
       userAgent: eventUserAgent(request.headers.get('user-agent')),

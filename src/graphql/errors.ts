@@ -4,8 +4,14 @@
 // INTERNAL_SERVER_ERROR without stack, SQL or message, and logged here.
 import { GraphQLError } from 'graphql';
 import { maskError as yogaMaskError } from 'graphql-yoga';
-import { isDatabaseUnavailable } from '../db/errors.ts';
-import { DomainError, InvalidInputError, ServiceUnavailableError, TooManyRequestsError } from '../domain/errors.ts';
+import { isDatabaseUnavailable, isStatementCancelled } from '../db/errors.ts';
+import {
+  DomainError,
+  InvalidInputError,
+  LimitExceededError,
+  ServiceUnavailableError,
+  TooManyRequestsError,
+} from '../domain/errors.ts';
 import { describeError, type Logger } from '../logger.ts';
 
 const HTTP: Partial<Record<DomainError['code'], { status: number; headers?: Record<string, string> }>> = {
@@ -22,6 +28,7 @@ function toClientError(domain: DomainError, located: GraphQLError | undefined): 
     extensions: {
       code: domain.code,
       ...(domain instanceof InvalidInputError ? { field: domain.field } : {}),
+      ...(domain instanceof LimitExceededError ? { limit: domain.limit } : {}),
       ...(retryAfter !== undefined ? { retryAfter } : {}),
       ...(http ? { http } : {}),
     },
@@ -59,7 +66,13 @@ export function createMaskError(logger: Logger) {
     }
     const badVariable = located && asBadVariable(located);
     if (badVariable) return badVariable;
-    if (original && !(original instanceof GraphQLError)) {
+    if (isStatementCancelled(original)) {
+      // Masked like any failure (the client cannot act on it), but named for operators.
+      logger.warn(
+        { error: describeError(original), path: located?.path?.join('.') },
+        'statement cut by statement_timeout (STATEMENT_TIMEOUT_MS)',
+      );
+    } else if (original && !(original instanceof GraphQLError)) {
       // Unexpected: log what operators need (see describeError); it never
       // holds plaintext secrets, which are sealed before any query sees them.
       logger.error(

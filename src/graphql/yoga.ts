@@ -17,11 +17,13 @@ import type { Database } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
 import { schema } from '../schema/index.ts';
 import { useBodySizeLimit } from './body-limit.ts';
+import { useQueryComplexity } from './complexity.ts';
 import { createContextFactory, type GraphQLContext, type VerificationDeps } from './context.ts';
 import { createMaskError } from './errors.ts';
 import { useOperationLog } from './operation-log.ts';
 import { useRlsTransaction } from './rls-transaction.ts';
 import { useSecretScrubbing } from './secret-scrubbing.ts';
+import { loadTrustedDocuments, useTrustedDocuments } from './trusted-documents.ts';
 
 export interface GraphQLDeps {
   config: Config;
@@ -66,8 +68,13 @@ function useCookieCsrfPrevention(): Plugin {
   };
 }
 
-/** Gives graphql-armor's rejections (plain GraphQL errors) a code and the limit's name. */
+/**
+ * Gives graphql-armor's rejections (plain GraphQL errors) a code and the
+ * limit's name, and drops the "Syntax Error: " armor puts before them: the
+ * document parsed fine, it is only too big.
+ */
 const coded = (limit: string) => (_ctx: unknown, error: GraphQLError) => {
+  error.message = error.message.replace(/^Syntax Error: /, '');
   Object.assign(error.extensions, { code: 'QUERY_LIMIT_EXCEEDED', limit, http: { status: 400 } });
 };
 
@@ -130,6 +137,13 @@ export function createGraphQLHandler({
 }: GraphQLDeps) {
   const { limits } = config;
   const yogaLogger = logger.child({ component: 'graphql' });
+  const trusted = config.trustedDocuments === 'off' ? undefined : loadTrustedDocuments();
+  if (config.trustedDocuments === 'required') {
+    yogaLogger.info(
+      { trustedDocuments: 'required', documents: trusted?.size },
+      `TRUSTED_DOCUMENTS=required: only the SDK's ${trusted?.size} operations run, sent by hash; GraphiQL is off`,
+    );
+  }
   return createYoga<ServerContext, GraphQLContext>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -140,6 +154,8 @@ export function createGraphQLHandler({
     },
     renderGraphiQL,
     landingPage: false,
+    // The GraphQL-over-HTTP draft's name for a trusted document's id.
+    extraParamNames: ['documentId'],
     // useBodySizeLimit below enforces limits.bodyBytes, at less cost.
     maxRequestBodySize: false,
     // Never add details of unexpected errors to responses, in any environment.
@@ -159,15 +175,24 @@ export function createGraphQLHandler({
       allowedHeaders: ['content-type', 'authorization', 'x-graphql-yoga-csrf', 'apollo-require-preflight'],
       methods: ['GET', 'POST', 'OPTIONS'],
     },
-    context: createContextFactory({ auth, sessions, keyring, verification, clientIp }),
+    context: createContextFactory({
+      auth,
+      sessions,
+      keyring,
+      verification,
+      clientIp,
+      limits: { credentialsPerAccount: limits.credentialsPerAccount },
+    }),
     plugins: [
       useUnsupportedMediaType(),
       useBodySizeLimit(limits.bodyBytes),
       useCookieCsrfPrevention(),
-      // Document limits, checked once per distinct document (yoga caches validation).
+      ...(trusted ? [useTrustedDocuments(config.trustedDocuments, trusted)] : []),
+      // Document limits, checked once per distinct document (yoga caches
+      // validation). Cost is not armor's (it ignores page sizes): see useQueryComplexity.
       EnvelopArmorPlugin({
         maxDepth: { n: limits.depth, ignoreIntrospection: true, flattenFragments: true, onReject: [coded('depth')] },
-        costLimit: { maxCost: limits.cost, ignoreIntrospection: true, onReject: [coded('cost')] },
+        costLimit: { enabled: false },
         maxAliases: { n: limits.aliases, onReject: [coded('aliases')] },
         maxTokens: { n: limits.tokens, onReject: [coded('tokens')] },
         maxDirectives: { n: 20, onReject: [coded('directives')] },
@@ -175,6 +200,8 @@ export function createGraphQLHandler({
         blockFieldSuggestion: { enabled: !config.graphiql },
       }),
       ...(config.graphiql ? [] : [useDisableIntrospection()]),
+      // Before the RLS transaction opens: a refused operation sends no SQL.
+      useQueryComplexity(limits.complexity),
       useRlsTransaction(db),
       useSecretScrubbing(),
       useOperationLog(),

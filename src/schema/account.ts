@@ -6,6 +6,7 @@ import { accountNameOrDefault, cleanAccountChanges, cleanAccountName } from '../
 import { ConflictError, NotFoundError } from '../domain/errors.ts';
 import type { UserAccount } from '../generated/prisma/client.ts';
 import { builder, viewerId } from './builder.ts';
+import { cappedList } from './complexity.ts';
 
 export const AccountRef = builder.prismaObject('UserAccount', {
   name: 'Account',
@@ -27,6 +28,8 @@ builder.queryFields((t) => ({
   accounts: t.prismaField({
     type: [AccountRef],
     description: "The caller's accounts (at most one, for now).",
+    // One account per user: the unique index on user_accounts.user_id.
+    complexity: cappedList(1),
     resolve: (query, _root, _args, ctx) =>
       ctx.db.userAccount.findMany({ ...query, where: { userId: viewerId(ctx) }, orderBy: { createdAt: 'asc' } }),
   }),

@@ -2,6 +2,7 @@
 // src/graphql/context.ts).
 // Each GraphQL type lives in its own module next to this one.
 import SchemaBuilder from '@pothos/core';
+import ComplexityPlugin from '@pothos/plugin-complexity';
 import PrismaPlugin from '@pothos/plugin-prisma';
 import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
@@ -12,6 +13,7 @@ import type PrismaTypes from '../generated/pothos-types.ts';
 import { getDatamodel } from '../generated/pothos-types.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { GraphQLContext } from '../graphql/context.ts';
+import { EDGES_COMPLEXITY, PAGE_INFO_COMPLEXITY, UNCAPPED_LIST_MULTIPLIER } from './complexity.ts';
 
 export const builder = new SchemaBuilder<{
   Context: GraphQLContext;
@@ -26,8 +28,12 @@ export const builder = new SchemaBuilder<{
     UUID: { Input: string; Output: string };
   };
 }>({
-  plugins: [ScopeAuthPlugin, RelayPlugin, PrismaPlugin],
+  plugins: [ScopeAuthPlugin, ComplexityPlugin, RelayPlugin, PrismaPlugin],
   defaultFieldNullability: false,
+  // Field complexities only (see ./complexity.ts). The limit is checked before
+  // execution by src/graphql/complexity.ts, not by the plugin's wrapper around
+  // root resolvers: that runs once the operation's transaction is open.
+  complexity: { defaultComplexity: 1, defaultListMultiplier: UNCAPPED_LIST_MULTIPLIER, disabled: true },
   // Only the connection types (PageInfo, edges, cursors) are used: no Node
   // interface, node/nodes query fields or global ids, so the rest of the
   // schema stays as it was.
@@ -36,7 +42,8 @@ export const builder = new SchemaBuilder<{
     clientMutationId: 'omit',
     nodeQueryOptions: false,
     nodesQueryOptions: false,
-    edgesFieldOptions: { nullable: false },
+    edgesFieldOptions: { nullable: false, complexity: EDGES_COMPLEXITY },
+    pageInfoFieldOptions: { complexity: PAGE_INFO_COMPLEXITY },
     nodeFieldOptions: { nullable: false },
   },
   scopeAuth: {

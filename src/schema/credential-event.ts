@@ -8,18 +8,21 @@
 // opaque).
 import { decodeBase64, encodeBase64 } from '@pothos/core';
 import { resolveCursorConnection } from '@pothos/plugin-relay';
-import { CREDENTIAL_ACTIONS, type CredentialAction } from '../domain/credential-events.ts';
+import { CHANGEABLE_FIELDS, CREDENTIAL_ACTIONS, type CredentialAction } from '../domain/credential-events.ts';
 import { InvalidInputError } from '../domain/errors.ts';
 import type { VerificationStatus } from '../domain/verification.ts';
 import type { CredentialEvent } from '../generated/prisma/client.ts';
 import type { GraphQLContext } from '../graphql/context.ts';
 import { INVALID_CURSOR, listCredentialEvents } from '../services/credential-events.ts';
 import { builder, viewerId } from './builder.ts';
+import { connectionPage } from './complexity.ts';
 import { CredentialRef } from './credential.ts';
 import { VerificationStatusRef } from './verification.ts';
 
 export const PAGE_SIZE_DEFAULT = 20;
 export const PAGE_SIZE_MAX = 100;
+
+const eventsPageComplexity = connectionPage(PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX);
 
 const CredentialActionEnum = builder.enumType('CredentialAction', { values: CREDENTIAL_ACTIONS });
 
@@ -33,6 +36,8 @@ const CredentialEventRef = builder.prismaObject('CredentialEvent', {
     }),
     action: t.field({ type: CredentialActionEnum, resolve: (e) => e.action as CredentialAction }),
     changedFields: t.exposeStringList('changedFields', {
+      // One per changeable field at most.
+      complexity: CHANGEABLE_FIELDS.length,
       description: 'For UPDATED, DEACTIVATED and REACTIVATED: which of nickname, apiKey, secretKey, isActive changed.',
     }),
     verificationStatus: t.field({
@@ -108,6 +113,7 @@ builder.queryField('credentialEvents', (t) =>
       first: t.arg.int({ defaultValue: PAGE_SIZE_DEFAULT, description: `1..${PAGE_SIZE_MAX}.` }),
       after: t.arg.string({ description: 'endCursor of the previous page.' }),
     },
+    complexity: eventsPageComplexity,
     resolve: (_root, { credentialId, ...page }, ctx) => eventsPage(ctx, page, credentialId ?? undefined),
   }),
 );
@@ -120,6 +126,7 @@ builder.prismaObjectField(CredentialRef, 'events', (t) =>
       first: t.arg.int({ defaultValue: PAGE_SIZE_DEFAULT, description: `1..${PAGE_SIZE_MAX}.` }),
       after: t.arg.string({ description: 'endCursor of the previous page.' }),
     },
+    complexity: eventsPageComplexity,
     resolve: (credential, page, ctx) => eventsPage(ctx, page, credential.id),
   }),
 );

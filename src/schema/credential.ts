@@ -3,10 +3,10 @@
 // never come out (only a masked hint of the API key does).
 
 import { resealSecrets, type SealedSecrets } from '../crypto/credential-sealing.ts';
-import { isForeignKeyViolation, isRecordNotFound } from '../db/errors.ts';
+import { isCredentialCapReached, isForeignKeyViolation, isRecordNotFound } from '../db/errors.ts';
 import { apiKeyHint, cleanCredentialChanges, cleanNewCredential, displayNickname } from '../domain/credential.ts';
 import { updateEvent } from '../domain/credential-events.ts';
-import { NotFoundError } from '../domain/errors.ts';
+import { LimitExceededError, NotFoundError } from '../domain/errors.ts';
 import { UNVERIFIED, verificationColumns, verificationFromColumns } from '../domain/verification.ts';
 import { OWN_TRANSACTION } from '../graphql/rls-transaction.ts';
 import { recordCredentialEvent } from '../services/credential-events.ts';
@@ -14,6 +14,7 @@ import { lockCredentialForUpdate, newCredentialRow } from '../services/credentia
 import { verifyCredential } from '../services/credential-verification.ts';
 import { AccountRef } from './account.ts';
 import { builder, viewerId } from './builder.ts';
+import { cappedList } from './complexity.ts';
 import { CredentialVerificationRef } from './verification.ts';
 
 export const CredentialRef = builder.prismaObject('Credential', {
@@ -58,6 +59,8 @@ builder.prismaObjectField(AccountRef, 'credentials', (t) =>
       credentialType: t.arg.string({ description: 'Only credentials of this type (e.g. "alpaca").' }),
       includeInactive: t.arg.boolean({ defaultValue: false }),
     },
+    // At most MAX_CREDENTIALS_PER_ACCOUNT (enforced by the database).
+    complexity: (_args, ctx) => cappedList(ctx.limits.credentialsPerAccount),
     query: ({ credentialType, includeInactive }) => ({
       where: {
         ...(credentialType != null ? { credentialType } : {}),
@@ -100,7 +103,9 @@ const UpdateCredentialInput = builder.inputType('UpdateCredentialInput', {
 builder.mutationFields((t) => ({
   storeCredential: t.prismaField({
     type: CredentialRef,
-    description: "Stores a credential under one of the caller's accounts. Several of the same type are allowed.",
+    description:
+      "Stores a credential under one of the caller's accounts. Several of the same type are allowed, up to " +
+      'MAX_CREDENTIALS_PER_ACCOUNT per account (then LIMIT_EXCEEDED).',
     args: { input: t.arg({ type: StoreCredentialInput, required: true }) },
     resolve: async (query, _root, { input }, ctx) => {
       const userId = viewerId(ctx);
@@ -112,6 +117,15 @@ builder.mutationFields((t) => ({
         // The composite key (account_id, user_id) refuses an account that is
         // absent or someone else's alike.
         if (isForeignKeyViolation(error)) throw new NotFoundError('Account');
+        // The database's count, under a lock on the account: concurrent
+        // stores cannot both pass it (migration 20261202000200_credential_cap).
+        if (isCredentialCapReached(error)) {
+          const cap = ctx.limits.credentialsPerAccount;
+          throw new LimitExceededError(
+            'MAX_CREDENTIALS_PER_ACCOUNT',
+            `An account holds at most ${cap} credentials: delete one before storing another.`,
+          );
+        }
         throw error;
       }
       await recordCredentialEvent(ctx.db, { userId, credentialId: row.id, action: 'STORED', request: ctx.origin });

@@ -1,7 +1,8 @@
 // The typed client: the generated getSdk (one function per operation in
 // src/sdk/operations) over a requester that POSTs to the API with fetch.
-import { type DocumentNode, type GraphQLFormattedError, print } from 'graphql';
+import { type DocumentNode, type GraphQLFormattedError, getOperationAST, print } from 'graphql';
 import { getSdk } from './generated/sdk.ts';
+import { documentHashes } from './generated/trusted-documents.ts';
 
 export interface ClientOptions {
   /** The GraphQL endpoint, e.g. http://localhost:4000/graphql. */
@@ -12,6 +13,18 @@ export interface ClientOptions {
   headers?: Record<string, string>;
   /** A fetch implementation; the global one by default. */
   fetch?: typeof fetch;
+  /**
+   * Send each operation as the hash of its trusted document
+   * (`extensions.persistedQuery.sha256Hash`) instead of its text: what a
+   * server with TRUSTED_DOCUMENTS=required accepts. Off by default.
+   */
+  trustedDocuments?: boolean;
+}
+
+/** The trusted document's hash of one of the SDK's operations; undefined for any other document. */
+export function trustedDocumentHash(document: DocumentNode): string | undefined {
+  const name = getOperationAST(document)?.name?.value;
+  return name === undefined ? undefined : documentHashes[name];
 }
 
 /** Per call: `client.Accounts({}, { signal })`. */
@@ -51,7 +64,10 @@ interface ExecutionResponse {
   errors?: GraphQLFormattedError[];
 }
 
-export function createClient(options: ClientOptions) {
+/** One typed function per operation (written out so that the package's declarations name it). */
+export type Client = ReturnType<typeof getSdk<RequestOptions>>;
+
+export function createClient(options: ClientOptions): Client {
   const doFetch = options.fetch ?? fetch;
   const baseHeaders: Record<string, string> = {
     'content-type': 'application/json',
@@ -61,10 +77,15 @@ export function createClient(options: ClientOptions) {
   };
 
   async function request<R, V>(document: DocumentNode, variables?: V, call?: RequestOptions): Promise<R> {
+    const hash = options.trustedDocuments ? trustedDocumentHash(document) : undefined;
+    const payload =
+      hash === undefined
+        ? { query: print(document), variables }
+        : { variables, extensions: { persistedQuery: { version: 1, sha256Hash: hash } } };
     const res = await doFetch(options.url, {
       method: 'POST',
       headers: { ...baseHeaders, ...call?.headers },
-      body: JSON.stringify({ query: print(document), variables }),
+      body: JSON.stringify(payload),
       signal: call?.signal ?? null,
     });
     const text = await res.text();
@@ -86,5 +107,3 @@ export function createClient(options: ClientOptions) {
 
   return getSdk<RequestOptions>(request);
 }
-
-export type Client = ReturnType<typeof createClient>;

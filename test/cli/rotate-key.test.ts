@@ -34,7 +34,8 @@ afterEach(async () => {
 });
 
 async function withDb<T>(work: (db: Database) => Promise<T>): Promise<T> {
-  const db = await openDatabase(tdb.config, { migrate: true, logger });
+  // The seeds put up to 200 credentials on one account: above the default cap.
+  const db = await openDatabase({ ...tdb.config, maxCredentialsPerAccount: 1000 }, { migrate: true, logger });
   try {
     return await work(db);
   } finally {

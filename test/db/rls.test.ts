@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REQUEST_TRANSACTION_DEFAULTS } from '../../src/config.ts';
 import { type Database, openDatabase } from '../../src/db/database.ts';
 import { createWithUser, type ScopedDb } from '../../src/db/rls.ts';
 import { PrismaClient } from '../../src/generated/prisma/client.ts';
@@ -112,6 +113,7 @@ describe(`RLS wrapper (${dbKind})`, () => {
         scopeOnBegin: true,
         maxWaitMs: 5000,
         timeoutMs: 5000,
+        settings: REQUEST_TRANSACTION_DEFAULTS,
       });
       let ran = false;
       await expect(

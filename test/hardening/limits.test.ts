@@ -3,9 +3,20 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { errorOf, gql, rawSignUp, type Session, signUp, uniqueEmail } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
 import { useInProcessServer } from '../support/in-process.ts';
+import { countStatements } from '../support/statement-counter.ts';
 
-const server = useInProcessServer();
+const statements: string[] = [];
+const server = useInProcessServer({ instrument: countStatements((sql) => statements.push(sql)) });
 let session: Session;
+
+const EVENT_PAGE =
+  'edges { cursor node { id credentialId action changedFields verificationStatus occurredAt clientIp userAgent } } ' +
+  'pageInfo { hasNextPage hasPreviousPage startCursor endCursor }';
+const ACCOUNT_FIELDS = 'id userId accountName isActive createdAt updatedAt';
+const CREDENTIAL_FIELDS = 'id accountId credentialType nickname apiKeyHint isActive createdAt updatedAt';
+const VERIFICATION = 'verification { status checkedAt environment brokerAccountNumber brokerAccountStatus message }';
+/** The largest query the API is for: every field of the account, every credential, a full page of events each. */
+const LARGEST = `accounts { ${ACCOUNT_FIELDS} credentials { ${CREDENTIAL_FIELDS} ${VERIFICATION} account { ${ACCOUNT_FIELDS} } events(first: 100) { ${EVENT_PAGE} } } }`;
 
 /** `{ accounts { credentials { account { credentials ... } } } }` nested to `depth` levels. */
 function nested(depth: number): string {
@@ -29,10 +40,11 @@ beforeAll(async () => {
 });
 
 describe(`document limits (${dbKind})`, () => {
-  it('allows a query 10 levels deep and refuses 11 with QUERY_LIMIT_EXCEEDED', async () => {
-    const ok = await gql(server.url, nested(10), undefined, session);
-    expect(ok.status).toBe(200);
-    expect(ok.body.errors).toBeUndefined();
+  it('lets a query 10 levels deep past the depth limit and refuses 11 with QUERY_LIMIT_EXCEEDED', async () => {
+    // Ten levels of this back-link are four nested credential lists: within
+    // depth, far over the complexity limit (the next describe block).
+    const ten = await gql(server.url, nested(10), undefined, session);
+    expect(ten.body.errors?.[0]?.extensions).toMatchObject({ code: 'QUERY_LIMIT_EXCEEDED', limit: 'complexity' });
     const deep = await gql(server.url, nested(11), undefined, session);
     expect(deep.status).toBe(400);
     expect(deep.body.errors?.[0]?.extensions).toMatchObject({ code: 'QUERY_LIMIT_EXCEEDED', limit: 'depth' });
@@ -91,6 +103,60 @@ describe(`document limits (${dbKind})`, () => {
   });
 });
 
+describe(`query complexity counts pages, and refuses before anything runs (${dbKind})`, () => {
+  /** Runs `query` and returns its response with the SQL statements the server sent meanwhile. */
+  async function observed(query: string, variables?: Record<string, unknown>) {
+    statements.length = 0;
+    const res = await gql(server.url, query, variables, user);
+    return { res, sql: [...statements] };
+  }
+
+  let user: Session;
+
+  beforeAll(async () => {
+    user = await signUp(server.url);
+    // Warm the session cache: later requests send no session lookup of their own.
+    await gql(server.url, 'mutation { getOrCreateAccount { created } }', undefined, user);
+  });
+
+  it('serves the largest legitimate queries at first: 100, as literal or variable', async () => {
+    for (const [query, variables] of [
+      [`{ ${LARGEST} }`, undefined],
+      [
+        `query($id: UUID!) { credential(id: $id) { ${CREDENTIAL_FIELDS} events(first: 100) { ${EVENT_PAGE} } } }`,
+        { id: '00000000-0000-4000-8000-000000000000' },
+      ],
+      [`query($first: Int) { credentialEvents(first: $first) { ${EVENT_PAGE} } }`, { first: 100 }],
+    ] as const) {
+      const { res } = await observed(query, variables);
+      expect(res.body.errors, query).toBeUndefined();
+      expect(res.status).toBe(200);
+    }
+  });
+
+  it('refuses pages multiplied by aliases or back-links with HTTP 400 and QUERY_LIMIT_EXCEEDED, sending no SQL', async () => {
+    const refused = [
+      `{ a: ${LARGEST} b: ${LARGEST} }`,
+      '{ accounts { credentials { account { credentials { account { credentials { id } } } } } } }',
+      // The page size counts when it comes as a variable too.
+      `query($first: Int) { a: ${LARGEST.replace('first: 100', 'first: $first')} b: ${LARGEST.replace('first: 100', 'first: $first')} }`,
+    ];
+    for (const query of refused) {
+      const { res, sql } = await observed(query, { first: 100 });
+      expect(res.status, query).toBe(400);
+      expect(res.body.data ?? null).toBeNull();
+      expect(res.body.errors?.[0]?.extensions).toMatchObject({ code: 'QUERY_LIMIT_EXCEEDED', limit: 'complexity' });
+      expect(res.body.errors?.[0]?.message).toMatch(/^Query too complex: [\d,]+ against a limit of 200,000\./);
+      expect(res.body.errors?.[0]?.message).not.toMatch(/syntax/i);
+      expect(sql, query).toEqual([]);
+    }
+    // The same document with a small page passes: the estimate follows the variable.
+    const small = await observed(refused[2] as string, { first: 10 });
+    expect(small.res.body.errors).toBeUndefined();
+    expect(small.sql.length).toBeGreaterThan(0);
+  });
+});
+
 describe(`CSRF protection for cookie sessions (${dbKind})`, () => {
   it('refuses simple cookie requests (GET or form POST without the header) with CSRF_PREVENTED', async () => {
     const get = await fetch(`${server.url}/graphql?query=${encodeURIComponent('{ accounts { id } }')}`, {
@@ -118,7 +184,9 @@ describe(`CSRF protection for cookie sessions (${dbKind})`, () => {
 });
 
 describe(`configurable limits, GraphiQL and introspection (${dbKind})`, () => {
-  const strict = useInProcessServer({ env: { GRAPHIQL: 'false', MAX_QUERY_COST: '20', MAX_QUERY_DEPTH: '3' } });
+  const strict = useInProcessServer({
+    env: { GRAPHIQL: 'false', MAX_QUERY_COMPLEXITY: '500', MAX_CREDENTIALS_PER_ACCOUNT: '10', MAX_QUERY_DEPTH: '5' },
+  });
 
   it('refuses introspection when GraphiQL is off, and serves no GraphiQL page', async () => {
     const res = await gql(strict.url, '{ __schema { queryType { name } } }');
@@ -134,17 +202,26 @@ describe(`configurable limits, GraphiQL and introspection (${dbKind})`, () => {
     expect(errorOf(res).message).not.toMatch(/Did you mean/);
   });
 
-  it('applies configured depth and cost limits', async () => {
+  it('applies configured depth and complexity limits, the latter with the configured credential cap', async () => {
     const user = await signUp(strict.url);
-    const deep = await gql(strict.url, nested(4), undefined, user);
+    // Five levels, two credential lists of at most 10: 1 + 1 + 10 × (1 + 1 + 10) = 122.
+    const five = await gql(strict.url, nested(5), undefined, user);
+    expect(five.body.errors).toBeUndefined();
+    const deep = await gql(strict.url, nested(6), undefined, user);
     expect(deep.body.errors?.[0]?.extensions).toMatchObject({ code: 'QUERY_LIMIT_EXCEEDED', limit: 'depth' });
+    // 1 + 1 × (1 + 10 credentials × (1 + 50 events × 1 cursor)) = 512
     const costly = await gql(
       strict.url,
-      '{ accounts { id accountName isActive createdAt updatedAt credentials { id nickname apiKeyHint createdAt } } }',
+      '{ accounts { credentials { events(first: 50) { edges { cursor } } } } }',
       undefined,
       user,
     );
-    expect(costly.body.errors?.[0]?.extensions).toMatchObject({ code: 'QUERY_LIMIT_EXCEEDED', limit: 'cost' });
-    expect(costly.status).toBeLessThan(500);
+    expect(costly.status).toBe(400);
+    expect(costly.body.errors?.[0]?.extensions).toMatchObject({
+      code: 'QUERY_LIMIT_EXCEEDED',
+      limit: 'complexity',
+      complexity: 512,
+      maxComplexity: 500,
+    });
   });
 });

@@ -9,7 +9,7 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import type { Config } from '../../src/config.ts';
+import { type Config, REQUEST_TRANSACTION_DEFAULTS } from '../../src/config.ts';
 
 export const testDatabaseUrl = process.env.TEST_DATABASE_URL || undefined;
 export const dbKind: 'postgres' | 'pglite' = testDatabaseUrl ? 'postgres' : 'pglite';
@@ -59,7 +59,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     await adminQuery(`CREATE DATABASE ${name}`);
     const url = withDatabase(testDatabaseUrl, name);
     return {
-      config: { kind: 'postgres', url, poolSize: 10, requestRole: 'app_user' },
+      config: { kind: 'postgres', url, poolSize: 10, requestRole: 'app_user', ...REQUEST_TRANSACTION_DEFAULTS },
       url,
       env: { DATABASE_URL: url },
       drop: () => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).then(() => undefined),
@@ -69,7 +69,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const dataDir = path.join(dataRoot, 'pgdata');
   await cp(PGLITE_TEMPLATE_DIR, dataDir, { recursive: true });
   return {
-    config: { kind: 'pglite', dataDir, requestRole: 'app_user' },
+    config: { kind: 'pglite', dataDir, requestRole: 'app_user', ...REQUEST_TRANSACTION_DEFAULTS },
     env: { DATA_DIR: dataRoot },
     drop: () => rm(dataRoot, { recursive: true, force: true }),
   };

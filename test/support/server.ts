@@ -28,6 +28,8 @@ export interface StartOptions {
   viaNpm?: boolean;
   /** Reuse a database (e.g. to restart on the same data). */
   db?: TestDatabase;
+  /** Another checkout or install of the project to run (default: this one). */
+  cwd?: string;
 }
 
 export const testSecrets = {
@@ -50,7 +52,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     ...options.env,
   };
   const [command, args] = options.viaNpm ? ['npm', ['start', '--silent']] : [process.execPath, ['src/main.ts']];
-  const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, args, { cwd: options.cwd ?? ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 

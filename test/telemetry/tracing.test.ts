@@ -158,13 +158,15 @@ for (const protocol of ['http/protobuf', 'http/json'] as const) {
       expect(byName('mutation Verify')).toHaveLength(1);
     });
 
-    it.runIf(dbKind === 'postgres')('redacts the literals rls.ts inlines into BEGIN (the user id and role)', () => {
+    it.runIf(dbKind === 'postgres')('redacts the literals rls.ts inlines into BEGIN (user id, role, limits)', () => {
       const begins = receiver.spans
         .map((s) => String(s.attributes['db.query.text'] ?? ''))
         .filter((t) => t.startsWith('BEGIN') && t.includes('set_config'));
       expect(begins.length).toBeGreaterThan(0);
       for (const text of begins) {
-        expect(text).toBe('BEGIN; SELECT set_config(?, ?, true), set_config(?, ?, true)');
+        expect(text).toBe(
+          'BEGIN; SELECT set_config(?, ?, true), set_config(?, ?, true), set_config(?, ?, true), set_config(?, ?, true)',
+        );
       }
     });
 

@@ -75,6 +75,32 @@ const brokerUrl = z
   )
   .transform((u) => u.origin);
 
+/**
+ * A browser origin as written in configuration: http(s)://host[:port], with
+ * no path (not even "/"), query, fragment, user info or wildcard. Returns it
+ * as browsers send it in Origin (lower-case host, default port left out), or
+ * undefined when the value is not such an origin. TRUSTED_ORIGINS entries
+ * must pass it: a CORS allow-list entry is compared with Origin exactly.
+ */
+export function parseOrigin(value: string): string | undefined {
+  if (!/^https?:\/\/[^/?#@*\s]+$/i.test(value) || !URL.canParse(value)) return undefined;
+  return new URL(value).origin;
+}
+
+const originList = z.string().transform((value, ctx) => {
+  const origins: string[] = [];
+  for (const entry of list(value)) {
+    const origin = parseOrigin(entry);
+    if (origin) origins.push(origin);
+    else
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${entry}" is not an origin: write scheme://host[:port] (http or https), without path, "/" or wildcard`,
+      });
+  }
+  return origins;
+});
+
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   HOST: z.string().optional(),
@@ -101,7 +127,7 @@ const envSchema = z.object({
   ENCRYPTION_KEYS: z.string().optional(),
   BETTER_AUTH_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   BETTER_AUTH_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
-  TRUSTED_ORIGINS: z.string().optional(),
+  TRUSTED_ORIGINS: originList.optional(),
   TRUST_PROXY: z
     .string()
     .refine(
@@ -307,7 +333,7 @@ export async function loadConfig(
   const baseURL = env.BETTER_AUTH_URL ?? `http://localhost:${port}`;
   const trustedOrigins = [
     ...(env.BETTER_AUTH_URL ? [new URL(baseURL).origin] : localOrigins(port)),
-    ...list(env.TRUSTED_ORIGINS),
+    ...(env.TRUSTED_ORIGINS ?? []),
   ];
 
   return {

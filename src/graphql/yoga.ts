@@ -153,12 +153,8 @@ export function createGraphQLHandler({
       // unexpected ones itself, so these are dropped.
       error: () => {},
     },
-    cors: {
-      origin: config.auth.trustedOrigins,
-      credentials: true,
-      allowedHeaders: ['content-type', 'authorization', 'x-graphql-yoga-csrf', 'apollo-require-preflight'],
-      methods: ['GET', 'POST', 'OPTIONS'],
-    },
+    // CORS is answered for every route in src/http/cors.ts.
+    cors: false,
     context: createContextFactory({ auth, sessions, keyring, verification, clientIp }),
     plugins: [
       useUnsupportedMediaType(),

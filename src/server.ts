@@ -117,7 +117,11 @@ export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDe
       await forgetSessionsAfterChange(req, res, auth, sessions);
       return authHandler(req, res);
     }
-    if (pathname === '/graphql') return graphql(req, res);
+    if (pathname === '/graphql') {
+      // Answers carry account names, hints and client IPs: no cache keeps one, errors included.
+      res.setHeader('cache-control', 'no-store');
+      return graphql(req, res);
+    }
     if (pathname === '/login' && req.method === 'GET') return sendLoginPage(res);
     if (pathname === '/health') return sendJson(res, 200, { status: 'ok' });
     if (pathname === '/ready') {

@@ -18,7 +18,7 @@ import type { Logger } from '../logger.ts';
 import { schema } from '../schema/index.ts';
 import { useBodySizeLimit } from './body-limit.ts';
 import { createContextFactory, type GraphQLContext, type VerificationDeps } from './context.ts';
-import { createMaskError } from './errors.ts';
+import { createMaskError, useHiddenSuggestions } from './errors.ts';
 import { useOperationLog } from './operation-log.ts';
 import { useRlsTransaction } from './rls-transaction.ts';
 import { useSecretScrubbing } from './secret-scrubbing.ts';
@@ -171,8 +171,9 @@ export function createGraphQLHandler({
         blockFieldSuggestion: { enabled: !config.graphiql },
       }),
       ...(config.graphiql ? [] : [useDisableIntrospection()]),
+      ...(config.graphiql ? [] : [useHiddenSuggestions()]),
       useRlsTransaction(db),
-      useSecretScrubbing(),
+      useSecretScrubbing(schema),
       useOperationLog(),
       // Last: the tracing plugin's execute span then wraps the RLS transaction.
       ...telemetryPlugins,

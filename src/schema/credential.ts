@@ -143,15 +143,15 @@ builder.mutationFields((t) => ({
         return unchanged;
       }
       const { apiKey, secretKey, ...plain } = changes;
-      let resealed: (SealedSecrets & { apiKeyHint?: string; secretsVersion?: { increment: number } }) | undefined;
+      let resealed: (SealedSecrets & { apiKeyHint?: string; secretsVersion: number }) | undefined;
       if (apiKey !== undefined || secretKey !== undefined) {
         resealed = {
+          // The next secretsVersion (the row is locked), which the new ciphertexts are bound to.
           ...resealSecrets(ctx.keyring, current, current, { apiKey, secretKey }),
           ...(apiKey !== undefined ? { apiKeyHint: apiKeyHint(apiKey) } : {}),
           // New keys have not been checked: back to UNVERIFIED, and a check of
           // the old ones still in flight will not write (its version is stale).
           ...verificationColumns(UNVERIFIED),
-          secretsVersion: { increment: 1 },
         };
       }
       const updated = await ctx.db.credential.update({ ...query, where: { id }, data: { ...plain, ...resealed } });

@@ -253,6 +253,34 @@ async function loadOrCreateDevSecrets(dataDir: string, needed: (keyof GeneratedS
   return stored;
 }
 
+/**
+ * The older keys of ENCRYPTION_KEYS. A ciphertext names its key by id, so an
+ * id must mean one key: an entry giving the current key's id (or another
+ * entry's) a different key is refused, since data sealed under one of the two
+ * would not open. The very same key again is accepted and dropped: listing
+ * every key, the current one included, keeps one list for all servers during
+ * a rotation. Messages name entries and ids, never keys.
+ */
+function olderKeys(current: EncryptionKey, listed: EncryptionKey[]): EncryptionKey[] {
+  const byId = new Map<string, { key: Buffer; name: string }>([
+    [current.id, { key: current.key, name: 'ENCRYPTION_KEY' }],
+  ]);
+  const older: EncryptionKey[] = [];
+  listed.forEach((entry, i) => {
+    const known = byId.get(entry.id);
+    if (!known) {
+      byId.set(entry.id, { key: entry.key, name: `entry ${i + 1}` });
+      older.push(entry);
+    } else if (!known.key.equals(entry.key)) {
+      throw new Error(
+        `entry ${i + 1} has the id "${entry.id}" of ${known.name} but another key: ciphertexts name their key ` +
+          'by id, so give it an id of its own (id:base64key)',
+      );
+    }
+  });
+  return older;
+}
+
 /** How a browser on this machine reaches an unconfigured server. */
 function localOrigins(port: number): string[] {
   return [`http://localhost:${port}`, `http://127.0.0.1:${port}`, `http://[::1]:${port}`];
@@ -324,7 +352,7 @@ export async function loadConfig(
   const current = { id: env.ENCRYPTION_KEY_ID ?? defaultKeyId(currentKey), key: currentKey };
   let previous: EncryptionKey[];
   try {
-    previous = parseKeyList(env.ENCRYPTION_KEYS).filter((k) => k.id !== current.id);
+    previous = olderKeys(current, parseKeyList(env.ENCRYPTION_KEYS));
   } catch (error) {
     throw new ConfigError(`Invalid configuration:\n  ENCRYPTION_KEYS: ${(error as Error).message}`);
   }

@@ -3,13 +3,13 @@
 // API with credentials and read the answer; any other origin gets no CORS
 // header at all, so its scripts read nothing.
 //
-// By hand rather than yoga's `cors` option or the `cors` package, because both
-// answer an origin they do not allow with a header: yoga sends
-// `Access-Control-Allow-Origin: null` (which a sandboxed iframe's origin
-// matches) or the only configured origin, and echoes any origin once `*` is
-// listed; `cors` sends Allow-Credentials whatever the origin and `*` for a
-// falsy origin option. better-auth sets no CORS headers itself. The policy is
-// a set lookup.
+// By hand rather than yoga's `cors` option (@whatwg-node/server's useCORS),
+// which answers an origin it does not allow with a header: with several
+// allowed origins `Access-Control-Allow-Origin: null` (which a sandboxed
+// iframe's origin matches), with one that origin, and once `*` is listed an
+// echo of any origin, each with credentials. better-auth sets no CORS headers
+// itself, so /api/auth needs the policy too; it is a set lookup, for every
+// route in one place.
 import type http from 'node:http';
 
 const ALLOWED_METHODS = 'GET, POST, OPTIONS';

@@ -98,6 +98,32 @@ export const REQUEST_TRANSACTION_DEFAULTS: RequestTransactionSettings = {
  */
 export const QUERY_COMPLEXITY_DEFAULT = 200_000;
 
+/**
+ * A browser origin as written in configuration: http(s)://host[:port], with
+ * no path (not even "/"), query, fragment, user info or wildcard. Returns it
+ * as browsers send it in Origin (lower-case host, default port left out), or
+ * undefined when the value is not such an origin. TRUSTED_ORIGINS entries
+ * must pass it: a CORS allow-list entry is compared with Origin exactly.
+ */
+export function parseOrigin(value: string): string | undefined {
+  if (!/^https?:\/\/[^/?#@*\s]+$/i.test(value) || !URL.canParse(value)) return undefined;
+  return new URL(value).origin;
+}
+
+const originList = z.string().transform((value, ctx) => {
+  const origins: string[] = [];
+  for (const entry of list(value)) {
+    const origin = parseOrigin(entry);
+    if (origin) origins.push(origin);
+    else
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${entry}" is not an origin: write scheme://host[:port] (http or https), without path, "/" or wildcard`,
+      });
+  }
+  return origins;
+});
+
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   HOST: z.string().optional(),
@@ -124,7 +150,7 @@ const envSchema = z.object({
   ENCRYPTION_KEYS: z.string().optional(),
   BETTER_AUTH_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   BETTER_AUTH_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
-  TRUSTED_ORIGINS: z.string().optional(),
+  TRUSTED_ORIGINS: originList.optional(),
   TRUST_PROXY: z
     .string()
     .refine(
@@ -274,6 +300,34 @@ async function loadOrCreateDevSecrets(dataDir: string, needed: (keyof GeneratedS
   return stored;
 }
 
+/**
+ * The older keys of ENCRYPTION_KEYS. A ciphertext names its key by id, so an
+ * id must mean one key: an entry giving the current key's id (or another
+ * entry's) a different key is refused, since data sealed under one of the two
+ * would not open. The very same key again is accepted and dropped: listing
+ * every key, the current one included, keeps one list for all servers during
+ * a rotation. Messages name entries and ids, never keys.
+ */
+function olderKeys(current: EncryptionKey, listed: EncryptionKey[]): EncryptionKey[] {
+  const byId = new Map<string, { key: Buffer; name: string }>([
+    [current.id, { key: current.key, name: 'ENCRYPTION_KEY' }],
+  ]);
+  const older: EncryptionKey[] = [];
+  listed.forEach((entry, i) => {
+    const known = byId.get(entry.id);
+    if (!known) {
+      byId.set(entry.id, { key: entry.key, name: `entry ${i + 1}` });
+      older.push(entry);
+    } else if (!known.key.equals(entry.key)) {
+      throw new Error(
+        `entry ${i + 1} has the id "${entry.id}" of ${known.name} but another key: ciphertexts name their key ` +
+          'by id, so give it an id of its own (id:base64key)',
+      );
+    }
+  });
+  return older;
+}
+
 /** How a browser on this machine reaches an unconfigured server. */
 function localOrigins(port: number): string[] {
   return [`http://localhost:${port}`, `http://127.0.0.1:${port}`, `http://[::1]:${port}`];
@@ -353,7 +407,7 @@ export async function loadConfig(
   const current = { id: env.ENCRYPTION_KEY_ID ?? defaultKeyId(currentKey), key: currentKey };
   let previous: EncryptionKey[];
   try {
-    previous = parseKeyList(env.ENCRYPTION_KEYS).filter((k) => k.id !== current.id);
+    previous = olderKeys(current, parseKeyList(env.ENCRYPTION_KEYS));
   } catch (error) {
     throw new ConfigError(`Invalid configuration:\n  ENCRYPTION_KEYS: ${(error as Error).message}`);
   }
@@ -362,7 +416,7 @@ export async function loadConfig(
   const baseURL = env.BETTER_AUTH_URL ?? `http://localhost:${port}`;
   const trustedOrigins = [
     ...(env.BETTER_AUTH_URL ? [new URL(baseURL).origin] : localOrigins(port)),
-    ...list(env.TRUSTED_ORIGINS),
+    ...(env.TRUSTED_ORIGINS ?? []),
   ];
 
   return {

@@ -12,6 +12,7 @@ import type { Database } from './db/database.ts';
 import { isDatabaseUnavailable } from './db/errors.ts';
 import { ServiceUnavailableError } from './domain/errors.ts';
 import { createGraphQLHandler } from './graphql/yoga.ts';
+import { createCors } from './http/cors.ts';
 import { createRequestLogger } from './http/request-log.ts';
 import { describeError, type Logger } from './logger.ts';
 import { VerificationLimiter } from './services/verification-limiter.ts';
@@ -102,10 +103,12 @@ export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDe
     telemetryPlugins: telemetry.graphqlPlugins,
   });
   const ownOrigin = new URL(config.auth.baseURL).origin;
+  const cors = createCors(config.auth.trustedOrigins);
   const logRequest = createRequestLogger(logger);
   const { observeHttp } = telemetry;
 
   const route = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    if (cors(req, res)) return;
     const { pathname } = new URL(req.url ?? '/', 'http://localhost');
     if (pathname.startsWith('/api/auth/')) {
       const refusal = authBodyRefusal(req);
@@ -114,7 +117,11 @@ export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDe
       await forgetSessionsAfterChange(req, res, auth, sessions);
       return authHandler(req, res);
     }
-    if (pathname === '/graphql') return graphql(req, res);
+    if (pathname === '/graphql') {
+      // Answers carry account names, hints and client IPs: no cache keeps one, errors included.
+      res.setHeader('cache-control', 'no-store');
+      return graphql(req, res);
+    }
     if (pathname === '/login' && req.method === 'GET') return sendLoginPage(res);
     if (pathname === '/health') return sendJson(res, 200, { status: 'ok' });
     if (pathname === '/ready') {

@@ -114,6 +114,50 @@ describe('loadConfig', () => {
     );
   });
 
+  it('refuses an ENCRYPTION_KEYS entry that gives the current key id another key, and accepts the same key again', async () => {
+    const [current, other] = [key(), key()];
+    const currentId = defaultKeyId(Buffer.from(current, 'base64'));
+    const clashes = [
+      { ENCRYPTION_KEY: current, ENCRYPTION_KEYS: `${currentId}:${other}` },
+      { ENCRYPTION_KEY: current, ENCRYPTION_KEY_ID: 'main', ENCRYPTION_KEYS: `main:${other}` },
+      { ENCRYPTION_KEY: current, ENCRYPTION_KEYS: `old:${other}, old:${key()}` },
+    ];
+    for (const env of clashes) {
+      const error = await loadConfig({ ...prodEnv(), ...env }, warn).catch((e: unknown) => e);
+      expect(error, JSON.stringify(env)).toBeInstanceOf(ConfigError);
+      expect((error as Error).message).toMatch(
+        /ENCRYPTION_KEYS: entry \d+ has the id "[^"]+" of (ENCRYPTION_KEY|entry \d+)/,
+      );
+      expect((error as Error).message).not.toContain(other);
+    }
+    const same = await loadConfig(
+      { ...prodEnv(), ENCRYPTION_KEY: current, ENCRYPTION_KEYS: `${current}, old:${other}` },
+      warn,
+    );
+    expect(same.encryption.current.id).toBe(currentId);
+    expect(same.encryption.previous.map((k) => k.id)).toEqual(['old']);
+  });
+
+  it('stops the server at start when ENCRYPTION_KEYS reuses the current key id (exit 78)', async () => {
+    const result = await promisify(execFile)(process.execPath, ['src/main.ts'], {
+      cwd: path.resolve(import.meta.dirname, '..'),
+      env: {
+        PATH: process.env.PATH,
+        DATA_DIR: dataDir,
+        PORT: '0',
+        ENCRYPTION_KEY: key(),
+        ENCRYPTION_KEY_ID: 'main',
+        ENCRYPTION_KEYS: `main:${key()}`,
+      },
+      // A server that starts would serve until stopped.
+      timeout: 30_000,
+    }).catch((e: { code: number; stderr: string }) => e);
+    expect(result).toMatchObject({ code: 78 });
+    expect((result as { stderr: string }).stderr).toMatch(
+      /ENCRYPTION_KEYS: entry 1 has the id "main" of ENCRYPTION_KEY/,
+    );
+  });
+
   it('points verification at Alpaca by default, with a 5 s timeout', async () => {
     const config = await loadConfig({ DATA_DIR: dataDir }, warn);
     expect(config.broker).toEqual({

@@ -120,11 +120,12 @@ export type Auth = ReturnType<typeof createAuth>;
 export async function getViewer(auth: Auth, headers: Headers, cache: SessionCache): Promise<Viewer | null> {
   const key = sessionKey(headers.get('authorization'), headers.get('cookie'));
   if (!key) return null;
-  const cached = cache.get(key);
-  if (cached) return cached;
-  const session = await auth.api.getSession({ headers });
-  if (!session) return null;
-  const viewer = { id: session.user.id, email: session.user.email, name: session.user.name || null };
-  cache.set(key, viewer, new Date(session.session.expiresAt));
-  return viewer;
+  return cache.resolve(key, async () => {
+    const session = await auth.api.getSession({ headers });
+    if (!session) return null;
+    return {
+      viewer: { id: session.user.id, email: session.user.email, name: session.user.name || null },
+      expiresAt: new Date(session.session.expiresAt),
+    };
+  });
 }

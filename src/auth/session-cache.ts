@@ -6,6 +6,10 @@
 // other way (another instance, a direct database change) or expired stays
 // usable here for at most `ttlMs` (SESSION_CACHE_TTL_MS, default 30 s, 0 turns
 // the cache off), and never past the session's own expiry.
+//
+// A lookup still in flight when its user's sessions are forgotten may have
+// read the session before it was revoked: its answer serves the request that
+// asked (which began before the sign-out), but is not cached.
 import { LRUCache } from 'lru-cache';
 import type { Viewer } from './auth.ts';
 
@@ -21,9 +25,17 @@ export function sessionKey(authorization: string | null, cookie: string | null):
   return `${authorization ?? ''}\u0000${sessionCookies}`;
 }
 
+/** What a session lookup found: the user, and when the session expires. */
+export interface ResolvedSession {
+  viewer: Viewer;
+  expiresAt: Date;
+}
+
 export class SessionCache {
   readonly #entries: LRUCache<string, Viewer> | undefined;
   readonly #keysByUser = new Map<string, Set<string>>();
+  /** Lookups in flight, each with the users forgotten since it began (bounded by concurrent requests). */
+  readonly #inFlight = new Set<Set<string>>();
 
   readonly ttlMs: number;
 
@@ -39,11 +51,26 @@ export class SessionCache {
         : undefined;
   }
 
-  get(key: string): Viewer | undefined {
-    return this.#entries?.get(key);
+  /**
+   * The viewer cached under `key`, or else what `lookup` finds (null: no
+   * session), cached unless the user's sessions were forgotten meanwhile.
+   */
+  async resolve(key: string, lookup: () => Promise<ResolvedSession | null>): Promise<Viewer | null> {
+    const cached = this.#entries?.get(key);
+    if (cached) return cached;
+    if (!this.#entries) return (await lookup())?.viewer ?? null;
+    const forgottenMeanwhile = new Set<string>();
+    this.#inFlight.add(forgottenMeanwhile);
+    try {
+      const found = await lookup();
+      if (found && !forgottenMeanwhile.has(found.viewer.id)) this.#set(key, found.viewer, found.expiresAt);
+      return found?.viewer ?? null;
+    } finally {
+      this.#inFlight.delete(forgottenMeanwhile);
+    }
   }
 
-  set(key: string, viewer: Viewer, sessionExpiresAt: Date): void {
+  #set(key: string, viewer: Viewer, sessionExpiresAt: Date): void {
     if (!this.#entries) return;
     const ttl = Math.min(this.ttlMs, sessionExpiresAt.getTime() - Date.now());
     if (ttl <= 0) return;
@@ -58,6 +85,7 @@ export class SessionCache {
 
   /** Forgets every cached session of a user (after a sign-out or revocation). */
   forgetUser(userId: string): void {
+    for (const forgotten of this.#inFlight) forgotten.add(userId);
     for (const key of [...(this.#keysByUser.get(userId) ?? [])]) this.#entries?.delete(key);
     this.#keysByUser.delete(userId);
   }

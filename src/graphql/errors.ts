@@ -2,8 +2,8 @@
 // extensions.code (and extensions.field for bad input); GraphQL's own errors
 // (syntax, validation) pass through; everything else is masked as
 // INTERNAL_SERVER_ERROR without stack, SQL or message, and logged here.
-import { GraphQLError } from 'graphql';
-import { maskError as yogaMaskError } from 'graphql-yoga';
+import { type ExecutionResult, GraphQLError } from 'graphql';
+import { type Plugin, maskError as yogaMaskError } from 'graphql-yoga';
 import { isDatabaseUnavailable, isStatementCancelled } from '../db/errors.ts';
 import {
   DomainError,
@@ -106,4 +106,37 @@ function clientFacing(error: Error): Error {
     path: error.path,
     extensions: { ...rest, ...(httpInfo ? { http: keptHttp } : {}) },
   });
+}
+
+/**
+ * graphql-js's "Did you mean …?" names schema members the client did not
+ * write. graphql-armor hides it in validation errors about fields only (its
+ * pattern misses "Did you mean the enum value …?"), not in the errors of
+ * variables whose values do not fit (a misspelt input field): where
+ * introspection is off, this removes it from every error of every result.
+ */
+const SUGGESTION = /\s*Did you mean [^?]*\?/g;
+
+export function withoutSuggestions(error: GraphQLError): GraphQLError {
+  const message = error.message.replace(SUGGESTION, ' [Suggestion hidden]');
+  if (message === error.message) return error;
+  return new GraphQLError(message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    path: error.path,
+    originalError: error.originalError,
+    extensions: error.extensions,
+  });
+}
+
+export function useHiddenSuggestions(): Plugin {
+  const clean = (result: ExecutionResult): ExecutionResult =>
+    result.errors?.length ? { ...result, errors: result.errors.map(withoutSuggestions) } : result;
+  return {
+    onResultProcess({ result, setResult }) {
+      if (Array.isArray(result)) setResult(result.map(clean));
+      else if (!(Symbol.asyncIterator in result)) setResult(clean(result as ExecutionResult));
+    },
+  };
 }

@@ -19,7 +19,7 @@ import { schema } from '../schema/index.ts';
 import { useBodySizeLimit } from './body-limit.ts';
 import { useQueryComplexity } from './complexity.ts';
 import { createContextFactory, type GraphQLContext, type VerificationDeps } from './context.ts';
-import { createMaskError } from './errors.ts';
+import { createMaskError, useHiddenSuggestions } from './errors.ts';
 import { useOperationLog } from './operation-log.ts';
 import { useRlsTransaction } from './rls-transaction.ts';
 import { useSecretScrubbing } from './secret-scrubbing.ts';
@@ -169,12 +169,8 @@ export function createGraphQLHandler({
       // unexpected ones itself, so these are dropped.
       error: () => {},
     },
-    cors: {
-      origin: config.auth.trustedOrigins,
-      credentials: true,
-      allowedHeaders: ['content-type', 'authorization', 'x-graphql-yoga-csrf', 'apollo-require-preflight'],
-      methods: ['GET', 'POST', 'OPTIONS'],
-    },
+    // CORS is answered for every route in src/http/cors.ts.
+    cors: false,
     context: createContextFactory({
       auth,
       sessions,
@@ -200,10 +196,11 @@ export function createGraphQLHandler({
         blockFieldSuggestion: { enabled: !config.graphiql },
       }),
       ...(config.graphiql ? [] : [useDisableIntrospection()]),
+      ...(config.graphiql ? [] : [useHiddenSuggestions()]),
       // Before the RLS transaction opens: a refused operation sends no SQL.
       useQueryComplexity(limits.complexity),
       useRlsTransaction(db),
-      useSecretScrubbing(),
+      useSecretScrubbing(schema),
       useOperationLog(),
       // Last: the tracing plugin's execute span then wraps the RLS transaction.
       ...telemetryPlugins,

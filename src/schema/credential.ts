@@ -9,6 +9,7 @@ import { updateEvent } from '../domain/credential-events.ts';
 import { LimitExceededError, NotFoundError } from '../domain/errors.ts';
 import { UNVERIFIED, verificationColumns, verificationFromColumns } from '../domain/verification.ts';
 import { OWN_TRANSACTION } from '../graphql/rls-transaction.ts';
+import { SECRET_INPUT } from '../graphql/secret-scrubbing.ts';
 import { recordCredentialEvent } from '../services/credential-events.ts';
 import { lockCredentialForUpdate, newCredentialRow } from '../services/credential-rows.ts';
 import { verifyCredential } from '../services/credential-verification.ts';
@@ -85,8 +86,9 @@ const StoreCredentialInput = builder.inputType('StoreCredentialInput', {
   fields: (t) => ({
     accountId: t.field({ type: 'UUID', required: true }),
     credentialType: t.string({ required: true, description: 'Lower-case identifier, e.g. "alpaca".' }),
-    apiKey: t.string({ required: true }),
-    secretKey: t.string({ required: true }),
+    // SECRET_INPUT: kept out of error messages (src/graphql/secret-scrubbing.ts).
+    apiKey: t.string({ required: true, extensions: SECRET_INPUT }),
+    secretKey: t.string({ required: true, extensions: SECRET_INPUT }),
     nickname: t.string({ description: 'Absent, null, empty or blank: no nickname (credentialType is shown).' }),
   }),
 });
@@ -94,8 +96,8 @@ const StoreCredentialInput = builder.inputType('StoreCredentialInput', {
 const UpdateCredentialInput = builder.inputType('UpdateCredentialInput', {
   fields: (t) => ({
     nickname: t.string({ description: 'Empty or blank resets to the default (credentialType).' }),
-    apiKey: t.string(),
-    secretKey: t.string(),
+    apiKey: t.string({ extensions: SECRET_INPUT }),
+    secretKey: t.string({ extensions: SECRET_INPUT }),
     isActive: t.boolean(),
   }),
 });
@@ -155,15 +157,15 @@ builder.mutationFields((t) => ({
         return unchanged;
       }
       const { apiKey, secretKey, ...plain } = changes;
-      let resealed: (SealedSecrets & { apiKeyHint?: string; secretsVersion?: { increment: number } }) | undefined;
+      let resealed: (SealedSecrets & { apiKeyHint?: string; secretsVersion: number }) | undefined;
       if (apiKey !== undefined || secretKey !== undefined) {
         resealed = {
+          // The next secretsVersion (the row is locked), which the new ciphertexts are bound to.
           ...resealSecrets(ctx.keyring, current, current, { apiKey, secretKey }),
           ...(apiKey !== undefined ? { apiKeyHint: apiKeyHint(apiKey) } : {}),
           // New keys have not been checked: back to UNVERIFIED, and a check of
           // the old ones still in flight will not write (its version is stale).
           ...verificationColumns(UNVERIFIED),
-          secretsVersion: { increment: 1 },
         };
       }
       const updated = await ctx.db.credential.update({ ...query, where: { id }, data: { ...plain, ...resealed } });

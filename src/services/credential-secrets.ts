@@ -5,6 +5,7 @@ import { openSecrets, type Secrets } from '../crypto/credential-sealing.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { Database } from '../db/database.ts';
 import { NotFoundError } from '../domain/errors.ts';
+import { SEALED_SECRETS_SELECT } from './credential-rows.ts';
 
 export async function readCredentialSecrets(
   db: Database,
@@ -15,7 +16,7 @@ export async function readCredentialSecrets(
   const row = await db.withUser(userId, (tx) =>
     tx.credential.findUnique({
       where: { id: credentialId },
-      select: { id: true, userId: true, keyId: true, apiKeyCiphertext: true, secretKeyCiphertext: true },
+      select: SEALED_SECRETS_SELECT,
     }),
   );
   if (!row) throw new NotFoundError('Credential');

@@ -26,6 +26,7 @@ import {
 } from '../domain/verification.ts';
 import type { OperationSteps } from '../graphql/context.ts';
 import { type RequestOrigin, recordCredentialEvent } from './credential-events.ts';
+import { SEALED_SECRETS_SELECT } from './credential-rows.ts';
 import type { VerificationLimiter } from './verification-limiter.ts';
 
 export interface VerifyDeps {
@@ -82,15 +83,7 @@ export async function verifyCredential(
   const row = await steps.step((db) =>
     db.credential.findUnique({
       where: { id: credentialId },
-      select: {
-        id: true,
-        userId: true,
-        credentialType: true,
-        keyId: true,
-        apiKeyCiphertext: true,
-        secretKeyCiphertext: true,
-        secretsVersion: true,
-      },
+      select: { ...SEALED_SECRETS_SELECT, credentialType: true },
     }),
   );
   if (!row) throw new NotFoundError('Credential');

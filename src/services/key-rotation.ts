@@ -4,12 +4,14 @@
 // User data stays behind RLS even here: the rotation walks users (from
 // better-auth's table) and works on each user's credentials through withUser,
 // one batch per transaction. The state lives in the data (a row is done when
-// its key id is the current one), so an interrupted run loses nothing and a
+// its key id is the current one and its ciphertexts are in the current format,
+// see credential-sealing.ts), so an interrupted run loses nothing and a
 // second run simply continues. A row the server changes meanwhile is left for
 // the next pass rather than overwritten.
-import { resealSecrets } from '../crypto/credential-sealing.ts';
+import { CURRENT_VERSION, resealSecrets, type SealedSecrets } from '../crypto/credential-sealing.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { Database } from '../db/database.ts';
+import { Prisma } from '../generated/prisma/client.ts';
 
 export interface RotationProgress {
   /** Rows re-encrypted so far. */
@@ -44,6 +46,25 @@ async function* allUserIds(db: Database): AsyncGenerator<string> {
   }
 }
 
+/** A row as the rotation reads it. */
+interface StaleRow extends SealedSecrets {
+  id: string;
+  userId: string;
+  secretsVersion: number;
+  updatedAt: Date;
+}
+
+/**
+ * A row needs the rotation when it is sealed under another key than the
+ * current one, or in an older format (before secrets_version was bound into
+ * the associated data: version byte 1). Raw SQL because Prisma cannot read a
+ * byte of a column; it runs on the scoped transaction, under RLS.
+ */
+const stale = (keyring: Keyring) => Prisma.sql`
+  key_id <> ${keyring.current.id}
+  OR get_byte(api_key_ciphertext, 0) <> ${CURRENT_VERSION}
+  OR get_byte(secret_key_ciphertext, 0) <> ${CURRENT_VERSION}`;
+
 /** Re-encrypts one batch of a user's stale rows; returns how many it changed. */
 async function rotateBatch(
   db: Database,
@@ -52,24 +73,19 @@ async function rotateBatch(
   batchSize: number,
 ): Promise<{ seen: number; rotated: number }> {
   return db.withUser(userId, async (tx) => {
-    const rows = await tx.credential.findMany({
-      where: { keyId: { not: keyring.current.id } },
-      select: {
-        id: true,
-        userId: true,
-        keyId: true,
-        apiKeyCiphertext: true,
-        secretKeyCiphertext: true,
-        updatedAt: true,
-      },
-      orderBy: { id: 'asc' },
-      take: batchSize,
-    });
+    const rows = await tx.$queryRaw<StaleRow[]>`
+      SELECT id::text AS "id", user_id AS "userId", secrets_version AS "secretsVersion", key_id AS "keyId",
+             api_key_ciphertext AS "apiKeyCiphertext", secret_key_ciphertext AS "secretKeyCiphertext",
+             updated_at AS "updatedAt"
+        FROM user_credentials WHERE ${stale(keyring)}
+       ORDER BY id LIMIT ${batchSize}`;
     if (rows.length === 0) return { seen: 0, rotated: 0 };
+    // Same secrets, so the same secretsVersion: only the key and the format change.
     const resealed = rows.map((row) => resealSecrets(keyring, row, row));
     // One statement per batch. It touches a row only if nobody changed it
-    // since we read it (same key id and updatedAt), and leaves updatedAt as
-    // it was: a key rotation is not a change of the credential.
+    // since we read it (same key id, secrets version and updatedAt), and
+    // leaves updatedAt as it was: a key rotation is not a change of the
+    // credential.
     const rotated = await tx.$executeRaw`
       UPDATE user_credentials AS c
       SET api_key_ciphertext = v.api, secret_key_ciphertext = v.secret, key_id = ${keyring.current.id}
@@ -78,15 +94,22 @@ async function rotateBatch(
         ${resealed.map((r) => r.apiKeyCiphertext)}::bytea[],
         ${resealed.map((r) => r.secretKeyCiphertext)}::bytea[],
         ${rows.map((r) => r.keyId)}::text[],
+        ${rows.map((r) => r.secretsVersion)}::int[],
         ${rows.map((r) => r.updatedAt)}::timestamptz[]
-      ) AS v(id, api, secret, old_key_id, updated_at)
-      WHERE c.id = v.id AND c.key_id = v.old_key_id AND c.updated_at = v.updated_at`;
+      ) AS v(id, api, secret, old_key_id, secrets_version, updated_at)
+      WHERE c.id = v.id AND c.key_id = v.old_key_id AND c.secrets_version = v.secrets_version
+        AND c.updated_at = v.updated_at`;
     return { seen: rows.length, rotated };
   });
 }
 
-const countStale = (db: Database, keyring: Keyring, userId: string) =>
-  db.withUser(userId, (tx) => tx.credential.count({ where: { keyId: { not: keyring.current.id } } }));
+const countStale = async (db: Database, keyring: Keyring, userId: string) => {
+  const [row] = await db.withUser(
+    userId,
+    (tx) => tx.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM user_credentials WHERE ${stale(keyring)}`,
+  );
+  return row?.n ?? 0;
+};
 
 export async function rotateCredentialKeys({
   db,

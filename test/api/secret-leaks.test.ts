@@ -148,6 +148,41 @@ describe(`secrets never leave (${dbKind})`, () => {
     }
   });
 
+  it('keeps a wrongly typed secret out of the variable error, whatever the variable is called', async () => {
+    const owner = await signUp(server.url);
+    const accountId = (await call('mutation { getOrCreateAccount { account { id } } }', undefined, owner)).body.data
+      ?.getOrCreateAccount.account.id as string;
+    const digits = String(Date.now()) + String(Math.floor(Math.random() * 1e9));
+    secrets.push(digits);
+    const store =
+      'mutation($a: UUID!, $k: String!, $nickname: String!) { storeCredential(input: { accountId: $a, credentialType: "alpaca", apiKey: $k, secretKey: $nickname }) { id } }';
+    const typed = await Promise.all([
+      call(store, { a: accountId, k: [secret('var-list')], nickname: 'fine-secret' }, owner),
+      call(store, { a: accountId, k: { inner: secret('var-object') }, nickname: 'fine-secret' }, owner),
+      call(store, { a: accountId, k: 'fine-key', nickname: Number(digits) }, owner),
+      call(
+        'mutation($id: UUID!, $x: String) { updateCredential(id: $id, input: { secretKey: $x }) { id } }',
+        { id: randomUUID(), x: [secret('update-var')] },
+        owner,
+      ),
+      // A misspelt field, and a whole input of the wrong shape: GraphQL prints the value it got.
+      call(
+        STORE,
+        { input: { accountId, credentialType: 'alpaca', apiKy: secret('typo'), secretKey: 'fine-secret' } },
+        owner,
+      ),
+      call(STORE, { input: secret('whole-input') }, owner),
+      call(
+        STORE,
+        { input: [{ accountId, credentialType: 'alpaca', apiKey: secret('in-list'), secretKey: 's' }] },
+        owner,
+      ),
+    ]);
+    for (const res of typed) expect(res.body.errors?.[0]?.extensions?.code, res.text).toBe('BAD_USER_INPUT');
+    const echoed = typed.flatMap((res) => secrets.filter((value) => res.text.includes(value)));
+    expect(echoed).toEqual([]);
+  });
+
   it('puts no secret in any response body or header', () => {
     for (const value of secrets) {
       for (const form of forms(value)) {

@@ -49,6 +49,43 @@ describe(`HTTP surface (${dbKind})`, () => {
   it('answers unknown paths with 404', async () => {
     expect((await fetch(`${server.url}/nope`)).status).toBe(404);
   });
+
+  it('marks every /graphql answer no-store, errors included: they carry account names, hints and client IPs', async () => {
+    const session = await signUp(server.url);
+    const json = { 'content-type': 'application/json' };
+    const post = (body: string, headers: Record<string, string> = {}) =>
+      ({ method: 'POST', headers: { ...json, ...headers }, body }) as RequestInit;
+    const answers: [string, string, RequestInit][] = [
+      [
+        'data',
+        '',
+        post(JSON.stringify({ query: '{ viewer { email } }' }), { authorization: `Bearer ${session.token}` }),
+      ],
+      ['401', '', post(JSON.stringify({ query: '{ accounts { id } }' }))],
+      ['validation error', '', post(JSON.stringify({ query: '{ nope }' }))],
+      ['syntax error', '', post(JSON.stringify({ query: '{' }))],
+      ['malformed JSON', '', post('{"query"')],
+      ['415', '', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{}' }],
+      ['413', '', post(JSON.stringify({ query: `{ viewer { id } } #${'x'.repeat(200_000)}` }))],
+      ['405', '', { method: 'PUT', headers: json, body: '{}' }],
+      ['CSRF 403', `?query=${encodeURIComponent('{ viewer { id } }')}`, { headers: { cookie: session.cookie } }],
+      ['GET', `?query=${encodeURIComponent('{ viewer { id } }')}`, {}],
+      ['GraphiQL', '', { headers: { accept: 'text/html' } }],
+    ];
+    const seen: Record<string, string | null> = {};
+    for (const [what, query, init] of answers) {
+      const res = await fetch(`${server.url}/graphql${query}`, init);
+      await res.arrayBuffer();
+      seen[`${what} (${res.status})`] = res.headers.get('cache-control');
+    }
+    expect(
+      Object.values(seen).every((value) => value === 'no-store'),
+      JSON.stringify(seen, null, 1),
+    ).toBe(true);
+    expect(Object.keys(seen).map((k) => /\((\d+)\)/.exec(k)?.[1])).toEqual(
+      expect.arrayContaining(['200', '401', '400', '415', '413', '405', '403']),
+    );
+  });
 });
 
 describe(`configuration (${dbKind})`, () => {

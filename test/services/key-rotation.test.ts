@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seal } from '../../src/crypto/cipher.ts';
 import { sealSecrets } from '../../src/crypto/credential-sealing.ts';
 import { defaultKeyId, Keyring } from '../../src/crypto/keyring.ts';
 import { type Database, openDatabase } from '../../src/db/database.ts';
@@ -77,6 +78,44 @@ describe(`rotateCredentialKeys (${dbKind})`, () => {
     expect(result).toEqual({ done: 0, total: 0, remaining: 0 });
   });
 
+  it('moves values of the format before secrets_version was bound in to the current one, under the same key', async () => {
+    const keyring = new Keyring(nextKey, [oldKey]);
+    const user = await seedUser(db, new Keyring(nextKey), 4);
+    // As every credential stored before issue 24 is: version byte 1, associated data without secrets_version.
+    const legacyAad = (id: string, field: string) =>
+      Buffer.from(JSON.stringify(['bca-credential-v1', id, user.userId, field, nextKey.id]), 'utf8');
+    await db.withUser(user.userId, async (tx) => {
+      for (const c of user.credentials) {
+        const api = seal(c.apiKey, nextKey.key, legacyAad(c.id, 'apiKey'), 1);
+        const secret = seal(c.secretKey, nextKey.key, legacyAad(c.id, 'secretKey'), 1);
+        await tx.$executeRaw`UPDATE user_credentials SET api_key_ciphertext = ${api}, secret_key_ciphertext = ${secret} WHERE id = ${c.id}::uuid`;
+      }
+    });
+    const formats = async () =>
+      (
+        await db.withUser(user.userId, (tx) =>
+          tx.credential.findMany({ select: { apiKeyCiphertext: true, secretKeyCiphertext: true } }),
+        )
+      ).flatMap((r) => [r.apiKeyCiphertext[0], r.secretKeyCiphertext[0]]);
+    expect(await formats()).toEqual(Array(8).fill(1));
+    for (const c of user.credentials) {
+      expect(await readCredentialSecrets(db, keyring, user.userId, c.id)).toEqual({
+        apiKey: c.apiKey,
+        secretKey: c.secretKey,
+      });
+    }
+
+    expect(await rotateCredentialKeys({ db, keyring, batchSize: 3 })).toEqual({ done: 4, total: 4, remaining: 0 });
+    expect(await formats()).toEqual(Array(8).fill(2));
+    for (const c of user.credentials) {
+      expect(await readCredentialSecrets(db, keyring, user.userId, c.id)).toEqual({
+        apiKey: c.apiKey,
+        secretKey: c.secretKey,
+      });
+    }
+    expect(await rotateCredentialKeys({ db, keyring, batchSize: 3 })).toEqual({ done: 0, total: 0, remaining: 0 });
+  });
+
   it.runIf(dbKind === 'postgres')(
     'never overwrites a row that the server changed after the rotation read it',
     async () => {
@@ -92,7 +131,7 @@ describe(`rotateCredentialKeys (${dbKind})`, () => {
       ]);
       const changed = sealSecrets(
         new Keyring(thirdKey),
-        { id: target.id, userId: user.userId },
+        { id: target.id, userId: user.userId, secretsVersion: 1 },
         {
           apiKey: target.apiKey,
           secretKey: 'changed by the server',

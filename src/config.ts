@@ -96,7 +96,7 @@ export const REQUEST_TRANSACTION_DEFAULTS: RequestTransactionSettings = {
  * each with a full page of 100 events) costs about 132,000: this lets it
  * through with a third to spare, and refuses it twice over (aliases).
  */
-export const QUERY_COMPLEXITY_DEFAULT = 200_000;
+export const QUERY_COMPLEXITY_DEFAULT = 250_000;
 
 /**
  * A browser origin as written in configuration: http(s)://host[:port], with
@@ -186,6 +186,8 @@ const envSchema = z.object({
   ALPACA_PAPER_URL: brokerUrl.default('https://paper-api.alpaca.markets'),
   ALPACA_LIVE_URL: brokerUrl.default('https://api.alpaca.markets'),
   BROKER_TIMEOUT_MS: int(1, 120_000).default(5000),
+  ENGINE_TOKEN_TTL_SECONDS: int(1, 3600).default(600),
+  ENGINE_RATE_LIMIT: int(1, 1_000_000).default(180),
 });
 
 type Env = z.infer<typeof envSchema>;
@@ -254,6 +256,8 @@ export interface Config {
   trustedDocuments: 'required' | 'allowed' | 'off';
   /** Where credentials are verified (contract section 8), and how long to wait for an answer. */
   broker: { alpaca: { paperUrl: string; liveUrl: string }; timeoutMs: number };
+  /** Trading-engine access (contract section 11): token lifetime, forwarded requests per credential per minute. */
+  engine: { tokenTtlSeconds: number; rateLimitPerMinute: number };
   /** Prometheus metrics on their own listener (METRICS_PORT, same HOST); off when unset. */
   metrics: { port: number } | undefined;
   /**
@@ -475,5 +479,6 @@ export async function loadConfig(
       alpaca: { paperUrl: env.ALPACA_PAPER_URL, liveUrl: env.ALPACA_LIVE_URL },
       timeoutMs: env.BROKER_TIMEOUT_MS,
     },
+    engine: { tokenTtlSeconds: env.ENGINE_TOKEN_TTL_SECONDS, rateLimitPerMinute: env.ENGINE_RATE_LIMIT },
   };
 }

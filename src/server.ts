@@ -11,6 +11,8 @@ import { Keyring } from './crypto/keyring.ts';
 import type { Database } from './db/database.ts';
 import { isDatabaseUnavailable } from './db/errors.ts';
 import { ServiceUnavailableError } from './domain/errors.ts';
+import { createEngineHandler } from './engine/handler.ts';
+import { EngineRateLimiter } from './engine/rate-limit.ts';
 import { createGraphQLHandler } from './graphql/yoga.ts';
 import { createCors } from './http/cors.ts';
 import { createRequestLogger } from './http/request-log.ts';
@@ -80,13 +82,9 @@ export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDe
   const authHandler = toNodeHandler(auth);
   const keyring = new Keyring(config.encryption.current, config.encryption.previous);
   const sessions = new SessionCache(config.auth.sessionCacheTtlMs);
+  const alpaca = createAlpacaClient({ ...config.broker.alpaca, timeoutMs: config.broker.timeoutMs, logger, telemetry });
   const verification = {
-    alpaca: createAlpacaClient({
-      ...config.broker.alpaca,
-      timeoutMs: config.broker.timeoutMs,
-      logger,
-      telemetry,
-    }),
+    alpaca,
     // Counters only, in the shared store (not user data): the resolvers get the limiter, never the client.
     limiter: new VerificationLimiter(databaseLimiterFactory(db.authTablesClient)),
   };
@@ -101,6 +99,19 @@ export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDe
     verification,
     clientIp,
     telemetryPlugins: telemetry.graphqlPlugins,
+  });
+  // The trading-engine API (contract section 11): its own routing, tokens and errors.
+  const engine = createEngineHandler({
+    db,
+    keyring,
+    alpaca,
+    limiter: new EngineRateLimiter(databaseLimiterFactory(db.authTablesClient), config.engine.rateLimitPerMinute),
+    logger,
+    telemetry,
+    clientIp,
+    tokenTtlSeconds: config.engine.tokenTtlSeconds,
+    timeoutMs: config.broker.timeoutMs,
+    baseURL: config.auth.baseURL,
   });
   const ownOrigin = new URL(config.auth.baseURL).origin;
   const cors = createCors(config.auth.trustedOrigins);
@@ -117,6 +128,7 @@ export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDe
       await forgetSessionsAfterChange(req, res, auth, sessions);
       return authHandler(req, res);
     }
+    if (engine.handles((req.url ?? '/').split('?')[0] ?? '/', pathname)) return engine.handle(req, res);
     if (pathname === '/graphql') {
       // Answers carry account names, hints and client IPs: no cache keeps one, errors included.
       res.setHeader('cache-control', 'no-store');

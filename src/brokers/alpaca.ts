@@ -1,19 +1,29 @@
-// The Alpaca client: the one place where the server talks to Alpaca.
+// The Alpaca client: the one place where the server talks to Alpaca. It owns
+// the hosts (the configured paper and live base URLs, chosen by environment
+// only), the deadline (BROKER_TIMEOUT_MS), the header rules both ways and the
+// log line of every outbound call. Two kinds of call:
 //
-// One call is needed: GET <base>/v2/account with the key headers. It is made
-// with Node's own fetch (undici) rather than the official
+// - account(): GET <base>/v2/account for verification (contract section 8);
+// - forward(): an engine's request (contract section 11), already matched to
+//   an allowed path template by src/domain/engine.ts, sent once (never
+//   retried) with the keys added and only content-type and accept of the
+//   engine's headers; redirects are not followed; the answer's status and
+//   body stream back with content-type, x-request-id and x-ratelimit-* only.
+//
+// Made with Node's own fetch (undici) rather than the official
 // @alpacahq/alpaca-trade-api because:
 // - the SDK is a trading client bound to one key pair and environment per
 //   instance, and brings websocket streaming, msgpack and lossless-json
-//   (ws, @msgpack/msgpack, lossless-json) for a single GET we do not need;
+//   (ws, @msgpack/msgpack, lossless-json) we do not need; a forwarder must
+//   pass bytes through, not re-encode what the SDK parsed;
 // - we need the raw answer to map it ourselves (401/403 vs 429 vs 5xx vs an
 //   unreadable body, the X-Request-ID header), a hard deadline covering the
 //   body too (AbortSignal.timeout), and a log line we control that can never
 //   carry a key; the SDK would still need all of that around it.
-// Every outbound broker call goes through `call` below, so metrics
-// (broker_requests_total{environment,outcome}) and a tracing span around it
-// are a few lines there.
-import type { BrokerAnswer, BrokerEnvironment } from '../domain/verification.ts';
+// Every outbound broker call goes through telemetry.brokerRequest, so
+// broker_requests_total{environment,outcome} and a broker.request span cover
+// both kinds.
+import { type BrokerAnswer, type BrokerEnvironment, fitsInHeader } from '../domain/verification.ts';
 import type { Logger } from '../logger.ts';
 import { type BrokerOutcome, noTelemetry, type Telemetry } from '../telemetry/telemetry.ts';
 
@@ -34,6 +44,46 @@ export interface AlpacaKeys {
 export interface AlpacaClient {
   /** GET /v2/account in one environment, mapped to what it means for verification. */
   account(environment: BrokerEnvironment, keys: AlpacaKeys): Promise<BrokerAnswer>;
+  /** Sends one engine request, once; resolves when Alpaca's status and headers arrived (or it failed). */
+  forward(request: ForwardRequest): Promise<ForwardResult>;
+}
+
+/** An engine request to send, already checked against the allowed routes. */
+export interface ForwardRequest {
+  environment: BrokerEnvironment;
+  keys: AlpacaKeys;
+  method: string;
+  /** The Alpaca path as matched, without its leading slash: "v2/orders/<id>". */
+  path: string;
+  /** The query string as the engine sent it, without "?" ('' for none). */
+  query: string;
+  /** The engine's content-type and accept, the only headers of its own that travel. */
+  contentType?: string | undefined;
+  accept?: string | undefined;
+  body?: Buffer | undefined;
+  /** "METHOD /template" for the log line (never the path's values or the query). */
+  request: string;
+}
+
+export type ForwardResult =
+  | {
+      kind: 'answered';
+      status: number;
+      /** Alpaca's content-type, x-request-id and x-ratelimit-* headers, and no other. */
+      headers: Record<string, string>;
+      /** The body, still arriving; it errors if the deadline passes before it ends. */
+      body: ReadableStream<Uint8Array> | null;
+      requestId: string | null;
+    }
+  /** No answer within timeoutMs: for a write, its fate is unknown. */
+  | { kind: 'timeout' }
+  /** No connection (refused, reset before an answer, DNS). */
+  | { kind: 'connection' };
+
+/** The response headers an engine gets from Alpaca; every other one is dropped. */
+export function passedResponseHeader(name: string): boolean {
+  const lower = name.toLowerCase();
+  return lower === 'content-type' || lower === 'x-request-id' || lower.startsWith('x-ratelimit-');
 }
 
 /** Reads the account fields verification stores; anything else is unreadable. */
@@ -123,7 +173,70 @@ export function createAlpacaClient({
     return answer;
   }
 
+  async function send(request: ForwardRequest): Promise<ForwardResult> {
+    const { environment, keys } = request;
+    const started = performance.now();
+    let result: ForwardResult;
+    // Keys that cannot travel in a header were never verified; never hand them to fetch (its error quotes them).
+    if (!fitsInHeader(keys.apiKey) || !fitsInHeader(keys.secretKey)) {
+      result = { kind: 'connection' };
+    } else {
+      try {
+        const headers: Record<string, string> = {
+          'APCA-API-KEY-ID': keys.apiKey,
+          'APCA-API-SECRET-KEY': keys.secretKey,
+        };
+        if (request.contentType) headers['content-type'] = request.contentType;
+        if (request.accept) headers.accept = request.accept;
+        const url = `${base[environment]}/${request.path}${request.query ? `?${request.query}` : ''}`;
+        const response = await fetch(url, {
+          method: request.method,
+          headers,
+          ...(request.body ? { body: new Uint8Array(request.body) } : {}),
+          // A 3xx comes back as it is; its Location is not passed on either.
+          redirect: 'manual',
+          // One deadline for connecting, the headers and the whole body.
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        const passed: Record<string, string> = {};
+        response.headers.forEach((value, name) => {
+          if (passedResponseHeader(name)) passed[name] = value;
+        });
+        result = {
+          kind: 'answered',
+          status: response.status,
+          headers: passed,
+          body: response.body,
+          requestId: response.headers.get('x-request-id')?.slice(0, 100) ?? null,
+        };
+      } catch (error) {
+        result = { kind: isTimeout(error) ? 'timeout' : 'connection' };
+      }
+    }
+    log.info(
+      {
+        environment: environment.toLowerCase(),
+        request: request.request,
+        status: result.kind === 'answered' ? result.status : null,
+        outcome: result.kind,
+        durationMs: Math.round(performance.now() - started),
+        requestId: result.kind === 'answered' ? result.requestId : null,
+      },
+      'broker call',
+    );
+    return result;
+  }
+
   return {
+    forward: (request) =>
+      telemetry.brokerRequest(request.environment === 'PAPER' ? 'paper' : 'live', async (observed) => {
+        const result = await send(request);
+        if (result.kind === 'answered') {
+          observed.httpStatus(result.status);
+          observed.outcome('forwarded');
+        } else observed.outcome('unreachable');
+        return result;
+      }),
     account: (environment, keys) =>
       telemetry.brokerRequest(environment === 'PAPER' ? 'paper' : 'live', async (observed) => {
         const answer = await call(environment, keys);

@@ -10,21 +10,34 @@ import type { Config } from '../config.ts';
 import { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import { applyMigrations, type MigrationConnection, type MigrationResult, readLocalMigrations } from './migrate.ts';
-import { createWithUser, scopeTransactionsOnBegin, type WithUser } from './rls.ts';
+import {
+  createWithEngineClient,
+  createWithUser,
+  type RlsOptions,
+  scopeTransactionsOnBegin,
+  type WithEngineClient,
+  type WithUser,
+} from './rls.ts';
 
 export interface Database {
   readonly kind: 'postgres' | 'pglite';
   /** Runs `work` in a transaction scoped to `userId` (see rls.ts). */
   readonly withUser: WithUser;
+  /**
+   * Runs `work` in a transaction scoped to an engine client (see rls.ts): it
+   * sees that client's active grants and no user's rows. For src/engine only.
+   */
+  readonly withEngineClient: WithEngineClient;
   /** Resolves when the database answers a trivial query. */
   ping(): Promise<void>;
   /** The connections right now, for db_pool_connections (read at each scrape, costs nothing otherwise). */
   connections(): PoolConnections;
   close(): Promise<void>;
   /**
-   * The unscoped client, for better-auth's own tables only. It runs as the
+   * The unscoped client, for tables that hold no user data: better-auth's,
+   * the shared rate-limit counters, engine clients and tokens. It runs as the
    * connection's login role, outside any user's scope: request code must
-   * never use it (a test checks that src/schema does not reach it).
+   * never use it on user data (a test checks that src/schema does not reach it).
    */
   readonly authTablesClient: PrismaClient;
 }
@@ -138,23 +151,27 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
     }
     options.instrument?.pglite?.(pglite);
     const client = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
-    const withUser = createWithUser(client, {
+    const rls: RlsOptions = {
       requestRole: config.requestRole,
       scopeOnBegin: false,
       settings: transactionSettings(config),
       ...TX_LIMITS.pglite,
-    });
+    };
+    const withUser = createWithUser(client, rls);
+    const withEngineClient = createWithEngineClient(client, rls);
     let inTransaction = 0;
+    const counted = async <T>(run: () => Promise<T>): Promise<T> => {
+      inTransaction += 1;
+      try {
+        return await run();
+      } finally {
+        inTransaction -= 1;
+      }
+    };
     return {
       kind: 'pglite',
-      withUser: async (userId, work, commitIf) => {
-        inTransaction += 1;
-        try {
-          return await withUser(userId, work, commitIf);
-        } finally {
-          inTransaction -= 1;
-        }
-      },
+      withUser: (userId, work, commitIf) => counted(() => withUser(userId, work, commitIf)),
+      withEngineClient: (clientId, work) => counted(() => withEngineClient(clientId, work)),
       ping: async () => {
         await pglite.query('SELECT 1');
       },
@@ -181,14 +198,16 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
   const request = config.requestUrl
     ? connectPostgres(config.requestUrl, config.poolSize, logger, options.instrument, prepared)
     : owner;
+  const rls: RlsOptions = {
+    requestRole: config.requestRole,
+    scopeOnBegin: true,
+    settings: transactionSettings(config),
+    ...TX_LIMITS.postgres,
+  };
   return {
     kind: 'postgres',
-    withUser: createWithUser(request.client, {
-      requestRole: config.requestRole,
-      scopeOnBegin: true,
-      settings: transactionSettings(config),
-      ...TX_LIMITS.postgres,
-    }),
+    withUser: createWithUser(request.client, rls),
+    withEngineClient: createWithEngineClient(request.client, rls),
     ping: async () => {
       await owner.pool.query('SELECT 1');
     },

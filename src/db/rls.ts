@@ -25,6 +25,16 @@
 // once, and every resolver and relation load of @pothos/plugin-prisma shares
 // one snapshot and one connection. Prisma runs a transaction's operations one
 // at a time, so sibling resolvers never overlap on the connection.
+//
+// A second kind of scope, for the trading-engine API (contract section 11):
+// withEngineClient sets app.current_engine_client_id instead of a user,
+// under the same role:
+//
+//   BEGIN; SELECT set_config('app.current_engine_client_id', '<client>', true), set_config('role', 'app_user', true)
+//
+// No user is set, so every user-data policy matches nothing; the one policy
+// keyed on that setting lets it SELECT the client's active rows of
+// engine_grants, and nothing else (see the engine_access migration).
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type pg from 'pg';
 import type { RequestTransactionSettings } from '../config.ts';
@@ -55,8 +65,12 @@ class Rollback<T> extends Error {
   }
 }
 
+/** The setting a scope names: a user (every request), or an engine client (src/engine). */
+type ScopeSetting = 'app.current_user_id' | 'app.current_engine_client_id';
+
 interface PendingScope {
-  userId: string;
+  setting: ScopeSetting;
+  id: string;
   role: string;
   settings: RequestTransactionSettings;
   /** Set once the scope was sent with this transaction's BEGIN. */
@@ -84,7 +98,7 @@ export function scopeTransactionsOnBegin(client: pg.PoolClient): void {
     }
     const { statementTimeoutMs, maxCredentialsPerAccount } = scope.settings;
     const sql =
-      `BEGIN; SELECT set_config('app.current_user_id', ${client.escapeLiteral(scope.userId)}, true), ` +
+      `BEGIN; SELECT set_config('${scope.setting}', ${client.escapeLiteral(scope.id)}, true), ` +
       `set_config('role', ${client.escapeLiteral(scope.role)}, true), ` +
       `set_config('statement_timeout', ${client.escapeLiteral(String(statementTimeoutMs))}, true), ` +
       `set_config('app.max_credentials_per_account', ${client.escapeLiteral(String(maxCredentialsPerAccount))}, true)`;
@@ -102,15 +116,22 @@ export type WithUser = <T>(
   commitIf?: (result: T) => boolean,
 ) => Promise<T>;
 
-export function createWithUser(client: PrismaClient, options: RlsOptions): WithUser {
-  return async function withUser<T>(
-    userId: string,
+/** Runs `work` in a transaction scoped to one engine client (see the top of this file). */
+export type WithEngineClient = <T>(clientId: string, work: (db: ScopedDb) => Promise<T>) => Promise<T>;
+
+const SCOPE_NAMES: Record<ScopeSetting, string> = {
+  'app.current_user_id': 'user',
+  'app.current_engine_client_id': 'engine client',
+};
+
+function createScoped(client: PrismaClient, options: RlsOptions, setting: ScopeSetting) {
+  return async function scoped<T>(
+    id: string,
     work: (db: ScopedDb) => Promise<T>,
     commitIf: (result: T) => boolean = () => true,
   ): Promise<T> {
-    if (!userId) throw new Error('withUser needs a signed-in user id');
     const { settings } = options;
-    const scope: PendingScope = { userId, role: options.requestRole, settings, applied: false };
+    const scope: PendingScope = { setting, id, role: options.requestRole, settings, applied: false };
     const timeout = String(settings.statementTimeoutMs);
     const cap = String(settings.maxCredentialsPerAccount);
     try {
@@ -118,9 +139,11 @@ export function createWithUser(client: PrismaClient, options: RlsOptions): WithU
         client.$transaction(
           async (tx) => {
             if (options.scopeOnBegin) {
-              if (!scope.applied) throw new Error('the transaction began without its user scope');
+              if (!scope.applied) throw new Error(`the transaction began without its ${SCOPE_NAMES[setting]} scope`);
+            } else if (setting === 'app.current_user_id') {
+              await tx.$executeRaw`SELECT set_config('app.current_user_id', ${id}, true), set_config('role', ${options.requestRole}, true), set_config('statement_timeout', ${timeout}, true), set_config('app.max_credentials_per_account', ${cap}, true)`;
             } else {
-              await tx.$executeRaw`SELECT set_config('app.current_user_id', ${userId}, true), set_config('role', ${options.requestRole}, true), set_config('statement_timeout', ${timeout}, true), set_config('app.max_credentials_per_account', ${cap}, true)`;
+              await tx.$executeRaw`SELECT set_config('app.current_engine_client_id', ${id}, true), set_config('role', ${options.requestRole}, true), set_config('statement_timeout', ${timeout}, true), set_config('app.max_credentials_per_account', ${cap}, true)`;
             }
             const result = await work(tx);
             if (!commitIf(result)) throw new Rollback(result);
@@ -133,5 +156,21 @@ export function createWithUser(client: PrismaClient, options: RlsOptions): WithU
       if (error instanceof Rollback) return error.result as T;
       throw error;
     }
+  };
+}
+
+export function createWithUser(client: PrismaClient, options: RlsOptions): WithUser {
+  const scoped = createScoped(client, options, 'app.current_user_id');
+  return async (userId, work, commitIf) => {
+    if (!userId) throw new Error('withUser needs a signed-in user id');
+    return scoped(userId, work, commitIf);
+  };
+}
+
+export function createWithEngineClient(client: PrismaClient, options: RlsOptions): WithEngineClient {
+  const scoped = createScoped(client, options, 'app.current_engine_client_id');
+  return async (clientId, work) => {
+    if (!clientId) throw new Error('withEngineClient needs a client id');
+    return scoped(clientId, work);
   };
 }

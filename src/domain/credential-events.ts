@@ -3,7 +3,18 @@
 // the fields that changed, never their values.
 import type { CredentialChanges } from './credential.ts';
 
-export const CREDENTIAL_ACTIONS = ['STORED', 'UPDATED', 'DEACTIVATED', 'REACTIVATED', 'DELETED', 'VERIFIED'] as const;
+export const CREDENTIAL_ACTIONS = [
+  'STORED',
+  'UPDATED',
+  'DEACTIVATED',
+  'REACTIVATED',
+  'DELETED',
+  'VERIFIED',
+  // Trading-engine access (contract section 11).
+  'ACCESS_GRANTED',
+  'ACCESS_REVOKED',
+  'ENGINE_REQUEST',
+] as const;
 export type CredentialAction = (typeof CREDENTIAL_ACTIONS)[number];
 
 /** The fields an update can change, in the order changedFields lists them. */

@@ -59,12 +59,13 @@ export class ServiceUnavailableError extends DomainError {
   }
 }
 
-/** The operation is not available for this credential's type (e.g. verification of a non-Alpaca credential). */
+/** The operation is not available for this credential's type (e.g. verification or an engine grant of a non-Alpaca credential). */
 export class UnsupportedCredentialTypeError extends DomainError {
   override name = 'UnsupportedCredentialTypeError';
   readonly code = 'UNSUPPORTED_CREDENTIAL_TYPE';
-  constructor(credentialType: string, supported: string[]) {
-    super(`Credentials of type "${credentialType}" cannot be verified; supported: ${supported.join(', ')}.`);
+  /** `what`: what cannot be done with it, e.g. "verified" or "granted to trading engines". */
+  constructor(credentialType: string, supported: string[], what = 'verified') {
+    super(`Credentials of type "${credentialType}" cannot be ${what}; supported: ${supported.join(', ')}.`);
   }
 }
 

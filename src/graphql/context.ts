@@ -26,20 +26,9 @@ import type { SessionCache } from '../auth/session-cache.ts';
 import type { AlpacaClient } from '../brokers/alpaca.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { Database } from '../db/database.ts';
+import type { OperationSteps } from '../db/operation-steps.ts';
 import type { ScopedDb } from '../db/rls.ts';
 import type { VerificationLimiter } from '../services/verification-limiter.ts';
-
-/** What a field that runs outside the operation's transaction gets instead (see above). */
-export interface OperationSteps {
-  /** Runs `work` in a short transaction of its own, scoped to the viewer. Not once the operation's is open. */
-  step<T>(work: (db: ScopedDb) => Promise<T>): Promise<T>;
-  /**
-   * Opens the operation's transaction (once): ctx.db becomes it, and the rest
-   * of the operation (this field's write, its selection) runs in it. It
-   * commits when the operation ends without errors, as usual.
-   */
-  openOperationTransaction(): Promise<ScopedDb>;
-}
 
 /** What verifyCredential needs besides the database: built once in composition (src/server.ts). */
 export interface VerificationDeps {

@@ -52,6 +52,15 @@ const CredentialEventRef = builder.prismaObject('CredentialEvent', {
       description: 'The client address as the server saw it (behind TRUST_PROXY: the forwarded one).',
     }),
     userAgent: t.exposeString('userAgent', { nullable: true, description: 'At most 256 characters.' }),
+    engineClientId: t.exposeString('engineClientId', {
+      nullable: true,
+      description: 'For ACCESS_GRANTED, ACCESS_REVOKED and ENGINE_REQUEST: the engine client.',
+    }),
+    engineRequest: t.exposeString('engineRequest', {
+      nullable: true,
+      description:
+        'For ENGINE_REQUEST: the request forwarded to Alpaca as "METHOD /path-template" (e.g. "POST /v2/orders"), never a value.',
+    }),
   }),
 });
 

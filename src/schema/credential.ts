@@ -157,7 +157,9 @@ builder.mutationFields((t) => ({
         return unchanged;
       }
       const { apiKey, secretKey, ...plain } = changes;
-      let resealed: (SealedSecrets & { apiKeyHint?: string; secretsVersion: number }) | undefined;
+      let resealed:
+        | (SealedSecrets & { apiKeyHint?: string; secretsVersion: number; verifiedEnvironment?: null })
+        | undefined;
       if (apiKey !== undefined || secretKey !== undefined) {
         resealed = {
           // The next secretsVersion (the row is locked), which the new ciphertexts are bound to.
@@ -166,6 +168,8 @@ builder.mutationFields((t) => ({
           // New keys have not been checked: back to UNVERIFIED, and a check of
           // the old ones still in flight will not write (its version is stale).
           ...verificationColumns(UNVERIFIED),
+          // Engines stop until the new keys are verified (contract section 11).
+          verifiedEnvironment: null,
         };
       }
       const updated = await ctx.db.credential.update({ ...query, where: { id }, data: { ...plain, ...resealed } });

@@ -5,5 +5,6 @@ import './viewer.ts';
 import './account.ts';
 import './credential.ts';
 import './credential-event.ts';
+import './engine-grant.ts';
 
 export const schema = builder.toSchema();

@@ -21,6 +21,8 @@ export interface CredentialEventInput {
   changedFields?: readonly ChangeableField[];
   /** VERIFIED only: the outcome stored. */
   verificationStatus?: VerificationStatus;
+  /** ACCESS_GRANTED, ACCESS_REVOKED (and ENGINE_REQUEST, written by src/engine): the engine client. */
+  engineClientId?: string;
   request: RequestOrigin;
 }
 
@@ -33,6 +35,7 @@ export async function recordCredentialEvent(db: ScopedDb, event: CredentialEvent
       action: event.action,
       changedFields: [...(event.changedFields ?? [])],
       verificationStatus: event.verificationStatus ?? null,
+      engineClientId: event.engineClientId ?? null,
       clientIp: event.request.clientIp,
       userAgent: event.request.userAgent,
     },
@@ -62,7 +65,8 @@ export async function listCredentialEvents(
   const events = await db.$queryRaw<CredentialEvent[]>`
     SELECT id::text AS "id", user_id AS "userId", credential_id::text AS "credentialId", action,
            changed_fields AS "changedFields", verification_status AS "verificationStatus",
-           occurred_at AS "occurredAt", client_ip AS "clientIp", user_agent AS "userAgent"
+           occurred_at AS "occurredAt", client_ip AS "clientIp", user_agent AS "userAgent",
+           engine_client_id AS "engineClientId", engine_request AS "engineRequest"
     FROM credential_events
     WHERE user_id = ${userId}
       ${credentialId !== undefined ? Prisma.sql`AND credential_id = ${credentialId}::uuid` : Prisma.empty}

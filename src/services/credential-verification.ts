@@ -14,6 +14,7 @@
 import type { AlpacaClient } from '../brokers/alpaca.ts';
 import { openSecrets } from '../crypto/credential-sealing.ts';
 import type { Keyring } from '../crypto/keyring.ts';
+import type { OperationSteps } from '../db/operation-steps.ts';
 import type { ScopedDb } from '../db/rls.ts';
 import { NotFoundError, UnsupportedCredentialTypeError } from '../domain/errors.ts';
 import {
@@ -24,7 +25,7 @@ import {
   verificationColumns,
   verifyAtBroker,
 } from '../domain/verification.ts';
-import type { OperationSteps } from '../graphql/context.ts';
+import { Prisma } from '../generated/prisma/client.ts';
 import { type RequestOrigin, recordCredentialEvent } from './credential-events.ts';
 import { SEALED_SECRETS_SELECT } from './credential-rows.ts';
 import type { VerificationLimiter } from './verification-limiter.ts';
@@ -33,6 +34,12 @@ export interface VerifyDeps {
   alpaca: AlpacaClient;
   limiter: VerificationLimiter;
   keyring: Keyring;
+}
+
+/** The SQL value of verified_environment after a check: see recordVerification. */
+function verifiedEnvironmentAfter(state: VerificationState): Prisma.Sql {
+  if (state.status === 'VERIFIED') return Prisma.sql`${state.environment}`;
+  return state.status === 'UNREACHABLE' ? Prisma.sql`verified_environment` : Prisma.sql`NULL`;
 }
 
 /**
@@ -50,11 +57,15 @@ export async function recordVerification(
   const v = verificationColumns(state);
   // SQL rather than updateMany: Prisma's @updatedAt would move updated_at, but
   // a check at the broker changes nothing the user stored (checkedAt says when).
+  // verified_environment, where engine requests go (contract section 11):
+  // set by VERIFIED, kept by UNREACHABLE (a broker briefly down says nothing
+  // about the keys, and must not cut engines off), cleared by INVALID.
   const count = await db.$executeRaw`
     UPDATE user_credentials
        SET verification_status = ${v.verificationStatus}, verification_checked_at = ${v.verificationCheckedAt},
            verification_environment = ${v.verificationEnvironment}, broker_account_number = ${v.brokerAccountNumber},
-           broker_account_status = ${v.brokerAccountStatus}, verification_message = ${v.verificationMessage}
+           broker_account_status = ${v.brokerAccountStatus}, verification_message = ${v.verificationMessage},
+           verified_environment = ${verifiedEnvironmentAfter(state)}
      WHERE id = ${check.credentialId}::uuid AND secrets_version = ${check.secretsVersion}`;
   if (count !== 1) return false;
   await recordCredentialEvent(db, {

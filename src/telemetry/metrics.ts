@@ -19,6 +19,7 @@ import {
   BROKER_OUTCOMES,
   type BrokerEnvironment,
   type BrokerOutcome,
+  type EngineCallRecord,
   type MetricsHooks,
 } from './telemetry.ts';
 
@@ -34,6 +35,9 @@ export interface Metrics extends MetricsHooks {
 /** Distinct operation names kept as label values; later new ones count as `other`. */
 const MAX_OPERATION_NAMES = 200;
 const CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
+/** Distinct engine client ids kept as label values (the operator registers them; this only bounds a mistake). */
+const MAX_ENGINE_CLIENTS = 200;
+const CLIENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Seconds; from a cached probe (~1 ms) to the 15 s transaction limit. */
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15];
@@ -77,7 +81,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   });
   const brokerRequests = new client.Counter({
     name: 'broker_requests_total',
-    help: 'Requests sent to the broker (one per GET /v2/account), by environment and outcome.',
+    help: 'Requests sent to the broker (verifications and forwarded engine requests), by environment and outcome.',
     labelNames: ['environment', 'outcome'] as const,
     registers,
   });
@@ -85,6 +89,22 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   for (const environment of BROKER_ENVIRONMENTS) {
     for (const outcome of BROKER_OUTCOMES) brokerRequests.inc({ environment, outcome }, 0);
   }
+
+  const engineRequests = new client.Counter({
+    name: 'engine_requests_total',
+    help: 'Engine API requests by client id and outcome (forwarded, ok for the grant list, or the error code answered).',
+    labelNames: ['client', 'outcome'] as const,
+    registers,
+  });
+  const engineClients = new Set<string>();
+  /** The client label: its id (ids are the operator's, few); `none` before a token named one. */
+  const clientLabel = (clientId: string | undefined): string => {
+    if (clientId === undefined) return 'none';
+    if (engineClients.has(clientId)) return clientId;
+    if (engineClients.size >= MAX_ENGINE_CLIENTS || !CLIENT_ID.test(clientId)) return 'other';
+    engineClients.add(clientId);
+    return clientId;
+  };
 
   const operationNames = new Set<string>();
   const operationLabel = (name: string): string => {
@@ -127,6 +147,11 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     graphqlPlugin: graphqlPlugin as Plugin,
     countBrokerRequest(environment: BrokerEnvironment, outcome: BrokerOutcome) {
       brokerRequests.inc({ environment, outcome });
+    },
+    countEngineRequest(record: EngineCallRecord) {
+      const known = record.outcome === 'forwarded' || record.outcome === 'ok' || CODE.test(record.outcome ?? '');
+      const outcome = known ? (record.outcome as string) : 'ERROR';
+      engineRequests.inc({ client: clientLabel(record.clientId), outcome });
     },
   };
 }

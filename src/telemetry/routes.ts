@@ -3,9 +3,25 @@
 // handful of values whatever clients send. Mirrors the routing in
 // src/server.ts (test/telemetry/metrics.test.ts checks each route's name).
 
-export type RouteName = '/graphql' | '/api/auth' | '/login' | '/health' | '/ready' | '/' | 'other';
+export type RouteName =
+  | '/graphql'
+  | '/api/auth'
+  | '/engine/v1'
+  | '/.well-known/oauth-authorization-server'
+  | '/login'
+  | '/health'
+  | '/ready'
+  | '/'
+  | 'other';
 
-const EXACT: ReadonlySet<string> = new Set(['/graphql', '/login', '/health', '/ready', '/']);
+const EXACT: ReadonlySet<string> = new Set([
+  '/graphql',
+  '/.well-known/oauth-authorization-server',
+  '/login',
+  '/health',
+  '/ready',
+  '/',
+]);
 
 export function routeName(url: string | undefined): RouteName {
   let pathname: string;
@@ -16,6 +32,8 @@ export function routeName(url: string | undefined): RouteName {
     return 'other';
   }
   if (pathname.startsWith('/api/auth/')) return '/api/auth';
+  // The engine API, its token endpoint included (src/engine).
+  if (pathname.startsWith('/engine/v1/')) return '/engine/v1';
   return EXACT.has(pathname) ? (pathname as RouteName) : 'other';
 }
 

@@ -17,7 +17,7 @@ import type { PGlite, Transaction } from '@electric-sql/pglite';
 import { type Context, context, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { type DocumentNode, type GraphQLError, getOperationAST } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import type { BrokerCallRecord } from './telemetry.ts';
+import type { BrokerCallRecord, EngineCallRecord } from './telemetry.ts';
 
 interface Operation {
   span: Span;
@@ -120,6 +120,29 @@ export function createBrokerSpan() {
         }
       },
     );
+}
+
+/**
+ * `engine.request` around one request to the engine API: once it ended, the
+ * client id, the matched "METHOD /template", the status and the outcome.
+ * Nothing else (no path value, query, header or token). The broker.request
+ * span of its forward, and its SQL spans, are its children.
+ */
+export function createEngineSpan() {
+  const tracer = trace.getTracer('brokerage-credentials-api/engine');
+  return <T>(record: EngineCallRecord, run: () => Promise<T>): Promise<T> =>
+    tracer.startActiveSpan('engine.request', { kind: SpanKind.INTERNAL }, async (span) => {
+      try {
+        return await run();
+      } finally {
+        if (record.clientId !== undefined) span.setAttribute('engine.client_id', record.clientId);
+        if (record.request !== undefined) span.setAttribute('engine.request', record.request);
+        if (record.status !== undefined) span.setAttribute('http.response.status_code', record.status);
+        if (record.outcome !== undefined) span.setAttribute('engine.outcome', record.outcome);
+        if ((record.status ?? 500) >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+        span.end();
+      }
+    });
 }
 
 /**

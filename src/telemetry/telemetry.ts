@@ -8,8 +8,13 @@ import type { Instrumentation } from '../db/database.ts';
 
 export type BrokerEnvironment = 'paper' | 'live';
 export const BROKER_ENVIRONMENTS: readonly BrokerEnvironment[] = ['paper', 'live'];
-/** What one broker answer meant (contract section 8), a fixed set of label values. */
-export const BROKER_OUTCOMES = ['verified', 'invalid', 'unreachable'] as const;
+/**
+ * What one broker answer meant, a fixed set of label values: for a
+ * verification (contract section 8) verified, invalid or unreachable; for an
+ * engine request forwarded (section 11) forwarded (Alpaca answered, whatever
+ * its status) or unreachable.
+ */
+export const BROKER_OUTCOMES = ['verified', 'invalid', 'unreachable', 'forwarded'] as const;
 export type BrokerOutcome = (typeof BROKER_OUTCOMES)[number];
 
 /** What the code calling the broker reports about one request. */
@@ -27,11 +32,31 @@ export interface BrokerCallRecord {
   outcome?: BrokerOutcome;
 }
 
+/** What the engine API reports about one of its requests (contract section 11). */
+export interface EngineCall {
+  /** The client its token authenticated. */
+  client(clientId: string): void;
+  /** The matched "METHOD /template" (never a path value or query). */
+  request(request: string): void;
+  status(status: number): void;
+  /** `forwarded` (to Alpaca), `ok` (the grant list), or the error code answered (UNAUTHENTICATED, NOT_FOUND, ...). */
+  outcome(outcome: string): void;
+}
+
+/** An engine request in progress, as metrics.ts and tracing.ts read it once it ended. */
+export interface EngineCallRecord {
+  clientId?: string;
+  request?: string;
+  status?: number;
+  outcome?: string;
+}
+
 /** Provided by metrics.ts when METRICS_PORT is set. */
 export interface MetricsHooks {
   observeHttp(req: IncomingMessage, res: ServerResponse): void;
   graphqlPlugin: Plugin;
   countBrokerRequest(environment: BrokerEnvironment, outcome: BrokerOutcome): void;
+  countEngineRequest(record: EngineCallRecord): void;
 }
 
 /** Provided by tracing.ts when an OTLP endpoint is set. */
@@ -41,6 +66,8 @@ export interface TracingHooks {
   database: Instrumentation;
   /** Runs `run` in a `broker.request` span that gets the record's safe fields when it ends. */
   brokerSpan<T>(record: BrokerCallRecord, run: () => Promise<T>): Promise<T>;
+  /** Runs `run` in an `engine.request` span that gets the record's safe fields when it ends. */
+  engineSpan<T>(record: EngineCallRecord, run: () => Promise<T>): Promise<T>;
 }
 
 export interface Telemetry {
@@ -54,9 +81,16 @@ export interface Telemetry {
    * (environment, HTTP status and outcome only: no URL, no header, no key).
    */
   brokerRequest<T>(environment: BrokerEnvironment, call: (observed: BrokerCall) => Promise<T>): Promise<T>;
+  /**
+   * One request to the engine API: counted in engine_requests_total{client,
+   * outcome} and traced as `engine.request` (client id, "METHOD /template",
+   * status and outcome only: no token, key, path value or query).
+   */
+  engineRequest<T>(call: (observed: EngineCall) => Promise<T>): Promise<T>;
 }
 
 const ignored: BrokerCall = { httpStatus: () => {}, outcome: () => {} };
+const ignoredEngine: EngineCall = { client: () => {}, request: () => {}, status: () => {}, outcome: () => {} };
 
 export function createTelemetry(parts: { metrics?: MetricsHooks; tracing?: TracingHooks } = {}): Telemetry {
   const { metrics, tracing } = parts;
@@ -85,6 +119,35 @@ export function createTelemetry(parts: { metrics?: MetricsHooks; tracing?: Traci
               }
             };
             return tracing ? tracing.brokerSpan(record, run) : run();
+          },
+    engineRequest:
+      !metrics && !tracing
+        ? (call) => call(ignoredEngine)
+        : async (call) => {
+            const record: EngineCallRecord = {};
+            const observed: EngineCall = {
+              client: (clientId) => {
+                record.clientId = clientId;
+              },
+              request: (request) => {
+                record.request = request;
+              },
+              status: (status) => {
+                record.status = status;
+              },
+              outcome: (outcome) => {
+                record.outcome = outcome;
+              },
+            };
+            const run = async () => {
+              try {
+                return await call(observed);
+              } finally {
+                record.outcome ??= 'INTERNAL_SERVER_ERROR';
+                metrics?.countEngineRequest(record);
+              }
+            };
+            return tracing ? tracing.engineSpan(record, run) : run();
           },
   };
 }

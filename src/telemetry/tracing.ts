@@ -34,7 +34,7 @@ export async function startTracing(config: TracingConfig, logger: Logger): Promi
     { RedactingSpanExporter },
     { methodName, routeName },
     { untracedServers },
-    { createBrokerSpan, instrumentPglite, useGraphQLTracing },
+    { createBrokerSpan, createEngineSpan, instrumentPglite, useGraphQLTracing },
   ] = await Promise.all([
     import('@opentelemetry/sdk-node'),
     import('@opentelemetry/instrumentation-http'),
@@ -79,6 +79,7 @@ export async function startTracing(config: TracingConfig, logger: Logger): Promi
     hooks: {
       graphqlPlugin: useGraphQLTracing(),
       brokerSpan: createBrokerSpan(),
+      engineSpan: createEngineSpan(),
       database: { pglite: instrumentPglite },
     },
     shutdown: () => sdk.shutdown(),

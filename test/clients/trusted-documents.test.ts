@@ -11,6 +11,7 @@ import { documentHash } from '../../src/sdk/codegen/trusted-documents.ts';
 import { startAlpacaStandIns } from '../support/alpaca-stand-in.ts';
 import { gql, signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
+import { registerClient } from '../support/engine.ts';
 import { useInProcessServer } from '../support/in-process.ts';
 import { countStatements } from '../support/statement-counter.ts';
 
@@ -143,6 +144,14 @@ describe(`TRUSTED_DOCUMENTS=required (${dbKind})`, () => {
     const history = await client.CredentialHistory({ id: storeCredential.id, first: 100 });
     expect(history.credential?.events.edges.map((e) => e.node.action)).toEqual(['VERIFIED', 'UPDATED', 'STORED']);
     expect((await client.CredentialEvents({ first: 2 })).credentialEvents.pageInfo.hasNextPage).toBe(true);
+    const engine = await registerClient(server.db);
+    expect((await client.EngineClients()).engineClients.map((c) => c.id)).toContain(engine.clientId);
+    const { grantEngineAccess } = await client.GrantEngineAccess({
+      input: { credentialId: storeCredential.id, clientId: engine.clientId, scopes: ['READ'] },
+    });
+    expect((await client.RevokeEngineAccess({ id: grantEngineAccess.id })).revokeEngineAccess.revokedAt).not.toBeNull();
+    const grants = await client.CredentialEngineGrants({ id: storeCredential.id });
+    expect(grants.credential?.engineGrants.map((g) => g.id)).toEqual([grantEngineAccess.id]);
     expect((await client.DeleteCredential({ id: storeCredential.id })).deleteCredential).toBe(storeCredential.id);
 
     const hashes = sent.map((body) => body.extensions?.persistedQuery?.sha256Hash);

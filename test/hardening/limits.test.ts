@@ -146,7 +146,7 @@ describe(`query complexity counts pages, and refuses before anything runs (${dbK
       expect(res.status, query).toBe(400);
       expect(res.body.data ?? null).toBeNull();
       expect(res.body.errors?.[0]?.extensions).toMatchObject({ code: 'QUERY_LIMIT_EXCEEDED', limit: 'complexity' });
-      expect(res.body.errors?.[0]?.message).toMatch(/^Query too complex: [\d,]+ against a limit of 200,000\./);
+      expect(res.body.errors?.[0]?.message).toMatch(/^Query too complex: [\d,]+ against a limit of 250,000\./);
       expect(res.body.errors?.[0]?.message).not.toMatch(/syntax/i);
       expect(sql, query).toEqual([]);
     }

@@ -11,7 +11,7 @@ import {
   redactSql,
   withoutQuery,
 } from '../../src/telemetry/span-redaction.ts';
-import { createBrokerSpan } from '../../src/telemetry/spans.ts';
+import { createBrokerSpan, createEngineSpan } from '../../src/telemetry/spans.ts';
 import { createTelemetry } from '../../src/telemetry/telemetry.ts';
 
 describe('route names', () => {
@@ -97,7 +97,7 @@ describe('broker requests', () => {
   const metrics = createMetrics({ connections: () => ({ idle: 1, active: 0, waiting: 0 }) });
   const telemetry = createTelemetry({
     metrics,
-    tracing: { graphqlPlugin: {}, brokerSpan: createBrokerSpan(), database: {} },
+    tracing: { graphqlPlugin: {}, brokerSpan: createBrokerSpan(), engineSpan: createEngineSpan(), database: {} },
   });
   const count = async (environment: string, outcome: string) => {
     const metric = await metrics.registry.getSingleMetric('broker_requests_total')?.get();

@@ -15,6 +15,10 @@ import * as Operations from './graphql.ts';
 
 
 
+
+
+
+
 export type Requester<C = {}> = <R, V>(doc: DocumentNode, vars?: V, options?: C) => Promise<R> | AsyncIterable<R>
 export function getSdk<C>(requester: Requester<C>) {
   return {
@@ -39,6 +43,12 @@ export function getSdk<C>(requester: Requester<C>) {
     VerifyCredential(variables: Operations.VerifyCredentialMutationVariables, options?: C): Promise<Operations.VerifyCredentialMutation> {
       return requester<Operations.VerifyCredentialMutation, Operations.VerifyCredentialMutationVariables>(Operations.VerifyCredentialDocument, variables, options) as Promise<Operations.VerifyCredentialMutation>;
     },
+    GrantEngineAccess(variables: Operations.GrantEngineAccessMutationVariables, options?: C): Promise<Operations.GrantEngineAccessMutation> {
+      return requester<Operations.GrantEngineAccessMutation, Operations.GrantEngineAccessMutationVariables>(Operations.GrantEngineAccessDocument, variables, options) as Promise<Operations.GrantEngineAccessMutation>;
+    },
+    RevokeEngineAccess(variables: Operations.RevokeEngineAccessMutationVariables, options?: C): Promise<Operations.RevokeEngineAccessMutation> {
+      return requester<Operations.RevokeEngineAccessMutation, Operations.RevokeEngineAccessMutationVariables>(Operations.RevokeEngineAccessDocument, variables, options) as Promise<Operations.RevokeEngineAccessMutation>;
+    },
     Viewer(variables?: Operations.ViewerQueryVariables, options?: C): Promise<Operations.ViewerQuery> {
       return requester<Operations.ViewerQuery, Operations.ViewerQueryVariables>(Operations.ViewerDocument, variables, options) as Promise<Operations.ViewerQuery>;
     },
@@ -56,6 +66,12 @@ export function getSdk<C>(requester: Requester<C>) {
     },
     CredentialHistory(variables: Operations.CredentialHistoryQueryVariables, options?: C): Promise<Operations.CredentialHistoryQuery> {
       return requester<Operations.CredentialHistoryQuery, Operations.CredentialHistoryQueryVariables>(Operations.CredentialHistoryDocument, variables, options) as Promise<Operations.CredentialHistoryQuery>;
+    },
+    EngineClients(variables?: Operations.EngineClientsQueryVariables, options?: C): Promise<Operations.EngineClientsQuery> {
+      return requester<Operations.EngineClientsQuery, Operations.EngineClientsQueryVariables>(Operations.EngineClientsDocument, variables, options) as Promise<Operations.EngineClientsQuery>;
+    },
+    CredentialEngineGrants(variables: Operations.CredentialEngineGrantsQueryVariables, options?: C): Promise<Operations.CredentialEngineGrantsQuery> {
+      return requester<Operations.CredentialEngineGrantsQuery, Operations.CredentialEngineGrantsQueryVariables>(Operations.CredentialEngineGrantsDocument, variables, options) as Promise<Operations.CredentialEngineGrantsQuery>;
     }
   };
 }

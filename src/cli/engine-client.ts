@@ -1,0 +1,51 @@
+// `npm run engine-client -- create NAME | list | revoke CLIENT_ID`: registers,
+// lists and revokes trading-engine clients (contract section 11), with the
+// server's configuration (DATABASE_URL, or the embedded PGlite in DATA_DIR;
+// PGlite is single-process: stop the server first). Prints one line of JSON
+// on stdout: `create` {"clientId", "clientSecret", "name"} (the secret is
+// shown only then, and stored only as a hash), `list` an array of the clients
+// (id, name, createdAt, revokedAt; no secret), `revoke` the revoked client,
+// whose tokens stop working at once. (`npm run --silent` leaves out npm's own
+// banner lines.)
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config.ts';
+import { openDatabase } from '../db/database.ts';
+import { createEngineClient, listEngineClients, revokeEngineClient } from '../engine/clients.ts';
+import { createLogger } from '../logger.ts';
+
+const USAGE = 'usage: npm run engine-client -- create NAME | list | revoke CLIENT_ID';
+
+const { positionals } = parseArgs({ allowPositionals: true, strict: true });
+const [command, argument, ...extra] = positionals;
+
+const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
+
+try {
+  const needsArgument = command === 'create' || command === 'revoke';
+  const valid =
+    (needsArgument ? argument !== undefined : command === 'list' && argument === undefined) && !extra.length;
+  if (!valid) throw new ConfigError(USAGE);
+  const config = await loadConfig();
+  // Logs go to stderr: stdout carries the JSON only.
+  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, process.stderr);
+  const db = await openDatabase(config.database, { migrate: config.migrateOnStart, logger });
+  try {
+    const prisma = db.authTablesClient;
+    if (command === 'create') {
+      print(await createEngineClient(prisma, argument as string));
+    } else if (command === 'list') {
+      print(await listEngineClients(prisma));
+    } else {
+      const revoked = await revokeEngineClient(prisma, argument as string);
+      if (!revoked) {
+        process.stderr.write(`no engine client with id ${JSON.stringify(argument)}\n`);
+        process.exitCode = 1;
+      } else print(revoked);
+    }
+  } finally {
+    await db.close();
+  }
+} catch (error) {
+  process.stderr.write(`${error instanceof ConfigError ? error.message : (error as Error).message}\n`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,119 @@
+// Errors of the engine API (contract section 11), one JSON shape:
+// {"error": {"code": "...", "message": "..."}}. Messages are fixed texts and
+// never quote the request (no token, key, path value or body).
+// The token endpoint answers in OAuth's own shape instead (token-endpoint.ts).
+import type http from 'node:http';
+
+export type EngineErrorCode =
+  | 'UNAUTHENTICATED'
+  | 'NOT_FOUND'
+  | 'ROUTE_NOT_ALLOWED'
+  | 'INSUFFICIENT_SCOPE'
+  | 'CREDENTIAL_INACTIVE'
+  | 'CREDENTIAL_NOT_VERIFIED'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'BAD_REQUEST'
+  | 'TOO_MANY_REQUESTS'
+  | 'BROKER_UNREACHABLE'
+  | 'BROKER_TIMEOUT'
+  | 'SERVICE_UNAVAILABLE'
+  | 'INTERNAL_SERVER_ERROR';
+
+const STATUS: Record<EngineErrorCode, number> = {
+  UNAUTHENTICATED: 401,
+  NOT_FOUND: 404,
+  ROUTE_NOT_ALLOWED: 403,
+  INSUFFICIENT_SCOPE: 403,
+  CREDENTIAL_INACTIVE: 409,
+  CREDENTIAL_NOT_VERIFIED: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  BAD_REQUEST: 400,
+  TOO_MANY_REQUESTS: 429,
+  BROKER_UNREACHABLE: 502,
+  BROKER_TIMEOUT: 504,
+  SERVICE_UNAVAILABLE: 503,
+  INTERNAL_SERVER_ERROR: 500,
+};
+
+export class EngineError extends Error {
+  override name = 'EngineError';
+  readonly code: EngineErrorCode;
+  readonly headers: Record<string, string>;
+  constructor(code: EngineErrorCode, message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.code = code;
+    this.headers = headers;
+  }
+  get status(): number {
+    return STATUS[this.code];
+  }
+}
+
+export const engineErrors = {
+  unauthenticated: () =>
+    new EngineError(
+      'UNAUTHENTICATED',
+      'Send Authorization: Bearer <access_token>, a token from the token endpoint that has not expired and whose client is not revoked.',
+      // RFC 6750 3: a bearer-protected resource names its scheme.
+      { 'www-authenticate': 'Bearer realm="engine"' },
+    ),
+  // One body for an absent credential, another client's, and a revoked or
+  // expired grant: the answer never tells them apart.
+  notFound: () => new EngineError('NOT_FOUND', 'No credential with this id is granted to this client.'),
+  noSuchEndpoint: () => new EngineError('NOT_FOUND', 'No such endpoint of the engine API.'),
+  routeNotAllowed: () =>
+    new EngineError(
+      'ROUTE_NOT_ALLOWED',
+      'This method and path are not among the Alpaca requests an engine may send (see the README, "Trading engines").',
+    ),
+  insufficientScope: (needed: string) =>
+    new EngineError('INSUFFICIENT_SCOPE', `This request needs the ${needed} scope, which the grant does not include.`),
+  credentialInactive: () =>
+    new EngineError('CREDENTIAL_INACTIVE', 'The credential is deactivated; its owner can reactivate it.'),
+  credentialNotVerified: () =>
+    new EngineError(
+      'CREDENTIAL_NOT_VERIFIED',
+      'The credential has no verified keys (never verified, INVALID, or new keys since): its owner must verify it first.',
+    ),
+  payloadTooLarge: (limit: number) =>
+    new EngineError('PAYLOAD_TOO_LARGE', `The request body is larger than ${limit} bytes.`),
+  badRequest: (message: string) => new EngineError('BAD_REQUEST', message),
+  tooManyRequests: (max: number, retryAfter: number) =>
+    new EngineError(
+      'TOO_MANY_REQUESTS',
+      `At most ${max} requests per credential per minute are forwarded; try again in ${retryAfter} s.`,
+      { 'retry-after': String(retryAfter) },
+    ),
+  brokerUnreachable: () =>
+    new EngineError(
+      'BROKER_UNREACHABLE',
+      'Could not connect to Alpaca. Nothing was answered; a request that changes something may or may not have reached it.',
+    ),
+  brokerTimeout: (timeoutMs: number) =>
+    new EngineError(
+      'BROKER_TIMEOUT',
+      `Alpaca did not answer within ${timeoutMs} ms. For an order, its state is unknown: look it up by its ` +
+        'client_order_id (GET v2/orders:by_client_order_id) before sending it again. Nothing is retried by this server.',
+    ),
+  unavailable: (retryAfter: number) =>
+    new EngineError(
+      'SERVICE_UNAVAILABLE',
+      'The database is not reachable right now; nothing was forwarded. Try again in a few seconds.',
+      { 'retry-after': String(retryAfter) },
+    ),
+  internal: () => new EngineError('INTERNAL_SERVER_ERROR', 'Unexpected error; nothing was forwarded.'),
+};
+
+export function sendJson(
+  res: http.ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers });
+  res.end(JSON.stringify(body));
+}
+
+export function sendEngineError(res: http.ServerResponse, error: EngineError): void {
+  sendJson(res, error.status, { error: { code: error.code, message: error.message } }, error.headers);
+}

@@ -1,0 +1,143 @@
+// OAuth 2.0 for engine clients: the client-credentials grant (RFC 6749 4.4)
+// at POST /engine/v1/oauth/token, and the authorization-server metadata
+// (RFC 8414) at GET /.well-known/oauth-authorization-server.
+//
+// Written here rather than with @better-auth/oauth-provider (1.7.5, the
+// newest; checked 2026-12): its peer dependencies pin @better-auth/utils
+// 0.4.2 and better-call 1.4.0 exactly, while better-auth 1.7.25 brings 0.5.1
+// and 1.4.5, so npm refuses to install it (ERESOLVE) unless peers are
+// ignored; it stores client secrets hashed only with the JWT plugin on (its
+// options check refuses "hashed" otherwise), which adds a signing-key table
+// and a JWKS endpoint we do not need; and it is a whole OAuth 2.1 server
+// (authorization code, consent, dynamic registration, its own four tables)
+// for one grant of about a hundred lines. What the contract needs is this
+// file and clients.ts.
+import type http from 'node:http';
+import type { PrismaClient } from '../generated/prisma/client.ts';
+import { readBody } from './body.ts';
+import { authenticateClient, issueToken } from './clients.ts';
+import { sendJson } from './errors.ts';
+
+export const TOKEN_PATH = '/engine/v1/oauth/token';
+export const METADATA_PATH = '/.well-known/oauth-authorization-server';
+
+/** A token request is a few form fields. */
+const TOKEN_BODY_LIMIT = 4096;
+
+export interface TokenEndpointDeps {
+  prisma: PrismaClient;
+  tokenTtlSeconds: number;
+}
+
+/** RFC 8414 metadata: this server (its public base URL) is the issuer; client credentials is its one grant. */
+export function authorizationServerMetadata(baseURL: string): Record<string, unknown> {
+  const issuer = baseURL.replace(/\/+$/, '');
+  return {
+    issuer,
+    token_endpoint: `${issuer}${TOKEN_PATH}`,
+    grant_types_supported: ['client_credentials'],
+    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+    // No authorization endpoint: no response type is supported.
+    response_types_supported: [],
+  };
+}
+
+interface OAuthError {
+  status: number;
+  error: 'invalid_request' | 'invalid_client' | 'unsupported_grant_type';
+  description?: string;
+  /** RFC 6749 5.2: a client that tried HTTP Basic gets a challenge. */
+  basic?: boolean;
+}
+
+function sendOAuthError(res: http.ServerResponse, { status, error, description, basic }: OAuthError): void {
+  sendJson(res, status, description ? { error, error_description: description } : { error }, {
+    pragma: 'no-cache',
+    ...(basic ? { 'www-authenticate': 'Basic realm="engine"' } : {}),
+  });
+}
+
+/** application/x-www-form-urlencoded decoding of one value ("+" is a space). */
+function formDecode(value: string): string | null {
+  try {
+    return decodeURIComponent(value.replaceAll('+', ' '));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * client_secret_basic (RFC 6749 2.3.1): base64 of the form-encoded id, a
+ * colon, the form-encoded secret. Null when the header is not Basic at all,
+ * 'malformed' when it is but cannot be read.
+ */
+export function basicCredentials(header: string | undefined): { id: string; secret: string } | 'malformed' | null {
+  const match = /^Basic +([A-Za-z0-9+/=]+) *$/i.exec(header ?? '');
+  if (!match) return header && /^Basic\b/i.test(header) ? 'malformed' : null;
+  const decoded = Buffer.from(match[1] as string, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return 'malformed';
+  const id = formDecode(decoded.slice(0, colon));
+  const secret = formDecode(decoded.slice(colon + 1));
+  return id && secret ? { id, secret } : 'malformed';
+}
+
+/** Answers one request to the token endpoint. */
+export async function handleTokenRequest(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  deps: TokenEndpointDeps,
+): Promise<void> {
+  if (req.method !== 'POST') {
+    res.setHeader('allow', 'POST');
+    return sendOAuthError(res, { status: 405, error: 'invalid_request', description: 'Use POST.' });
+  }
+  if (!/^application\/x-www-form-urlencoded\b/i.test(req.headers['content-type'] ?? '')) {
+    return sendOAuthError(res, {
+      status: 400,
+      error: 'invalid_request',
+      description: 'Send the parameters as application/x-www-form-urlencoded.',
+    });
+  }
+  const body = await readBody(req, TOKEN_BODY_LIMIT);
+  if (body.kind === 'too-large') {
+    res.setHeader('connection', 'close');
+    return sendOAuthError(res, { status: 413, error: 'invalid_request', description: 'The body is too large.' });
+  }
+  const form = new URLSearchParams(body.kind === 'read' ? body.bytes.toString('utf8') : '');
+  const names = [...form.keys()];
+  if (new Set(names).size !== names.length) {
+    return sendOAuthError(res, { status: 400, error: 'invalid_request', description: 'A parameter is repeated.' });
+  }
+  const grantType = form.get('grant_type');
+  if (!grantType) {
+    return sendOAuthError(res, { status: 400, error: 'invalid_request', description: 'grant_type is missing.' });
+  }
+  if (grantType !== 'client_credentials') return sendOAuthError(res, { status: 400, error: 'unsupported_grant_type' });
+
+  const basic = basicCredentials(req.headers.authorization);
+  const posted = form.has('client_secret') ? { id: form.get('client_id'), secret: form.get('client_secret') } : null;
+  if (basic && posted) {
+    return sendOAuthError(res, {
+      status: 400,
+      error: 'invalid_request',
+      description: 'Authenticate the client one way: HTTP Basic or form fields, not both.',
+    });
+  }
+  const usedBasic = basic !== null;
+  const credentials = basic === 'malformed' ? null : (basic ?? posted);
+  if (!credentials?.id || !credentials.secret) {
+    return sendOAuthError(res, { status: 401, error: 'invalid_client', basic: usedBasic });
+  }
+  if (!(await authenticateClient(deps.prisma, credentials.id, credentials.secret))) {
+    return sendOAuthError(res, { status: 401, error: 'invalid_client', basic: usedBasic });
+  }
+  const token = await issueToken(deps.prisma, credentials.id, deps.tokenTtlSeconds);
+  // RFC 6749 5.1: tokens are never cached.
+  sendJson(
+    res,
+    200,
+    { access_token: token.accessToken, token_type: 'Bearer', expires_in: token.expiresIn },
+    { pragma: 'no-cache' },
+  );
+}

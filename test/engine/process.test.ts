@@ -1,0 +1,269 @@
+// Trading-engine access where the process is the point (contract section
+// 11): `npm run engine-client` against the server's own configuration, a
+// real server process serving engines while logging at trace level with
+// metrics and traces on, and a revocation by the CLI taking effect at the
+// next request. Then no key, client secret or access token in any log line,
+// metric, span or byte of the database.
+import { execFile } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { PGlite } from '@electric-sql/pglite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AlpacaStandIns, startAlpacaStandIns } from '../support/alpaca-stand-in.ts';
+import { createTestDatabase, dbKind, type TestDatabase } from '../support/databases.ts';
+import { engineRequest, grantedCredential, proxyPath, received, requestToken } from '../support/engine.ts';
+import { type OtlpReceiver, startOtlpReceiver } from '../support/otlp-receiver.ts';
+import { startServer, type TestServer, testSecrets } from '../support/server.ts';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(import.meta.dirname, '../..');
+
+let brokers: AlpacaStandIns;
+let receiver: OtlpReceiver;
+let db: TestDatabase;
+const logs: string[] = [];
+const secrets: string[] = [];
+
+/** `npm run engine-client -- ARGS` with the server's configuration; stdout's lines and the exit code. */
+async function cli(args: string[], silent = false): Promise<{ lines: string[]; code: number; stderr: string }> {
+  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...testSecrets, ...db.env };
+  try {
+    const { stdout, stderr } = await run(
+      'npm',
+      ['run', ...(silent ? ['--silent'] : []), 'engine-client', '--', ...args],
+      {
+        cwd: ROOT,
+        env,
+      },
+    );
+    return { lines: stdout.split('\n').filter(Boolean), code: 0, stderr };
+  } catch (error) {
+    const failed = error as { stdout: string; stderr: string; code: number };
+    return { lines: failed.stdout.split('\n').filter(Boolean), code: failed.code, stderr: failed.stderr };
+  }
+}
+
+function forms(value: string): string[] {
+  const bytes = Buffer.from(value, 'utf8');
+  return [value, bytes.toString('base64'), bytes.toString('base64url'), bytes.toString('hex')];
+}
+
+beforeAll(async () => {
+  brokers = await startAlpacaStandIns();
+  receiver = await startOtlpReceiver();
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  await brokers?.close();
+  await receiver?.close();
+  await db?.drop();
+});
+
+describe(`engine clients from the command line, a served engine, what leaves the process (${dbKind})`, () => {
+  let server: TestServer;
+  let client: { clientId: string; clientSecret: string; name: string };
+  const start = async () => {
+    server = await startServer({
+      db,
+      env: {
+        ...brokers.env,
+        LOG_LEVEL: 'trace',
+        METRICS_PORT: '0',
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        // Spans go out with the flush at SIGTERM.
+        OTEL_BSP_SCHEDULE_DELAY: '600000',
+      },
+    });
+  };
+  const stop = async () => {
+    expect(await server.stop()).toBe(0);
+    logs.push(...server.logs);
+  };
+
+  it('creates a client: one line of JSON with the secret, shown once; list shows no secret', async () => {
+    const created = await cli(['create', 'Orchestrator (prod)']);
+    expect(created.code).toBe(0);
+    // npm prints its banner first; the command's own output is one line of JSON.
+    const json = created.lines.filter((l) => l.startsWith('{'));
+    expect(json).toHaveLength(1);
+    expect(created.lines.at(-1)).toBe(json[0]);
+    client = JSON.parse(json[0] as string);
+    expect(client).toEqual({
+      clientId: expect.stringMatching(/^ec_[A-Za-z0-9_-]{16}$/),
+      clientSecret: expect.stringMatching(/^ecs_[A-Za-z0-9_-]{43}$/),
+      name: 'Orchestrator (prod)',
+    });
+    secrets.push(client.clientSecret);
+
+    const listed = await cli(['list'], true);
+    expect(listed.code).toBe(0);
+    expect(listed.lines).toHaveLength(1);
+    expect(JSON.parse(listed.lines[0] as string)).toEqual([
+      { id: client.clientId, name: 'Orchestrator (prod)', createdAt: expect.any(String), revokedAt: null },
+    ]);
+    expect(listed.lines[0]).not.toContain(client.clientSecret);
+
+    const usage = await cli(['remove', client.clientId], true);
+    expect(usage.code).toBe(1);
+    expect(usage.stderr).toMatch(/usage: npm run engine-client -- create NAME \| list \| revoke CLIENT_ID/);
+    expect((await cli(['create', ' '], true)).code).toBe(1);
+  });
+
+  it('serves the engine: token, grants, an order; the CLI’s revocation stops it at the next request', async () => {
+    await start();
+    const tokenRes = await requestToken(server.url, client, 'post');
+    expect(tokenRes.status).toBe(200);
+    const token = tokenRes.body.access_token as string;
+    secrets.push(token);
+    const { credential } = await grantedCredential(server.url, brokers.paper, client.clientId);
+    secrets.push(credential.apiKey, credential.secretKey);
+    const clientOrderId = `proc-${randomUUID()}`;
+    const placed = await engineRequest(server.url, 'POST', proxyPath(credential.id, 'v2/orders'), {
+      token,
+      body: JSON.stringify({
+        symbol: 'AAPL',
+        qty: '1',
+        side: 'buy',
+        type: 'market',
+        time_in_force: 'day',
+        client_order_id: clientOrderId,
+      }),
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(placed.status).toBe(200);
+    const lookedUp = await engineRequest(
+      server.url,
+      'GET',
+      proxyPath(credential.id, `v2/orders:by_client_order_id?client_order_id=${clientOrderId}`),
+      { token },
+    );
+    expect(lookedUp.json.client_order_id).toBe(clientOrderId);
+    expect((await engineRequest(server.url, 'GET', proxyPath(randomUUID(), 'v2/account'), { token })).status).toBe(404);
+    expect((await engineRequest(server.url, 'GET', proxyPath(credential.id, 'v2/../x'), { token })).status).toBe(403);
+    expect((await engineRequest(server.url, 'GET', '/engine/v1/grants')).status).toBe(401);
+
+    const metricsLine = server.logs.find((l) => /metrics on http:\/\/localhost:\d+\/metrics/.test(l)) ?? '';
+    const port = /localhost:(\d+)\/metrics/.exec(metricsLine)?.[1];
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const value = (series: string) =>
+      Number(
+        metrics
+          .split('\n')
+          .find((l) => l.startsWith(`${series} `))
+          ?.split(' ')[1] ?? Number.NaN,
+      );
+    expect(value(`engine_requests_total{client="${client.clientId}",outcome="forwarded"}`)).toBe(2);
+    expect(value(`engine_requests_total{client="${client.clientId}",outcome="NOT_FOUND"}`)).toBe(1);
+    expect(value(`engine_requests_total{client="${client.clientId}",outcome="ROUTE_NOT_ALLOWED"}`)).toBe(1);
+    expect(value('engine_requests_total{client="none",outcome="UNAUTHENTICATED"}')).toBe(1);
+    expect(value('broker_requests_total{environment="paper",outcome="forwarded"}')).toBe(2);
+    // The token request and the order.
+    expect(value('http_requests_total{method="POST",route="/engine/v1",status="200"}')).toBe(2);
+    for (const secret of [...secrets, clientOrderId, credential.id]) expect(metrics).not.toContain(secret);
+
+    const count = received(brokers.paper, credential.apiKey).length;
+    if (dbKind === 'postgres') {
+      // PostgreSQL: the CLI runs beside the server; the very next request is refused.
+      const revoked = await cli(['revoke', client.clientId], true);
+      expect(revoked.code).toBe(0);
+      expect(JSON.parse(revoked.lines[0] as string)).toMatchObject({
+        id: client.clientId,
+        revokedAt: expect.any(String),
+      });
+    } else {
+      // PGlite allows one process: the operator stops the server to run the CLI.
+      await stop();
+      expect((await cli(['revoke', client.clientId], true)).code).toBe(0);
+      await start();
+    }
+    const refused = await engineRequest(server.url, 'GET', proxyPath(credential.id, 'v2/account'), { token });
+    expect(refused.status).toBe(401);
+    expect((await requestToken(server.url, client)).status).toBe(401);
+    expect(received(brokers.paper, credential.apiKey)).toHaveLength(count);
+    await stop();
+    // Two starts and a CLI run of the embedded database on a busy 2-core machine.
+  }, 240_000);
+
+  it('traces engine requests without a key, token or query value', () => {
+    const engineSpans = receiver.spans.filter((s) => s.name === 'engine.request');
+    const forwarded = engineSpans.find((s) => s.attributes['engine.request'] === 'POST /v2/orders');
+    expect(forwarded?.attributes).toEqual({
+      'engine.client_id': client.clientId,
+      'engine.request': 'POST /v2/orders',
+      'http.response.status_code': 200,
+      'engine.outcome': 'forwarded',
+    });
+    const broker = receiver.spans.find(
+      (s) => s.name === 'broker.request' && s.parentSpanId === forwarded?.spanId && s.traceId === forwarded?.traceId,
+    );
+    expect(broker?.attributes).toMatchObject({ 'broker.environment': 'paper', 'broker.outcome': 'forwarded' });
+    expect(receiver.spans.some((s) => s.name === 'POST /engine/v1')).toBe(true);
+    expect(engineSpans.map((s) => s.attributes['engine.outcome'])).toEqual(
+      expect.arrayContaining(['forwarded', 'NOT_FOUND', 'ROUTE_NOT_ALLOWED', 'UNAUTHENTICATED']),
+    );
+    const raw = Buffer.concat(receiver.rawBodies).toString('utf8');
+    for (const secret of secrets) {
+      for (const form of forms(secret)) expect(raw.includes(form), `${secret.slice(0, 6)}… in a span`).toBe(false);
+    }
+    expect(raw).not.toMatch(/client_order_id=|proc-[0-9a-f]{8}/);
+  });
+
+  it('logs one line per engine request, and no key, client secret or token anywhere', () => {
+    expect(logs.length).toBeGreaterThan(20);
+    for (const secret of secrets) {
+      for (const form of forms(secret)) {
+        const hit = logs.find((l) => l.includes(form));
+        expect(hit, `${secret.slice(0, 6)}… in the log: ${hit}`).toBeUndefined();
+      }
+    }
+    const lines = logs.filter((l) => l.includes('"engine request"')).map((l) => JSON.parse(l));
+    expect(lines.map((l) => [l.request, l.status, l.outcome])).toEqual(
+      expect.arrayContaining([
+        ['POST /v2/orders', 200, 'forwarded'],
+        ['GET /v2/orders:by_client_order_id', 200, 'forwarded'],
+        [null, 401, 'UNAUTHENTICATED'],
+      ]),
+    );
+  });
+
+  it('leaves no client secret or token in a dump of the database', async () => {
+    const dump = await dumpDatabase(db);
+    // The client is in there (as the hash of its secret), so an empty dump cannot pass.
+    expect(dump.includes(Buffer.from(createHash('sha256').update(client.clientSecret).digest('hex')))).toBe(true);
+    for (const secret of secrets) {
+      for (const form of forms(secret))
+        expect(dump.includes(Buffer.from(form)), `${secret.slice(0, 6)}… in the database`).toBe(false);
+    }
+  });
+});
+
+/** Everything the (stopped) database holds, as bytes: pg_dump, or PGlite's files plus every row as JSON. */
+async function dumpDatabase(database: TestDatabase): Promise<Buffer> {
+  if (database.url) {
+    const { stdout } = await run('pg_dump', ['--no-owner', '--inserts', database.url], {
+      maxBuffer: 256 * 1024 * 1024,
+      encoding: 'buffer',
+    });
+    return stdout;
+  }
+  const dataDir = database.config.kind === 'pglite' ? database.config.dataDir : '';
+  const files = (await readdir(dataDir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
+  const raw = await Promise.all(files.map((f) => readFile(path.join(f.parentPath, f.name))));
+  const pglite = new PGlite(dataDir);
+  try {
+    const tables = await pglite.query<{ tablename: string }>(
+      `SELECT tablename FROM pg_tables WHERE schemaname = 'public'`,
+    );
+    const rows: string[] = [];
+    for (const { tablename } of tables.rows) {
+      const result = await pglite.query<{ row: string }>(`SELECT row_to_json(t)::text AS row FROM "${tablename}" t`);
+      rows.push(...result.rows.map((r) => r.row));
+    }
+    return Buffer.concat([...raw, Buffer.from(rows.join('\n'))]);
+  } finally {
+    await pglite.close();
+  }
+}

@@ -1,0 +1,45 @@
+// Structural rules of the engine API (contract section 11): it is not
+// GraphQL and depends on nothing of it; user data is reached only through the
+// two RLS scopes; the unscoped client touches engine clients and tokens only.
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const SRC = path.resolve(import.meta.dirname, '../../src');
+
+async function sources(dir: string): Promise<{ file: string; text: string }[]> {
+  const entries = await readdir(path.join(SRC, dir), { withFileTypes: true, recursive: true });
+  const files = entries.filter((e) => e.isFile() && e.name.endsWith('.ts')).map((e) => path.join(e.parentPath, e.name));
+  return Promise.all(
+    files.map(async (file) => ({ file: path.relative(SRC, file), text: await readFile(file, 'utf8') })),
+  );
+}
+
+describe('the engine API', () => {
+  it('and the services import nothing from src/graphql or src/schema', async () => {
+    const code = [...(await sources('engine')), ...(await sources('services')), ...(await sources('brokers'))];
+    expect(code.length).toBeGreaterThan(10);
+    for (const { file, text } of code) expect(text, file).not.toMatch(/from '\.\.\/(graphql|schema)\//);
+  });
+
+  it('reads user data only through withUser and withEngineClient; the unscoped client only for tokens and clients', async () => {
+    for (const { file, text } of await sources('engine')) {
+      expect(text, file).not.toMatch(/new PrismaClient|\$executeRawUnsafe|\$queryRawUnsafe/);
+      // Only the store of clients and tokens opens transactions of its own (on those tables).
+      if (/\$transaction/.test(text)) expect(file).toBe('engine/clients.ts');
+      const unscoped = /authTablesClient/.test(text);
+      // handler.ts hands the unscoped client to the store of clients and tokens (clients.ts), nothing else.
+      if (unscoped) expect(['engine/handler.ts', 'engine/clients.ts'], file).toContain(file);
+      if (/user_credentials|credential_events|engine_grants|\.credential\.|\.credentialEvent\./.test(text)) {
+        expect(file).toBe('engine/grants.ts');
+        expect(text).not.toMatch(/authTablesClient|prisma\./);
+      }
+    }
+  });
+
+  it('is mounted by src/server.ts and routed there by path only', async () => {
+    const server = await readFile(path.join(SRC, 'server.ts'), 'utf8');
+    expect(server).toMatch(/createEngineHandler\(/);
+    expect(server).toMatch(/engine\.handles\(.*\) return engine\.handle\(req, res\)/);
+  });
+});

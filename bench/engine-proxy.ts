@@ -19,7 +19,8 @@
 //    users' GraphQL requests (reads and getOrCreateAccount, 5 at a time)
 //    without and with 15 engine requests hanging at the stand-in, in 3
 //    alternating rounds of 30 each.
-// Prints the figures and writes bench/results/engine-proxy.json.
+// Prints the figures and writes bench/results/engine-proxy.json. To profile
+// the server: BENCH_SERVER_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=DIR'.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -97,6 +98,7 @@ async function startServer(env: Record<string, string>): Promise<Server> {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',
+      NODE_OPTIONS: process.env.BENCH_SERVER_NODE_OPTIONS ?? '',
       NODE_ENV: 'production',
       LOG_LEVEL: 'warn',
       PORT: String(port),

@@ -9,12 +9,14 @@
 //   grant      404 NOT_FOUND              client scope (grants.ts step 1); same body for
 //                                         an absent, another client's, revoked or expired one
 //   scope      403 INSUFFICIENT_SCOPE
-//   credential 409 CREDENTIAL_INACTIVE / CREDENTIAL_NOT_VERIFIED   (owner's scope, step 2)
 //   body       413 PAYLOAD_TOO_LARGE / 400 BAD_REQUEST   (read before the checks, with
 //                                         nothing open; judged here)
 //   rate limit 429 TOO_MANY_REQUESTS      a point taken in the shared store
-//   event      ENGINE_REQUEST committed   (owner's scope, grant row locked, checks
-//                                         repeated); if it cannot be, nothing goes out
+//   credential 409 CREDENTIAL_INACTIVE / CREDENTIAL_NOT_VERIFIED / 404   (owner's scope,
+//   + event                               step 2: grant row locked, credential checked,
+//                                         ENGINE_REQUEST inserted, one transaction); a
+//                                         refusal here gives the rate-limit point back;
+//                                         if the event cannot be written, nothing goes out
 //   forward    with NO transaction open; Alpaca's answer streams back as it arrives.
 //
 // No database connection is held while Alpaca answers: the steps above are
@@ -34,7 +36,7 @@ import { scopesAllow } from '../domain/engine.ts';
 import type { RequestOrigin } from '../services/credential-events.ts';
 import type { BodyRead } from './body.ts';
 import { type EngineError, engineErrors } from './errors.ts';
-import { checkGrantedCredential, findGrant, type Refusal, recordEngineRequest } from './grants.ts';
+import { findGrant, type Refusal, recordEngineRequest } from './grants.ts';
 import type { EngineRateLimiter } from './rate-limit.ts';
 
 /** Largest body forwarded (contract section 11). */
@@ -105,8 +107,6 @@ export async function proxyRequest(
   const grant = UUID.test(credentialId) ? await findGrant(db, clientId, credentialId) : null;
   if (!grant) throw engineErrors.notFound();
   if (!scopesAllow(grant.scopes, route.scope)) throw engineErrors.insufficientScope(route.scope);
-  const refusal = await checkGrantedCredential(db, grant, credentialId);
-  if (refusal) throw REFUSALS[refusal]();
   const badBody = judgeBody(route.method, request.body);
   if (badBody) throw badBody;
 
@@ -118,7 +118,8 @@ export async function proxyRequest(
     origin: request.origin,
   });
   if (!admitted.ok) {
-    // Changed between the check and the event (revoked, deactivated, new keys): not forwarded.
+    // Inactive, not verified, or revoked since step 1: not forwarded, and the
+    // point goes back (a refused request costs the credential nothing).
     await limiter.giveBack(credentialId);
     throw REFUSALS[admitted.refusal]();
   }

@@ -5,3 +5,12 @@
 // from loadConfig's explicit environment (see in-process.ts), not from here.
 process.env.NODE_ENV = 'development';
 delete process.env.TEST;
+
+// The RLS check (rls-check.ts) records violations as they happen; each test
+// fails for the ones it caused, and the file's hooks for theirs.
+import { afterAll, afterEach, beforeEach } from 'vitest';
+import { failOnRlsViolations } from './rls-check.ts';
+
+beforeEach(() => failOnRlsViolations('before this test (in a beforeAll hook)'));
+afterEach(() => failOnRlsViolations('in this test'));
+afterAll(() => failOnRlsViolations('in an afterAll hook'));

@@ -148,7 +148,8 @@ class Connection {
     if (!USER_DATA.test(sql)) return;
     let reason: string | undefined;
     if (!this.inTransaction) reason = 'outside any transaction';
-    else if (!this.scope) reason = `in a transaction that did not begin with a user scope and the role ${this.requestRole}`;
+    else if (!this.scope)
+      reason = `in a transaction that did not begin with a user scope and the role ${this.requestRole}`;
     if (reason) violations.push({ statement: sql.replace(/\s+/g, ' ').trim().slice(0, 400), reason });
   }
 }
@@ -268,6 +269,16 @@ export function calledFromTestCode(trap: (...args: never[]) => unknown): boolean
   return frame.includes(TEST_CODE);
 }
 
+const CODE_UNDER_TEST = Symbol('the real client');
+
+/**
+ * The real client behind a routed db.authTablesClient: for the check's own
+ * test (test/unit/rls-check.test.ts), which sends statements as src would.
+ */
+export function codeUnderTestClient<T extends object>(routed: T): T {
+  return (routed as Record<symbol, T>)[CODE_UNDER_TEST] ?? routed;
+}
+
 /**
  * db.authTablesClient as tests see it: property accesses made by test code go
  * to `fixture()` (created on first use), every other access to the real client.
@@ -275,6 +286,7 @@ export function calledFromTestCode(trap: (...args: never[]) => unknown): boolean
 export function routeFixtureAccess<T extends object>(real: T, fixture: () => T): T {
   const handler: ProxyHandler<T> = {
     get: function get(target, property) {
+      if (property === CODE_UNDER_TEST) return target;
       const client = typeof property === 'string' && calledFromTestCode(get) ? fixture() : target;
       const value = Reflect.get(client, property, client);
       return typeof value === 'function' ? value.bind(client) : value;

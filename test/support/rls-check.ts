@@ -63,6 +63,22 @@ export interface RlsViolation {
 
 const violations: RlsViolation[] = [];
 
+/** Before each violation is recorded in a server process the tests spawned (rls-check-register.ts). */
+let onViolation: ((violation: RlsViolation) => void) | undefined;
+
+/** Lines a spawned server writes for each violation; server.ts records them in the test process. */
+export const CHILD_VIOLATION_PREFIX = 'RLS check violation in the spawned server: ';
+
+/** In a spawned server: also writes each violation to stderr, for the test that spawned it. */
+export function reportViolationsOnStderr(): void {
+  onViolation = (v) => process.stderr.write(`${CHILD_VIOLATION_PREFIX}${JSON.stringify(v)}\n`);
+}
+
+export function recordRlsViolation(violation: RlsViolation): void {
+  onViolation?.(violation);
+  violations.push(violation);
+}
+
 /** The violations recorded since the last call (and forgets them). */
 export function takeRlsViolations(): RlsViolation[] {
   return violations.splice(0);
@@ -120,8 +136,11 @@ class Connection {
   /** True until the transaction's first statement after BEGIN was seen. */
   private awaitingScope = false;
   private scope: Scope | undefined;
+  private readonly requestRole: string;
 
-  constructor(private readonly requestRole: string) {}
+  constructor(requestRole: string) {
+    this.requestRole = requestRole;
+  }
 
   see(sql: string, params: readonly unknown[]): void {
     if (BEGIN.test(sql)) {
@@ -150,7 +169,7 @@ class Connection {
     if (!this.inTransaction) reason = 'outside any transaction';
     else if (!this.scope)
       reason = `in a transaction that did not begin with a user scope and the role ${this.requestRole}`;
-    if (reason) violations.push({ statement: sql.replace(/\s+/g, ' ').trim().slice(0, 400), reason });
+    if (reason) recordRlsViolation({ statement: sql.replace(/\s+/g, ' ').trim().slice(0, 400), reason });
   }
 }
 

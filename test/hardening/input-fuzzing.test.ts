@@ -87,6 +87,32 @@ const inputs = {
   secretKey: hostile,
 };
 
+/** Values on each side of a field's rules, run on every run besides the random ones. */
+function edges(max: number): string[] {
+  return [
+    'x'.repeat(max),
+    'x'.repeat(max + 1),
+    '🙂'.repeat(max), // max code points, twice as many UTF-16 units
+    '🙂'.repeat(max + 1),
+    ` ${'x'.repeat(max)}\t`, // trimmed to max
+    '',
+    ' ',
+    'a\u0007b',
+    '\u0085x', // C1 control, which String#trim keeps
+    '\u007f',
+    '\ud800x',
+    'x\u00a0', // no-break space, trimmed
+    '\ufeffx', // BOM, trimmed
+  ];
+}
+const EDGES: Record<keyof typeof VALID, string[]> = {
+  accountName: edges(100),
+  nickname: edges(100),
+  credentialType: ['ab', 'a', `a${'b'.repeat(31)}`, `a${'b'.repeat(32)}`, 'Alpaca', '1abc', 'ab-c', ' alpaca', 'a_1'],
+  apiKey: edges(256),
+  secretKey: edges(256),
+};
+
 const server = useInProcessServer();
 let user: Session;
 let accountId: string;
@@ -147,7 +173,7 @@ describe(`hostile input (${dbKind}, ${RUNS} runs per field)`, () => {
         const now = await gql(server.url, '{ accounts { accountName } }', undefined, user);
         expect(now.body.data?.accounts[0].accountName).toBe(current);
       }),
-      { numRuns: RUNS },
+      { numRuns: RUNS, examples: EDGES.accountName.map((v) => [v]) },
     );
     expect(seen.accepted, 'some values accepted').toBeGreaterThan(0);
     expect(seen.rejected, 'some values rejected').toBeGreaterThan(0);
@@ -180,7 +206,7 @@ describe(`hostile input (${dbKind}, ${RUNS} runs per field)`, () => {
           }
           expect(await credentialCount()).toBe(stored === before ? before : before + 1);
         }),
-        { numRuns: RUNS },
+        { numRuns: RUNS, examples: EDGES[field].map((v) => [v]) },
       );
       expect(seen.accepted, 'some values accepted').toBeGreaterThan(0);
       expect(seen.rejected, 'some values rejected').toBeGreaterThan(0);

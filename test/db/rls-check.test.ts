@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultKeyId, Keyring } from '../../src/crypto/keyring.ts';
 import { type Database, openDatabase } from '../../src/db/database.ts';
@@ -14,6 +15,7 @@ import {
   codeUnderTestClient,
   failOnRlsViolations,
   RLS_CHECK_RULES,
+  rlsCheck,
   scopeOf,
   takeRlsViolations,
 } from '../support/rls-check.ts';
@@ -87,6 +89,32 @@ describe(`the RLS check (${dbKind})`, () => {
     expect(await db.authTablesClient.credential.count()).toBe(1);
     await db.authTablesClient.$transaction((tx) => tx.credentialEvent.findMany());
     expect(takeRlsViolations()).toEqual([]);
+  });
+});
+
+describe('a connection, statement by statement', () => {
+  /** The reasons the check gives for `statements`, sent in order on one pg connection. */
+  function reasons(...statements: string[]): string[] {
+    const client = { query: () => undefined } as unknown as pg.PoolClient;
+    rlsCheck('app_user').pgConnection?.(client);
+    for (const sql of statements) void client.query(sql);
+    return takeRlsViolations().map((v) => v.reason);
+  }
+  const scoped = "BEGIN; SELECT set_config('app.current_user_id', 'u1', true), set_config('role', 'app_user', true)";
+  const read = 'SELECT * FROM "public"."user_credentials"';
+  const noScope = 'in a transaction that did not begin with a user scope and the role app_user';
+
+  it('accepts user data only between a scoped BEGIN and its end', () => {
+    expect(reasons(scoped, read, 'SAVEPOINT s', 'ROLLBACK TO SAVEPOINT s', read, 'COMMIT')).toEqual([]);
+    expect(reasons(scoped, 'COMMIT', read)).toEqual(['outside any transaction']);
+    expect(reasons(scoped, read, 'ROLLBACK', read)).toEqual(['outside any transaction']);
+    expect(reasons('SELECT 1 FROM auth_sessions', 'BEGIN', 'SELECT count(*) FROM auth_users', 'COMMIT')).toEqual([]);
+  });
+
+  it('takes the scope from the first statement only, and checks what rides with BEGIN', () => {
+    expect(reasons('BEGIN', 'SELECT 1', scoped.replace('BEGIN; ', ''), read)).toEqual([noScope]);
+    expect(reasons(`BEGIN; ${read}`)).toEqual([noScope]);
+    expect(reasons('BEGIN', scoped.replace('BEGIN; ', ''), read, 'COMMIT')).toEqual([]);
   });
 });
 

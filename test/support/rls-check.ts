@@ -144,15 +144,15 @@ class Connection {
     this.requestRole = requestRole;
   }
 
-  see(sql: string, params: readonly unknown[]): void {
+  see(statement: string, params: readonly unknown[]): void {
+    let sql = statement;
     if (BEGIN.test(sql)) {
       this.inTransaction = true;
       this.scope = undefined;
+      this.awaitingScope = true;
       // PostgreSQL: "BEGIN; SELECT set_config(...)" in one message (rls.ts scopeTransactionsOnBegin).
-      const rest = sql.replace(BEGIN, '').replace(/^\s*;/, '');
-      this.awaitingScope = rest.trim() === '';
-      if (!this.awaitingScope) this.scope = scopeOf(rest, params, this.requestRole);
-      return;
+      sql = sql.replace(BEGIN, '').replace(/^\s*;/, '');
+      if (sql.trim() === '') return;
     }
     if (END.test(sql)) {
       this.inTransaction = false;
@@ -171,7 +171,7 @@ class Connection {
     if (!this.inTransaction) reason = 'outside any transaction';
     else if (!this.scope)
       reason = `in a transaction that did not begin with a user scope and the role ${this.requestRole}`;
-    if (reason) recordRlsViolation({ statement: sql.replace(/\s+/g, ' ').trim().slice(0, 400), reason });
+    if (reason) recordRlsViolation({ statement: statement.replace(/\s+/g, ' ').trim().slice(0, 400), reason });
   }
 }
 

@@ -1,6 +1,30 @@
-import { defineConfig } from 'vitest/config';
+import path from 'node:path';
+import { defineConfig, type Plugin } from 'vitest/config';
+
+const realDatabase = path.resolve(import.meta.dirname, 'src/db/database.ts');
+const checkedDatabase = path.resolve(import.meta.dirname, 'test/support/rls-check-database.ts');
+
+/**
+ * Every import of src/db/database.ts, from tests and from the code under test
+ * alike, gets test/support/rls-check-database.ts: the same module with the RLS
+ * check on every database a test opens (test/support/rls-check.ts), so no test
+ * file has to opt in.
+ */
+const rlsCheck: Plugin = {
+  name: 'rls-check',
+  enforce: 'pre',
+  async resolveId(source, importer, options) {
+    // Only the specifiers written in the sources (relative); the module runner
+    // later fetches resolved ids (/src/db/database.ts), which must stay as they are.
+    if (!importer || importer === checkedDatabase || !source.startsWith('.') || !source.endsWith('database.ts'))
+      return null;
+    const resolved = await this.resolve(source, importer, { ...options, skipSelf: true });
+    return resolved?.id === realDatabase ? checkedDatabase : null;
+  },
+};
 
 export default defineConfig({
+  plugins: [rlsCheck],
   resolve: {
     // graphql 16 ships CJS (main) and ESM (module) copies. Node, and so every
     // library, loads the CJS one; Vite would pick the ESM one for test files,

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { createTestDatabase, type TestDatabase } from './databases.ts';
+import { CHILD_VIOLATION_PREFIX, type RlsViolation, recordRlsViolation } from './rls-check.ts';
 import { forSuite } from './suite-resource.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -51,7 +52,11 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     ...db.env,
     ...options.env,
   };
-  const [command, args] = options.viaNpm ? ['npm', ['start', '--silent']] : [process.execPath, ['src/main.ts']];
+  // This checkout's server runs with the RLS check (rls-check-register.ts); npm start and other installs as they are.
+  const checked = options.cwd === undefined ? ['--import', path.join(ROOT, 'test/support/rls-check-register.ts')] : [];
+  const [command, args] = options.viaNpm
+    ? ['npm', ['start', '--silent']]
+    : [process.execPath, [...checked, 'src/main.ts']];
   const child = spawn(command, args, { cwd: options.cwd ?? ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -63,6 +68,10 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
       const lines = buffered.split('\n');
       buffered = lines.pop() ?? '';
       for (const line of lines) {
+        if (line.startsWith(CHILD_VIOLATION_PREFIX)) {
+          recordRlsViolation(JSON.parse(line.slice(CHILD_VIOLATION_PREFIX.length)) as RlsViolation);
+          continue;
+        }
         logs.push(line);
         const match = /listening on (http:\/\/localhost:\d+)/.exec(line);
         if (match?.[1]) resolve(match[1]);

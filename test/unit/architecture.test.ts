@@ -13,6 +13,36 @@ async function sources(dir: string): Promise<{ file: string; text: string }[]> {
   );
 }
 
+/** The Prisma model delegates and tables of user data (test/support/rls-check.ts has the same list of tables). */
+const USER_MODELS = ['credential', 'userAccount', 'credentialEvent', 'engineGrant'];
+const USER_TABLES = /\b(user_accounts|user_credentials|credential_events|engine_grants)\b/;
+
+/**
+ * The names a file binds to the unscoped client: authTablesClient itself, a
+ * variable or parameter it is assigned to or typed as (PrismaClient), and the
+ * handle of a transaction opened on one of those.
+ */
+function unscopedClientNames(text: string): string[] {
+  const names = new Set(['authTablesClient']);
+  for (const [, name] of text.matchAll(/(\w+)\??\s*:\s*PrismaClient\b/g)) names.add(name as string);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    const known = [...names].join('|');
+    const bound = [
+      ...text.matchAll(new RegExp(`(?:const|let)\\s+(\\w+)\\s*=\\s*(?:[\\w.]+\\.)?(?:${known})\\b(?!\\s*\\.)`, 'g')),
+      ...text.matchAll(new RegExp(`\\b(?:${known})\\s*\\.\\s*\\$transaction\\(\\s*(?:async\\s*)?\\(?\\s*(\\w+)`, 'g')),
+    ];
+    for (const [, name] of bound) {
+      if (name && !names.has(name)) {
+        names.add(name);
+        grew = true;
+      }
+    }
+  }
+  return [...names];
+}
+
 describe('request code', () => {
   it('never reaches the unscoped client: resolvers only get ctx.db from the RLS transaction', async () => {
     const requestCode = [...(await sources('schema')), ...(await sources('domain'))];
@@ -31,6 +61,36 @@ describe('request code', () => {
     expect(code.length).toBeGreaterThanOrEqual(3);
     for (const { file, text } of code) {
       expect(text, file).not.toMatch(/authTablesClient|db\/database\.ts|new PrismaClient|\.withUser\(/);
+    }
+  });
+
+  it('never touches user data through the unscoped client, anywhere a request or a service runs', async () => {
+    const code = [
+      ...(await sources('schema')),
+      ...(await sources('domain')),
+      ...(await sources('services')),
+      ...(await sources('graphql')),
+      ...(await sources('http')),
+      ...(await sources('engine')),
+      ...(await sources('auth')),
+      ...(await sources('.')).filter((s) => s.file === 'server.ts'),
+    ];
+    expect(code.map((s) => s.file)).toEqual(
+      expect.arrayContaining(['server.ts', 'services/key-rotation.ts', 'engine/handler.ts', 'http/request-log.ts']),
+    );
+    for (const { file, text } of code) {
+      const unscoped = unscopedClientNames(text);
+      for (const name of unscoped) {
+        const reach = new RegExp(
+          `\\b${name}\\s*\\.\\s*(${USER_MODELS.join('|')}|\\$queryRaw\\w*|\\$executeRaw\\w*)\\b`,
+        );
+        expect(text, `${file}: ${name} is the unscoped client`).not.toMatch(reach);
+      }
+      // Raw SQL naming a user table runs only on a scoped handle (ctx.db, a step's or withUser's tx).
+      for (const [statement] of text.matchAll(/(\w+)\s*\.\s*\$(queryRaw|executeRaw)\w*[^`]*`[^`]*`/g)) {
+        const handle = /^\w+/.exec(statement)?.[0] as string;
+        if (USER_TABLES.test(statement)) expect(unscoped, `${file}: ${statement.slice(0, 80)}`).not.toContain(handle);
+      }
     }
   });
 

@@ -26,10 +26,16 @@ export interface Limit {
 export interface AttemptLimits {
   perClient: Limit;
   perEmailAndClient: Limit;
+  /** Failures from a browser holding a device cookie for the email (device-cookie.ts). */
+  perDevice?: Limit;
 }
 
 export const DEFAULT_ATTEMPT_LIMITS: Record<AttemptKind, AttemptLimits> = {
-  'sign-in': { perClient: { max: 20, windowSeconds: 60 }, perEmailAndClient: { max: 10, windowSeconds: 15 * 60 } },
+  'sign-in': {
+    perClient: { max: 20, windowSeconds: 60 },
+    perEmailAndClient: { max: 10, windowSeconds: 15 * 60 },
+    perDevice: { max: 10, windowSeconds: 15 * 60 },
+  },
   'sign-up': { perClient: { max: 20, windowSeconds: 60 }, perEmailAndClient: { max: 5, windowSeconds: 60 * 60 } },
 };
 
@@ -93,6 +99,7 @@ export type LimiterFactory = (name: string, limit: Limit) => RateLimiterAbstract
 interface Counters {
   perClient: RateLimiterAbstract;
   perEmailAndClient: RateLimiterAbstract;
+  perDevice?: RateLimiterAbstract;
 }
 
 /**
@@ -110,6 +117,7 @@ export class AttemptLimiter<Kind extends string = AttemptKind> {
         {
           perClient: create(`${kind}:ip`, limits[kind].perClient),
           perEmailAndClient: create(`${kind}:email+ip`, limits[kind].perEmailAndClient),
+          ...(limits[kind].perDevice ? { perDevice: create(`${kind}:device`, limits[kind].perDevice) } : {}),
         },
       ]),
     ) as Record<Kind, Counters>;
@@ -117,10 +125,13 @@ export class AttemptLimiter<Kind extends string = AttemptKind> {
 
   /**
    * Counts the attempt as a failure before it is checked: null when it may
-   * proceed, else the seconds to wait. Without an email only the client counts.
+   * proceed, else the seconds to wait. Without an email only the client
+   * counts. With a device (a valid device cookie for this email) only the
+   * device counts while it is under its limit; past it, the client's counters.
    */
-  async take(kind: Kind, ip: string, email: string | undefined): Promise<number | null> {
-    const { perClient, perEmailAndClient } = this.#counters[kind];
+  async take(kind: Kind, ip: string, email: string | undefined, device?: string): Promise<number | null> {
+    const { perClient, perEmailAndClient, perDevice } = this.#counters[kind];
+    if (device && perDevice && (await takePoints([[perDevice, device]])) === null) return null;
     const client = clientKey(ip);
     return takePoints([
       [perClient, client],
@@ -128,12 +139,17 @@ export class AttemptLimiter<Kind extends string = AttemptKind> {
     ]);
   }
 
-  /** The attempt succeeded: the client gets its point back and the pair starts afresh. */
-  async succeeded(kind: Kind, ip: string, email: string | undefined): Promise<void> {
-    const { perClient, perEmailAndClient } = this.#counters[kind];
+  /**
+   * The attempt succeeded: its points are given back. With a device, the
+   * device's count starts afresh and the client's is left alone (no client
+   * point was taken, and giving one back would let a client with a cookie
+   * for its own account wipe out failures it made for others).
+   */
+  async succeeded(kind: Kind, ip: string, email: string | undefined, device?: string): Promise<void> {
+    const { perClient, perEmailAndClient, perDevice } = this.#counters[kind];
     const client = clientKey(ip);
     await Promise.all([
-      givePointBack(perClient, client),
+      device && perDevice ? perDevice.delete(device) : givePointBack(perClient, client),
       email ? perEmailAndClient.delete(pairKey(email, client)) : null,
     ]);
   }

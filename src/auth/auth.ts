@@ -10,6 +10,13 @@ import type { Config } from '../config.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import { type AttemptKind, AttemptLimiter, DEFAULT_ATTEMPT_LIMITS, type LimiterFactory } from './attempt-limiter.ts';
+import {
+  DEVICE_COOKIE,
+  DEVICE_COOKIE_MAX_AGE_SECONDS,
+  deviceCookieValue,
+  deviceFor,
+  newDeviceId,
+} from './device-cookie.ts';
 import { CLIENT_IP_HEADER } from './request-headers.ts';
 import { type SessionCache, sessionKey } from './session-cache.ts';
 
@@ -57,6 +64,14 @@ export function createAuth({ config, prisma, logger, limiterFactory }: AuthDeps)
       ? (body as { email: string }).email
       : undefined;
   const ipOf = (headers: Headers | undefined) => headers?.get(CLIENT_IP_HEADER) ?? 'unknown';
+  // Sign-ins only: the device id of a valid device cookie issued for this email.
+  const deviceOf = async (
+    ctx: { getSignedCookie(name: string, secret: string): Promise<string | false | null>; context: { secret: string } },
+    kind: AttemptKind,
+    email: string | undefined,
+  ) =>
+    kind === 'sign-in' ? deviceFor(await ctx.getSignedCookie(DEVICE_COOKIE, ctx.context.secret), email) : undefined;
+  const secureCookies = new URL(config.auth.baseURL).protocol === 'https:';
 
   return betterAuth({
     appName: 'Brokerage credentials API',
@@ -91,7 +106,8 @@ export function createAuth({ config, prisma, logger, limiterFactory }: AuthDeps)
       before: createAuthMiddleware(async (ctx) => {
         const kind = throttled(ctx.path);
         if (!kind) return;
-        const wait = await attempts.take(kind, ipOf(ctx.request?.headers), emailOf(ctx.body));
+        const email = emailOf(ctx.body);
+        const wait = await attempts.take(kind, ipOf(ctx.request?.headers), email, await deviceOf(ctx, kind, email));
         if (wait !== null) {
           throw new APIError(
             'TOO_MANY_REQUESTS',
@@ -103,7 +119,23 @@ export function createAuth({ config, prisma, logger, limiterFactory }: AuthDeps)
       after: createAuthMiddleware(async (ctx) => {
         const kind = throttled(ctx.path);
         if (!kind || ctx.context.returned instanceof APIError) return;
-        await attempts.succeeded(kind, ipOf(ctx.request?.headers), emailOf(ctx.body));
+        const email = emailOf(ctx.body);
+        const device = await deviceOf(ctx, kind, email);
+        await attempts.succeeded(kind, ipOf(ctx.request?.headers), email, device);
+        if (kind === 'sign-in' && email) {
+          await ctx.setSignedCookie(
+            DEVICE_COOKIE,
+            deviceCookieValue(device ?? newDeviceId(), email),
+            ctx.context.secret,
+            {
+              httpOnly: true,
+              sameSite: 'strict',
+              secure: secureCookies,
+              path: '/api/auth',
+              maxAge: DEVICE_COOKIE_MAX_AGE_SECONDS,
+            },
+          );
+        }
       }),
     },
   });

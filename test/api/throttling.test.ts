@@ -5,7 +5,7 @@
 // authentications the same way. Clients are told apart by X-Forwarded-For
 // through TRUST_PROXY=loopback, as behind a reverse proxy.
 import { describe, expect, it } from 'vitest';
-import { rawSignIn, rawSignUp, signUp, uniqueEmail } from '../support/client.ts';
+import { rawSignIn, rawSignUp, type Session, signUp, uniqueEmail } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
 import { registerClient } from '../support/engine.ts';
 import { useInProcessServer } from '../support/in-process.ts';
@@ -81,6 +81,63 @@ describe(`no lockout (${dbKind})`, () => {
   });
 });
 
+/** The device cookie a successful sign-in set, as a Cookie header value. */
+function deviceCookie(res: Response): string {
+  const cookie = res.headers.getSetCookie().find((c) => c.startsWith('bca_device='));
+  if (!cookie) throw new Error(`no device cookie (${res.status})`);
+  return cookie.split(';')[0] as string;
+}
+
+describe(`device cookie (${dbKind})`, () => {
+  it('is set on a successful sign-in: signed, HttpOnly, SameSite=Strict, only for /api/auth', async () => {
+    const user = await signUp(server.url);
+    const res = await rawSignIn(server.url, user.email, user.password, from('10.5.0.9'));
+    const cookie = res.headers.getSetCookie().find((c) => c.startsWith('bca_device=')) as string;
+    expect(cookie).toMatch(/^bca_device=[^;]+\.[^;]+; Max-Age=15552000; Path=\/api\/auth; HttpOnly; SameSite=Strict$/);
+    expect(cookie).not.toContain(user.email);
+  });
+
+  it('lets a browser that signed in before through from an address an attacker keeps throttled', async () => {
+    const victim = await signUp(server.url);
+    const shared = '10.5.0.1';
+    const cookie = deviceCookie(await rawSignIn(server.url, victim.email, victim.password, from(shared)));
+    // The attacker behind the same address: 10 guesses at the victim, 10 at others.
+    for (let i = 0; i < 10; i += 1) await rawSignIn(server.url, victim.email, `wrong ${i}`, from(shared));
+    for (let i = 0; i < 10; i += 1) await rawSignIn(server.url, uniqueEmail(), `wrong ${i}`, from(shared));
+    expect((await rawSignIn(server.url, victim.email, victim.password, from(shared))).status).toBe(429);
+    const res = await rawSignIn(server.url, victim.email, victim.password, { ...from(shared), cookie });
+    expect(res.status).toBe(200);
+  });
+
+  it('gives nothing to a cookie for another email or a forged one, and bounds a stolen one', async () => {
+    const attacker = await signUp(server.url);
+    const victim = await signUp(server.url);
+    const ip = '10.5.1.1';
+    const own = deviceCookie(await rawSignIn(server.url, attacker.email, attacker.password, from(ip)));
+    for (let i = 0; i < 10; i += 1) {
+      expect((await rawSignIn(server.url, victim.email, `wrong ${i}`, { ...from(ip), cookie: own })).status).toBe(401);
+    }
+    expect((await rawSignIn(server.url, victim.email, 'guess', { ...from(ip), cookie: own })).status).toBe(429);
+    // Signing in to its own account with its own cookie clears nothing of the victim's.
+    expect((await rawSignIn(server.url, attacker.email, attacker.password, { ...from(ip), cookie: own })).status).toBe(
+      200,
+    );
+    expect((await rawSignIn(server.url, victim.email, 'guess', { ...from(ip), cookie: own })).status).toBe(429);
+    const forged = `${own.split('.')[0]}.${'A'.repeat(43)}=`;
+    expect((await rawSignIn(server.url, victim.email, 'guess', { ...from(ip), cookie: forged })).status).toBe(429);
+
+    // The victim's own cookie, stolen: 10 guesses on the device, then the address's own limits.
+    const stolen = deviceCookie(await rawSignIn(server.url, victim.email, victim.password, from('10.5.1.2')));
+    const statuses: number[] = [];
+    for (let i = 0; i < 21; i += 1) {
+      statuses.push(
+        (await rawSignIn(server.url, victim.email, `wrong ${i}`, { ...from('10.5.1.3'), cookie: stolen })).status,
+      );
+    }
+    expect(statuses).toEqual([...Array(20).fill(401), 429]);
+  });
+});
+
 describe(`a burst is throttled like attempts one by one (${dbKind})`, () => {
   it('checks at most 10 passwords for 60 concurrent wrong ones for an email from one client', async () => {
     const victim = await signUp(server.url);
@@ -95,12 +152,12 @@ describe(`a burst is throttled like attempts one by one (${dbKind})`, () => {
   });
 
   it('checks at most 20 passwords for 60 concurrent wrong ones across six emails from one client', async () => {
-    const users = [];
+    const users: Session[] = [];
     for (let i = 0; i < 6; i += 1) users.push(await signUp(server.url));
     hashReads = 0;
     const statuses = await Promise.all(
       Array.from({ length: 60 }, (_, i) =>
-        rawSignIn(server.url, (users[i % 6] as { email: string }).email, `wrong ${i}`, from('10.2.0.2')),
+        rawSignIn(server.url, (users[i % 6] as Session).email, `wrong ${i}`, from('10.2.0.2')),
       ),
     ).then((all) => all.map((r) => r.status));
     console.info(`[${dbKind}] 60 concurrent wrong passwords, six emails: ${hashReads} password checks`);

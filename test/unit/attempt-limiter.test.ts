@@ -11,6 +11,7 @@ import {
   givePointBack,
   type LimiterFactory,
 } from '../../src/auth/attempt-limiter.ts';
+import { deviceCookieValue, deviceFor, newDeviceId } from '../../src/auth/device-cookie.ts';
 
 const memory: LimiterFactory = (name, limit) =>
   new RateLimiterMemory({ keyPrefix: name, points: limit.max, duration: limit.windowSeconds });
@@ -81,9 +82,31 @@ describe('AttemptLimiter', () => {
     expect(await limiter.take('sign-in', '10.0.0.4', 'u9@example.com')).toBeGreaterThan(0);
   });
 
+  it('counts a device on its own counter while under its limit, then on the client; a device success gives no client point back', async () => {
+    const limiter = new AttemptLimiter(memory, {
+      'sign-in': { ...limits['sign-in'], perDevice: { max: 2, windowSeconds: 60 } },
+    });
+    const ip = '10.0.0.5';
+    // The client is used up by others.
+    for (let i = 0; i < 4; i += 1) await limiter.take('sign-in', ip, `x${i}@example.com`);
+    expect(await limiter.take('sign-in', ip, 'ada@example.com')).toBeGreaterThan(0);
+    // The device still may, twice; then the client's (spent) limits apply.
+    expect(await limiter.take('sign-in', ip, 'ada@example.com', 'dev1')).toBeNull();
+    expect(await limiter.take('sign-in', ip, 'ada@example.com', 'dev1')).toBeNull();
+    expect(await limiter.take('sign-in', ip, 'ada@example.com', 'dev1')).toBeGreaterThan(0);
+    // A success with the device clears the device only.
+    await limiter.succeeded('sign-in', ip, 'ada@example.com', 'dev1');
+    expect(await limiter.take('sign-in', ip, 'bob@example.com')).toBeGreaterThan(0);
+    expect(await limiter.take('sign-in', ip, 'ada@example.com', 'dev1')).toBeNull();
+  });
+
   it('has the documented defaults', () => {
     expect(DEFAULT_ATTEMPT_LIMITS).toEqual({
-      'sign-in': { perClient: { max: 20, windowSeconds: 60 }, perEmailAndClient: { max: 10, windowSeconds: 900 } },
+      'sign-in': {
+        perClient: { max: 20, windowSeconds: 60 },
+        perEmailAndClient: { max: 10, windowSeconds: 900 },
+        perDevice: { max: 10, windowSeconds: 900 },
+      },
       'sign-up': { perClient: { max: 20, windowSeconds: 60 }, perEmailAndClient: { max: 5, windowSeconds: 3600 } },
     });
   });
@@ -95,5 +118,21 @@ describe('givePointBack', () => {
     await givePointBack(limiter, 'k');
     await limiter.consume('k');
     await expect(limiter.consume('k')).rejects.toMatchObject({ consumedPoints: 2 });
+  });
+});
+
+describe('device cookie values', () => {
+  it('name a device for the email they were issued for, and for no other', () => {
+    const id = newDeviceId();
+    expect(id).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    const value = deviceCookieValue(id, 'Ada@Example.com');
+    expect(value).not.toContain('ada');
+    expect(deviceFor(value, 'ada@example.com')).toBe(id);
+    expect(deviceFor(value, 'eve@example.com')).toBeUndefined();
+    expect(deviceFor(value, undefined)).toBeUndefined();
+    // Signature wrong (false) or cookie absent (null): no device.
+    expect(deviceFor(false, 'ada@example.com')).toBeUndefined();
+    expect(deviceFor(null, 'ada@example.com')).toBeUndefined();
+    expect(deviceFor(`${value}:x`, 'ada@example.com')).toBeUndefined();
   });
 });

@@ -2,6 +2,7 @@
 // health probes. Built from already-open parts, so tests can run it in-process.
 import type http from 'node:http';
 import { toNodeHandler } from 'better-auth/node';
+import { AttemptLimiter } from './auth/attempt-limiter.ts';
 import { type Auth, createAuth, databaseLimiterFactory, getViewer } from './auth/auth.ts';
 import { createClientIpResolver, prepareAuthRequest } from './auth/request-headers.ts';
 import { SessionCache, sessionKey } from './auth/session-cache.ts';
@@ -12,7 +13,7 @@ import type { Database } from './db/database.ts';
 import { isDatabaseUnavailable } from './db/errors.ts';
 import { ServiceUnavailableError } from './domain/errors.ts';
 import { createEngineHandler } from './engine/handler.ts';
-import { EngineRateLimiter } from './engine/rate-limit.ts';
+import { EngineRateLimiter, TOKEN_ATTEMPT_LIMITS } from './engine/rate-limit.ts';
 import { createGraphQLHandler } from './graphql/yoga.ts';
 import { createCors } from './http/cors.ts';
 import { createRequestLogger } from './http/request-log.ts';
@@ -106,6 +107,7 @@ export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDe
     keyring,
     alpaca,
     limiter: new EngineRateLimiter(databaseLimiterFactory(db.authTablesClient), config.engine.rateLimitPerMinute),
+    tokenAttempts: new AttemptLimiter(databaseLimiterFactory(db.authTablesClient), TOKEN_ATTEMPT_LIMITS),
     logger,
     telemetry,
     clientIp,

@@ -1,10 +1,19 @@
-// Throttling of failed sign-ins and sign-ups, per client IP and per email.
+// Throttling of failed sign-ins and sign-ups without lockout.
 //
-// Only failures count: a user who signs in correctly is never slowed down,
-// while guessing passwords (or probing which emails exist) is stopped after a
-// few tries. Counters live in a shared store (the database in production: see
-// createAttemptLimiter in auth.ts) so the limits hold across server processes.
-import type { RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
+// Failures are counted per client and per (email, client) pair, never per
+// email alone: however many attempts for an email fail elsewhere, the right
+// password from a client that has not been failing signs in at once (the
+// pattern rate-limiter-flexible documents for login endpoints). A client is
+// its IP address, IPv6 by /64 (clientKey).
+//
+// Points are taken before the password is checked (take), so a burst of
+// concurrent attempts is throttled like the same attempts sent one by one; a
+// success gives the client's point back and clears the pair (succeeded).
+// Counters live in a shared store (the database in production: see
+// databaseLimiterFactory in auth.ts) so the limits hold across processes.
+import { createHash } from 'node:crypto';
+import ipaddr from 'ipaddr.js';
+import { type RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
 
 export type AttemptKind = 'sign-in' | 'sign-up';
 
@@ -15,13 +24,19 @@ export interface Limit {
 }
 
 export interface AttemptLimits {
-  perIp: Limit;
-  perEmail: Limit;
+  perClient: Limit;
+  perEmailAndClient: Limit;
+  /** Failures from a browser holding a device cookie for the email (device-cookie.ts). */
+  perDevice?: Limit;
 }
 
 export const DEFAULT_ATTEMPT_LIMITS: Record<AttemptKind, AttemptLimits> = {
-  'sign-in': { perIp: { max: 20, windowSeconds: 60 }, perEmail: { max: 10, windowSeconds: 15 * 60 } },
-  'sign-up': { perIp: { max: 20, windowSeconds: 60 }, perEmail: { max: 5, windowSeconds: 60 * 60 } },
+  'sign-in': {
+    perClient: { max: 20, windowSeconds: 60 },
+    perEmailAndClient: { max: 10, windowSeconds: 15 * 60 },
+    perDevice: { max: 10, windowSeconds: 15 * 60 },
+  },
+  'sign-up': { perClient: { max: 20, windowSeconds: 60 }, perEmailAndClient: { max: 5, windowSeconds: 60 * 60 } },
 };
 
 /** A Retry-After in whole seconds, at least 1, for a limiter's msBeforeNext. */
@@ -29,47 +44,117 @@ export function retryAfterSeconds(msBeforeNext: number): number {
   return Math.max(1, Math.ceil(msBeforeNext / 1000));
 }
 
+/**
+ * The counter key of a client address: IPv4 as is, IPv6 by its /64 (one
+ * subscriber's usual allocation, so a host cannot step through its 2^64
+ * addresses to dodge the limit), IPv4-mapped IPv6 as the IPv4 address.
+ */
+export function clientKey(ip: string): string {
+  if (!ipaddr.isValid(ip)) return ip;
+  const address = ipaddr.process(ip);
+  if (address.kind() === 'ipv4') return address.toString();
+  const parts = (address as ipaddr.IPv6).parts.slice(0, 4);
+  return `${parts.map((p) => p.toString(16)).join(':')}::/64`;
+}
+
+/**
+ * The counter key of an email: trimmed and lower-cased like better-auth
+ * does; an over-long value (better-auth refuses it anyway) by its SHA-256,
+ * so no key exceeds what the store's primary-key index accepts.
+ */
+export function emailKey(email: string): string {
+  const normal = email.trim().toLowerCase();
+  return normal.length <= 254 ? normal : `sha256:${createHash('sha256').update(normal).digest('hex')}`;
+}
+
+/**
+ * Takes one point from each limiter at once (one round trip each, in
+ * parallel): null when every one allowed it, else the longest wait in
+ * seconds. A refused attempt's points stay taken; they do not lengthen a
+ * window, which starts at a key's first point.
+ */
+export async function takePoints(taken: [RateLimiterAbstract, string][]): Promise<number | null> {
+  const results = await Promise.allSettled(taken.map(([limiter, key]) => limiter.consume(key)));
+  let wait: number | null = null;
+  for (const result of results) {
+    if (result.status === 'fulfilled') continue;
+    if (!(result.reason instanceof RateLimiterRes)) throw result.reason;
+    wait = Math.max(wait ?? 0, retryAfterSeconds(result.reason.msBeforeNext));
+  }
+  return wait;
+}
+
+/**
+ * Gives back a point taken by takePoints. If the key's window ended in
+ * between, the store starts a new one at -1 (a free attempt): that is
+ * raised back to 0, by an increment, so concurrent callers err on the strict side.
+ */
+export async function givePointBack(limiter: RateLimiterAbstract, key: string): Promise<void> {
+  const res = await limiter.reward(key, 1);
+  if (res.consumedPoints < 0) await limiter.penalty(key, -res.consumedPoints);
+}
+
 export type LimiterFactory = (name: string, limit: Limit) => RateLimiterAbstract;
 
 interface Counters {
-  perIp: RateLimiterAbstract;
-  perEmail: RateLimiterAbstract;
+  perClient: RateLimiterAbstract;
+  perEmailAndClient: RateLimiterAbstract;
+  perDevice?: RateLimiterAbstract;
 }
 
-export class AttemptLimiter {
-  readonly #counters: Record<AttemptKind, Counters>;
+/**
+ * Counters for each kind of attempt it is given limits for. The "email" is
+ * whatever names the account tried (the engine's token endpoint: a client id).
+ */
+export class AttemptLimiter<Kind extends string = AttemptKind> {
+  readonly #counters: Record<Kind, Counters>;
 
-  constructor(create: LimiterFactory, limits: Record<AttemptKind, AttemptLimits> = DEFAULT_ATTEMPT_LIMITS) {
-    const counters = (kind: AttemptKind): Counters => ({
-      perIp: create(`${kind}:ip`, limits[kind].perIp),
-      perEmail: create(`${kind}:email`, limits[kind].perEmail),
-    });
-    this.#counters = { 'sign-in': counters('sign-in'), 'sign-up': counters('sign-up') };
+  constructor(create: LimiterFactory, limits: Record<Kind, AttemptLimits>) {
+    const kinds = Object.keys(limits) as Kind[];
+    this.#counters = Object.fromEntries(
+      kinds.map((kind) => [
+        kind,
+        {
+          perClient: create(`${kind}:ip`, limits[kind].perClient),
+          perEmailAndClient: create(`${kind}:email+ip`, limits[kind].perEmailAndClient),
+          ...(limits[kind].perDevice ? { perDevice: create(`${kind}:device`, limits[kind].perDevice) } : {}),
+        },
+      ]),
+    ) as Record<Kind, Counters>;
   }
 
-  /** Seconds to wait before trying again, or null when the attempt may proceed. */
-  async retryAfter(kind: AttemptKind, ip: string, email: string | undefined): Promise<number | null> {
-    const { perIp, perEmail } = this.#counters[kind];
-    const states = await Promise.all([perIp.get(ip), email ? perEmail.get(normalizeEmail(email)) : null]);
-    const blocked = states.filter(
-      (s, i): s is RateLimiterRes => s !== null && s.consumedPoints >= (i === 0 ? perIp : perEmail).points,
-    );
-    if (blocked.length === 0) return null;
-    return retryAfterSeconds(Math.max(...blocked.map((s) => s.msBeforeNext)));
+  /**
+   * Counts the attempt as a failure before it is checked: null when it may
+   * proceed, else the seconds to wait. Without an email only the client
+   * counts. With a device (a valid device cookie for this email) only the
+   * device counts while it is under its limit; past it, the client's counters.
+   */
+  async take(kind: Kind, ip: string, email: string | undefined, device?: string): Promise<number | null> {
+    const { perClient, perEmailAndClient, perDevice } = this.#counters[kind];
+    if (device && perDevice && (await takePoints([[perDevice, device]])) === null) return null;
+    const client = clientKey(ip);
+    return takePoints([
+      [perClient, client],
+      ...(email ? [[perEmailAndClient, pairKey(email, client)] as [RateLimiterAbstract, string]] : []),
+    ]);
   }
 
-  async recordFailure(kind: AttemptKind, ip: string, email: string | undefined): Promise<void> {
-    const { perIp, perEmail } = this.#counters[kind];
-    // penalty() counts without rejecting: the check happens in retryAfter().
-    await Promise.all([perIp.penalty(ip), email ? perEmail.penalty(normalizeEmail(email)) : null]);
-  }
-
-  /** A successful sign-in clears the email's count (not the IP's). */
-  async recordSuccess(kind: AttemptKind, email: string | undefined): Promise<void> {
-    if (email) await this.#counters[kind].perEmail.delete(normalizeEmail(email));
+  /**
+   * The attempt succeeded: its points are given back. With a device, the
+   * device's count starts afresh and the client's is left alone (no client
+   * point was taken, and giving one back would let a client with a cookie
+   * for its own account wipe out failures it made for others).
+   */
+  async succeeded(kind: Kind, ip: string, email: string | undefined, device?: string): Promise<void> {
+    const { perClient, perEmailAndClient, perDevice } = this.#counters[kind];
+    const client = clientKey(ip);
+    await Promise.all([
+      device && perDevice ? perDevice.delete(device) : givePointBack(perClient, client),
+      email ? perEmailAndClient.delete(pairKey(email, client)) : null,
+    ]);
   }
 }
 
-function normalizeEmail(email: string): string {
-  return email.trim().toLowerCase();
+function pairKey(email: string, client: string): string {
+  return `${emailKey(email)}|${client}`;
 }

@@ -9,7 +9,14 @@ import { RateLimiterPrisma } from 'rate-limiter-flexible';
 import type { Config } from '../config.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
-import { type AttemptKind, AttemptLimiter, type LimiterFactory } from './attempt-limiter.ts';
+import { type AttemptKind, AttemptLimiter, DEFAULT_ATTEMPT_LIMITS, type LimiterFactory } from './attempt-limiter.ts';
+import {
+  DEVICE_COOKIE,
+  DEVICE_COOKIE_MAX_AGE_SECONDS,
+  deviceCookieValue,
+  deviceFor,
+  newDeviceId,
+} from './device-cookie.ts';
 import { CLIENT_IP_HEADER } from './request-headers.ts';
 import { type SessionCache, sessionKey } from './session-cache.ts';
 
@@ -49,7 +56,7 @@ export function databaseLimiterFactory(prisma: PrismaClient): LimiterFactory {
 }
 
 export function createAuth({ config, prisma, logger, limiterFactory }: AuthDeps) {
-  const attempts = new AttemptLimiter(limiterFactory ?? databaseLimiterFactory(prisma));
+  const attempts = new AttemptLimiter(limiterFactory ?? databaseLimiterFactory(prisma), DEFAULT_ATTEMPT_LIMITS);
 
   const throttled = (path: string | undefined) => (path ? THROTTLED_PATHS[path] : undefined);
   const emailOf = (body: unknown) =>
@@ -57,6 +64,14 @@ export function createAuth({ config, prisma, logger, limiterFactory }: AuthDeps)
       ? (body as { email: string }).email
       : undefined;
   const ipOf = (headers: Headers | undefined) => headers?.get(CLIENT_IP_HEADER) ?? 'unknown';
+  // Sign-ins only: the device id of a valid device cookie issued for this email.
+  const deviceOf = async (
+    ctx: { getSignedCookie(name: string, secret: string): Promise<string | false | null>; context: { secret: string } },
+    kind: AttemptKind,
+    email: string | undefined,
+  ) =>
+    kind === 'sign-in' ? deviceFor(await ctx.getSignedCookie(DEVICE_COOKIE, ctx.context.secret), email) : undefined;
+  const secureCookies = new URL(config.auth.baseURL).protocol === 'https:';
 
   return betterAuth({
     appName: 'Brokerage credentials API',
@@ -70,7 +85,8 @@ export function createAuth({ config, prisma, logger, limiterFactory }: AuthDeps)
     emailAndPassword: { enabled: true, autoSignIn: true, minPasswordLength: 8, maxPasswordLength: 128 },
     plugins: [bearer({ requireSignature: true })],
     // better-auth's own limiter counts every request (3 sign-ins per 10 s by
-    // default); ours counts failures only, in the database (see attempt-limiter.ts).
+    // default), successes too; ours counts failures per client and per
+    // (email, client), in the database (see attempt-limiter.ts).
     rateLimit: { enabled: false },
     advanced: { ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] } },
     telemetry: { enabled: false },
@@ -84,10 +100,14 @@ export function createAuth({ config, prisma, logger, limiterFactory }: AuthDeps)
       log: (level, message) => logger[level]({ component: 'better-auth' }, message),
     },
     hooks: {
+      // The point is taken before better-auth checks the password (consume
+      // first), so concurrent attempts cannot all pass a check made before
+      // any of them is counted; a success gives it back.
       before: createAuthMiddleware(async (ctx) => {
         const kind = throttled(ctx.path);
         if (!kind) return;
-        const wait = await attempts.retryAfter(kind, ipOf(ctx.request?.headers), emailOf(ctx.body));
+        const email = emailOf(ctx.body);
+        const wait = await attempts.take(kind, ipOf(ctx.request?.headers), email, await deviceOf(ctx, kind, email));
         if (wait !== null) {
           throw new APIError(
             'TOO_MANY_REQUESTS',
@@ -98,12 +118,23 @@ export function createAuth({ config, prisma, logger, limiterFactory }: AuthDeps)
       }),
       after: createAuthMiddleware(async (ctx) => {
         const kind = throttled(ctx.path);
-        if (!kind) return;
+        if (!kind || ctx.context.returned instanceof APIError) return;
         const email = emailOf(ctx.body);
-        if (ctx.context.returned instanceof APIError) {
-          await attempts.recordFailure(kind, ipOf(ctx.request?.headers), email);
-        } else {
-          await attempts.recordSuccess(kind, email);
+        const device = await deviceOf(ctx, kind, email);
+        await attempts.succeeded(kind, ipOf(ctx.request?.headers), email, device);
+        if (kind === 'sign-in' && email) {
+          await ctx.setSignedCookie(
+            DEVICE_COOKIE,
+            deviceCookieValue(device ?? newDeviceId(), email),
+            ctx.context.secret,
+            {
+              httpOnly: true,
+              sameSite: 'strict',
+              secure: secureCookies,
+              path: '/api/auth',
+              maxAge: DEVICE_COOKIE_MAX_AGE_SECONDS,
+            },
+          );
         }
       }),
     },

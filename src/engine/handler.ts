@@ -28,7 +28,7 @@ import { checkToken } from './clients.ts';
 import { EngineError, engineErrors, sendEngineError, sendJson } from './errors.ts';
 import { listClientGrants } from './grants.ts';
 import { ENGINE_BODY_LIMIT, proxyRequest } from './proxy.ts';
-import type { EngineRateLimiter } from './rate-limit.ts';
+import type { EngineRateLimiter, TokenAttemptLimiter } from './rate-limit.ts';
 import { authorizationServerMetadata, handleTokenRequest, METADATA_PATH, TOKEN_PATH } from './token-endpoint.ts';
 
 export interface EngineDeps {
@@ -36,6 +36,8 @@ export interface EngineDeps {
   keyring: Keyring;
   alpaca: AlpacaClient;
   limiter: EngineRateLimiter;
+  /** Failed client authentications at the token endpoint. */
+  tokenAttempts: TokenAttemptLimiter;
   logger: Logger;
   telemetry: Pick<Telemetry, 'engineRequest'>;
   clientIp: ClientIpResolver;
@@ -170,7 +172,12 @@ export function createEngineHandler(deps: EngineDeps): EngineHandler {
         return sendJson(res, 200, authorizationServerMetadata(deps.baseURL));
       }
       if (rawPath === TOKEN_PATH) {
-        return handleTokenRequest(req, res, { prisma, tokenTtlSeconds: deps.tokenTtlSeconds });
+        return handleTokenRequest(req, res, {
+          prisma,
+          tokenTtlSeconds: deps.tokenTtlSeconds,
+          attempts: deps.tokenAttempts,
+          clientIp: deps.clientIp(req),
+        });
       }
       return telemetry.engineRequest((observed) => serve(req, res, observed));
     },

@@ -5,7 +5,26 @@
 // so concurrent requests cannot overshoot it; one whose event could not be
 // written after all gets its point back.
 import { RateLimiterRes } from 'rate-limiter-flexible';
-import { type LimiterFactory, retryAfterSeconds } from '../auth/attempt-limiter.ts';
+import {
+  type AttemptLimiter,
+  type AttemptLimits,
+  givePointBack,
+  type LimiterFactory,
+  retryAfterSeconds,
+} from '../auth/attempt-limiter.ts';
+
+/**
+ * Failed client authentications at the token endpoint, counted like failed
+ * sign-ins (per client address and per (client id, address), taken before
+ * the secret is checked): a 256-bit secret cannot be guessed, but each try
+ * costs a database read, and a per-client-id count alone would let anyone
+ * lock an engine out of its tokens.
+ */
+export const TOKEN_ATTEMPT_LIMITS: Record<'engine-token', AttemptLimits> = {
+  'engine-token': { perClient: { max: 20, windowSeconds: 60 }, perEmailAndClient: { max: 10, windowSeconds: 15 * 60 } },
+};
+
+export type TokenAttemptLimiter = AttemptLimiter<'engine-token'>;
 
 export class EngineRateLimiter {
   readonly max: number;
@@ -29,6 +48,6 @@ export class EngineRateLimiter {
 
   /** Gives back the point of a request that was not forwarded after all. */
   async giveBack(credentialId: string): Promise<void> {
-    await this.#perCredential.reward(credentialId, 1);
+    await givePointBack(this.#perCredential, credentialId);
   }
 }

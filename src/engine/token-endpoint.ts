@@ -17,6 +17,7 @@ import type { PrismaClient } from '../generated/prisma/client.ts';
 import { readBody } from './body.ts';
 import { authenticateClient, issueToken } from './clients.ts';
 import { sendJson } from './errors.ts';
+import type { TokenAttemptLimiter } from './rate-limit.ts';
 
 export const TOKEN_PATH = '/engine/v1/oauth/token';
 export const METADATA_PATH = '/.well-known/oauth-authorization-server';
@@ -27,6 +28,10 @@ const TOKEN_BODY_LIMIT = 4096;
 export interface TokenEndpointDeps {
   prisma: PrismaClient;
   tokenTtlSeconds: number;
+  /** Failed client authentications (rate-limit.ts). */
+  attempts: TokenAttemptLimiter;
+  /** The caller's address by the TRUST_PROXY rules. */
+  clientIp: string;
 }
 
 /** RFC 8414 metadata: this server (its public base URL) is the issuer; client credentials is its one grant. */
@@ -44,16 +49,19 @@ export function authorizationServerMetadata(baseURL: string): Record<string, unk
 
 interface OAuthError {
   status: number;
-  error: 'invalid_request' | 'invalid_client' | 'unsupported_grant_type';
+  // slow_down: the token endpoint's "retry later" (RFC 8628 3.5, in IANA's OAuth error registry).
+  error: 'invalid_request' | 'invalid_client' | 'unsupported_grant_type' | 'slow_down';
   description?: string;
   /** RFC 6749 5.2: a client that tried HTTP Basic gets a challenge. */
   basic?: boolean;
+  retryAfter?: number;
 }
 
-function sendOAuthError(res: http.ServerResponse, { status, error, description, basic }: OAuthError): void {
+function sendOAuthError(res: http.ServerResponse, { status, error, description, basic, retryAfter }: OAuthError): void {
   sendJson(res, status, description ? { error, error_description: description } : { error }, {
     pragma: 'no-cache',
     ...(basic ? { 'www-authenticate': 'Basic realm="engine"' } : {}),
+    ...(retryAfter ? { 'retry-after': String(retryAfter) } : {}),
   });
 }
 
@@ -129,9 +137,20 @@ export async function handleTokenRequest(
   if (!credentials?.id || !credentials.secret) {
     return sendOAuthError(res, { status: 401, error: 'invalid_client', basic: usedBasic });
   }
+  // Counted as a failure before the secret is checked, so a burst cannot outrun the count.
+  const wait = await deps.attempts.take('engine-token', deps.clientIp, credentials.id);
+  if (wait !== null) {
+    return sendOAuthError(res, {
+      status: 429,
+      error: 'slow_down',
+      description: `Too many failed client authentications; try again in ${wait} s.`,
+      retryAfter: wait,
+    });
+  }
   if (!(await authenticateClient(deps.prisma, credentials.id, credentials.secret))) {
     return sendOAuthError(res, { status: 401, error: 'invalid_client', basic: usedBasic });
   }
+  await deps.attempts.succeeded('engine-token', deps.clientIp, credentials.id);
   const token = await issueToken(deps.prisma, credentials.id, deps.tokenTtlSeconds);
   // RFC 6749 5.1: tokens are never cached.
   sendJson(

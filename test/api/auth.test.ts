@@ -1,11 +1,10 @@
 // Sessions through better-auth's real endpoints: cookie and bearer, sign-out,
-// expiry, forged tokens, and the throttling of failed attempts. In-process,
-// except where several server processes share one database.
+// expiry, forged tokens, and the throttling of failed attempts from one
+// client (other clients and bursts: throttling.test.ts). In-process.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { errorOf, gql, rawSignIn, rawSignUp, signIn, signOut, signUp, uniqueEmail } from '../support/client.ts';
 import { dbKind, queryDatabase } from '../support/databases.ts';
 import { useInProcessServer } from '../support/in-process.ts';
-import { startServer } from '../support/server.ts';
 
 const VIEWER = '{ viewer { id email name } }';
 const ACCOUNTS = '{ accounts { id } }';
@@ -130,7 +129,7 @@ describe(`throttling of failed attempts (${dbKind})`, () => {
     }
   });
 
-  it('answers 429 with Retry-After after 10 wrong passwords for one email, then even for the right one', async () => {
+  it('answers 429 with Retry-After after 10 wrong passwords for one email from one client, the right one from it too', async () => {
     const session = await signUp(url);
     const statuses: number[] = [];
     for (let i = 0; i < 12; i += 1) statuses.push((await rawSignIn(url, session.email, `wrong-${i}`)).status);
@@ -179,21 +178,5 @@ describe(`throttling of failed sign-ups (${dbKind})`, () => {
   });
 });
 
-describe.runIf(dbKind === 'postgres')('throttling shared by several server processes (postgres)', () => {
-  it('counts failures made on one instance against the limit on another', async () => {
-    const first = await startServer();
-    const second = await startServer({ db: first.db });
-    try {
-      const session = await signUp(first.url);
-      for (let i = 0; i < 10; i += 1) {
-        const target = i % 2 === 0 ? first : second;
-        expect((await rawSignIn(target.url, session.email, `wrong ${i}`)).status).toBe(401);
-      }
-      expect((await rawSignIn(second.url, session.email, session.password)).status).toBe(429);
-      expect((await rawSignIn(first.url, session.email, session.password)).status).toBe(429);
-    } finally {
-      await second.stop();
-      await first.close();
-    }
-  });
-});
+// Several server processes sharing the counters, and clients that have not
+// been failing: test/api/throttling.test.ts.

@@ -469,6 +469,14 @@ describe(`verifyCredential (${dbKind})`, () => {
     expect(verificationOf(await verify(other, theirs.id)).status).toBe('INVALID');
   });
 
+  it('takes the points before the broker is asked: 20 concurrent verifications of one credential reach it 5 times', async () => {
+    const who = await owner();
+    const c = await credential(who);
+    const results = await Promise.all(Array.from({ length: 20 }, () => verify(who, c.id)));
+    expect(results.filter((r) => errorOf(r).code === 'TOO_MANY_REQUESTS')).toHaveLength(15);
+    expect(seen(c.apiKey)).toEqual({ paper: 5, live: 5 });
+  });
+
   // PGlite allows one process, so one instance: the store is the same table either way.
   it.skipIf(dbKind === 'pglite')('shares the limits between instances on one database', async () => {
     const second = await startInProcess({ env: brokers.env, database: server.testDb });

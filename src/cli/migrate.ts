@@ -1,15 +1,17 @@
 // `npm run migrate`: applies pending migrations to the configured database
 // (DATABASE_URL, or the embedded PGlite in DATA_DIR) and exits. The server
-// also does this at start unless MIGRATE_ON_START=false.
+// also does this at start unless MIGRATE_ON_START=false. It seals and signs
+// nothing, so it needs neither ENCRYPTION_KEY nor BETTER_AUTH_SECRET.
+import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
-import { ConfigError, loadConfig } from '../config.ts';
 import { runMigrations } from '../db/database.ts';
 import { createLogger } from '../logger.ts';
+import { runTask } from './task.ts';
 
-try {
-  const config = await loadConfig();
+await runTask('migrate', 'none', async (config) => {
   const logger = createLogger(config.logLevel);
   if (config.database.kind === 'pglite') {
+    await mkdir(config.database.dataDir, { recursive: true });
     const pglite = new PGlite(config.database.dataDir);
     try {
       await runMigrations(config.database, logger, pglite);
@@ -19,7 +21,4 @@ try {
   } else {
     await runMigrations(config.database, logger);
   }
-} catch (error) {
-  process.stderr.write(`${error instanceof ConfigError ? error.message : (error as Error).stack}\n`);
-  process.exitCode = 1;
-}
+});

@@ -17,13 +17,17 @@ const USAGE = 'usage: npm run engine-client -- create NAME | list | revoke CLIEN
 const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
 
 // Client secrets are hashed (sha256), not sealed or signed: no ENCRYPTION_KEY or BETTER_AUTH_SECRET needed.
-await runTask('engine-client', 'none', async (config) => {
+const parse = () => {
   const { positionals } = parseTaskArgs({ allowPositionals: true, strict: true }, USAGE);
   const [command, argument, ...extra] = positionals;
   const needsArgument = command === 'create' || command === 'revoke';
   const valid =
     (needsArgument ? argument !== undefined : command === 'list' && argument === undefined) && !extra.length;
   if (!valid) throw new UsageError(USAGE);
+  return { command, argument };
+};
+
+await runTask('engine-client', 'none', parse, async (config, { command, argument }) => {
   // Logs go to stderr: stdout carries the JSON only.
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, process.stderr);
   const db = await openDatabase(config.database, { migrate: config.migrateOnStart, logger });

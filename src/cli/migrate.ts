@@ -6,19 +6,24 @@ import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
 import { runMigrations } from '../db/database.ts';
 import { createLogger } from '../logger.ts';
-import { runTask } from './task.ts';
+import { parseTaskArgs, runTask } from './task.ts';
 
-await runTask('migrate', 'none', async (config) => {
-  const logger = createLogger(config.logLevel);
-  if (config.database.kind === 'pglite') {
-    await mkdir(config.database.dataDir, { recursive: true });
-    const pglite = new PGlite(config.database.dataDir);
-    try {
-      await runMigrations(config.database, logger, pglite);
-    } finally {
-      await pglite.close();
+await runTask(
+  'migrate',
+  'none',
+  () => parseTaskArgs({}),
+  async (config) => {
+    const logger = createLogger(config.logLevel);
+    if (config.database.kind === 'pglite') {
+      await mkdir(config.database.dataDir, { recursive: true });
+      const pglite = new PGlite(config.database.dataDir);
+      try {
+        await runMigrations(config.database, logger, pglite);
+      } finally {
+        await pglite.close();
+      }
+    } else {
+      await runMigrations(config.database, logger);
     }
-  } else {
-    await runMigrations(config.database, logger);
-  }
-});
+  },
+);

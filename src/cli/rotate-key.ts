@@ -10,12 +10,15 @@ import { rotateCredentialKeys } from '../services/key-rotation.ts';
 import { parseTaskArgs, runTask, UsageError } from './task.ts';
 
 // Keys as the servers have them: given, or the embedded database's development file (never generated).
-await runTask('rotate-key', 'keys', async (config) => {
-  const batchSize = Number(
-    parseTaskArgs({ options: { 'batch-size': { type: 'string', default: '500' } } }).values['batch-size'],
-  );
+const parse = () => {
+  const { values } = parseTaskArgs({ options: { 'batch-size': { type: 'string', default: '500' } } });
+  const batchSize = Number(values['batch-size']);
   if (!Number.isInteger(batchSize) || batchSize < 1)
     throw new UsageError('--batch-size must be a positive whole number');
+  return batchSize;
+};
+
+await runTask('rotate-key', 'keys', parse, async (config, batchSize) => {
   const logger = createLogger(config.logLevel, syncStdout());
   const db = await openDatabase(config.database, { migrate: config.migrateOnStart, logger });
   const keyring = new Keyring(config.encryption.current, config.encryption.previous);

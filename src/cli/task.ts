@@ -12,13 +12,16 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-export async function runTask(
+/** `parse` reads the arguments first (a wrong one is reported before anything else), then `work` runs. */
+export async function runTask<A>(
   name: string,
   secrets: SecretsSource,
-  work: (config: Config) => Promise<void>,
+  parse: () => A,
+  work: (config: Config, args: A) => Promise<void>,
 ): Promise<void> {
   try {
-    await work(await loadConfig(process.env, undefined, secrets));
+    const args = parse();
+    await work(await loadConfig(process.env, undefined, secrets), args);
   } catch (error) {
     process.stderr.write(`${error instanceof UsageError ? error.message : failureLine(name, error)}\n`);
     process.exitCode = error instanceof UsageError ? 1 : exitCodeFor(error);

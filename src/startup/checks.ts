@@ -5,10 +5,10 @@
 import { performance } from 'node:perf_hooks';
 import type { Config } from '../config.ts';
 import type { Database } from '../db/database.ts';
+import { checkPreparedStatements } from '../db/prepared-statements.ts';
 import type { Logger } from '../logger.ts';
 import { checkKeyCoverage } from './key-coverage.ts';
 import { checkListenAddress } from './listen-address.ts';
-import { checkPreparedStatements } from './prepared-statements.ts';
 import { checkRequestRole } from './request-role.ts';
 
 export type CheckTimes = Record<string, number>;

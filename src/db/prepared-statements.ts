@@ -1,3 +1,4 @@
+// (In src/db: only database code opens connections, test/unit/architecture.test.ts.)
 // DATABASE_PREPARED_STATEMENTS=true names statements so each connection
 // prepares them once. Behind a transaction-pooling PgBouncer before 1.21
 // (or one without max_prepared_statements) a connection's statements land

@@ -9,7 +9,7 @@ import { checkPreparedStatements } from '../db/prepared-statements.ts';
 import type { Logger } from '../logger.ts';
 import { checkKeyCoverage } from './key-coverage.ts';
 import { checkListenAddress } from './listen-address.ts';
-import { checkRequestRole } from './request-role.ts';
+import { checkRequestRole, checkRequestTransaction } from './request-role.ts';
 
 export type CheckTimes = Record<string, number>;
 
@@ -27,6 +27,10 @@ export async function checkBeforeDatabase(config: Config, times: CheckTimes): Pr
 /** Once the database is open and migrated, before listening. */
 export async function checkDatabase(config: Config, db: Database, times: CheckTimes): Promise<void> {
   await timed(times, 'preparedStatements', () => checkPreparedStatements(config.database));
+  // What /ready runs: a request transaction works at all. Timed on its own: as
+  // the first one of the process it also pays the pool's first connection and
+  // Prisma's first query, which the first request would pay otherwise.
+  await timed(times, 'requestTransaction', () => checkRequestTransaction(db, config.database));
   await timed(times, 'requestRole', () => checkRequestRole(db, config.database));
   await timed(times, 'keyCoverage', () => checkKeyCoverage(db, config.encryption));
 }

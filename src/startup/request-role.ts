@@ -218,36 +218,44 @@ export function roleProblems(
   return problems;
 }
 
+/** A refusal for what PostgreSQL answers SET ROLE when the role is missing or the login may not take it. */
+function roleEntryRefusal(error: unknown, variable: string): Error | undefined {
+  const code = (error as { meta?: { code?: string } }).meta?.code ?? '';
+  const message = (error as Error).message ?? '';
+  if (/role "[^"]+" does not exist/.test(message) || code === '42704') {
+    return invalid([
+      {
+        variable,
+        message: `the request role ${REQUEST_ROLE} does not exist there: run \`npm run migrate\` (or start with MIGRATE_ON_START=true)`,
+      },
+    ]);
+  }
+  if (/permission denied to set role/.test(message) || code === '42501') {
+    return invalid([
+      {
+        variable,
+        message: `its login is not a member of the request role ${REQUEST_ROLE}: GRANT ${REQUEST_ROLE} TO that login`,
+      },
+    ]);
+  }
+  return undefined;
+}
+
+/** A request transaction works at all (what /ready runs, Database.ping). */
+export async function checkRequestTransaction(db: Database, database: Config['database']): Promise<void> {
+  await db.ping().catch((error: unknown) => {
+    throw roleEntryRefusal(error, databaseVariable(database)) ?? error;
+  });
+}
+
 export async function checkRequestRole(db: Database, database: Config['database']): Promise<void> {
   const variable = databaseVariable(database);
   const userDataTables = Object.entries(REQUEST_ROLE_GRANTS.tables)
     .filter(([, g]) => g.rls)
     .map(([t]) => t);
-  let facts: RoleFacts;
-  try {
-    facts = await readRoleFacts(db, userDataTables);
-  } catch (error) {
-    // What PostgreSQL answers SET ROLE when the role is missing or the login may not take it.
-    const code = (error as { meta?: { code?: string } }).meta?.code ?? '';
-    const message = (error as Error).message;
-    if (/role "[^"]+" does not exist/.test(message) || code === '42704') {
-      throw invalid([
-        {
-          variable,
-          message: `the request role ${REQUEST_ROLE} does not exist there: run \`npm run migrate\` (or start with MIGRATE_ON_START=true)`,
-        },
-      ]);
-    }
-    if (/permission denied to set role/.test(message) || code === '42501') {
-      throw invalid([
-        {
-          variable,
-          message: `its login is not a member of the request role ${REQUEST_ROLE}: GRANT ${REQUEST_ROLE} TO that login`,
-        },
-      ]);
-    }
-    throw error;
-  }
+  const facts = await readRoleFacts(db, userDataTables).catch((error: unknown) => {
+    throw roleEntryRefusal(error, variable) ?? error;
+  });
   const problems = roleProblems(facts, database.kind === 'postgres' && database.requestUrl !== undefined);
   if (problems.length > 0) throw invalid(problems.map((message) => ({ variable, message })));
 }

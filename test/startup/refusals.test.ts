@@ -205,6 +205,34 @@ describe(`refusals on the database (${dbKind})`, () => {
     );
   });
 
+  it.runIf(dbKind === 'postgres')(
+    'a request login that is not a member of app_user; starts once it is (a login of its own)',
+    async () => {
+      await prepare();
+      // Cluster-wide, so a name of its own, dropped after.
+      const login = `bca_login_${randomBytes(4).toString('hex')}`;
+      await queryDatabase(testDatabaseUrl as string, `CREATE ROLE ${login} LOGIN NOINHERIT`);
+      try {
+        const requestUrl = new URL(tdb.url as string);
+        requestUrl.username = login;
+        const env = { ...tdb.env, DATABASE_REQUEST_URL: requestUrl.toString() };
+        expectRefusal(
+          await run(env),
+          /^Invalid configuration: DATABASE_REQUEST_URL: its login is not a member of the request role app_user: GRANT app_user TO that login$/,
+        );
+        await queryDatabase(testDatabaseUrl as string, `GRANT app_user TO ${login}`);
+        const server = await startServer({ db: { ...tdb, env } });
+        try {
+          expect((await fetch(`${server.url}/ready`)).status).toBe(200);
+        } finally {
+          await server.stop();
+        }
+      } finally {
+        await queryDatabase(testDatabaseUrl as string, `DROP ROLE ${login}`);
+      }
+    },
+  );
+
   it.runIf(dbKind === 'postgres')('a HOST that is not an address of this machine', async () => {
     expectRefusal(
       await run({ ...tdb.env, HOST: '192.0.2.1' }),

@@ -220,8 +220,19 @@ export function roleProblems(
 
 /** A refusal for what PostgreSQL answers SET ROLE when the role is missing or the login may not take it. */
 function roleEntryRefusal(error: unknown, variable: string): Error | undefined {
-  const code = (error as { meta?: { code?: string } }).meta?.code ?? '';
+  const cause = (error as { meta?: { driverAdapterError?: { cause?: { originalCode?: string } } } }).meta
+    ?.driverAdapterError?.cause;
+  const code = cause?.originalCode ?? '';
   const message = (error as Error).message ?? '';
+  if (code === '42P01') {
+    return invalid([
+      {
+        variable,
+        message:
+          'its tables are missing (MIGRATE_ON_START=false on a database not migrated yet?): run `npm run migrate`, or start with MIGRATE_ON_START=true',
+      },
+    ]);
+  }
   if (/role "[^"]+" does not exist/.test(message) || code === '42704') {
     return invalid([
       {

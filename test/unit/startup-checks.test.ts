@@ -99,12 +99,12 @@ describe('listenRefusal', () => {
 });
 
 describe('failure lines', () => {
-  it('is the configuration message with 78, else the first line of the error with 1', () => {
+  it('is the configuration message with 78, else the error's message on one line with 1', () => {
     const config = new ConfigError('Invalid configuration: PORT: must be a whole number');
     expect([failureLine('start', config), exitCodeFor(config)]).toEqual([config.message, 78]);
-    const failed = new Error('connect ECONNREFUSED 127.0.0.1:5432\n    at somewhere');
+    const failed = new Error('\nInvalid `prisma.$queryRaw()` invocation:\n\n\nRaw query failed. Code: `42P01`.');
     expect([failureLine('migrate', failed), exitCodeFor(failed)]).toEqual([
-      'migrate failed: connect ECONNREFUSED 127.0.0.1:5432',
+      'migrate failed: Invalid `prisma.$queryRaw()` invocation: Raw query failed. Code: `42P01`.',
       1,
     ]);
   });

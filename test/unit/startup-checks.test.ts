@@ -99,7 +99,7 @@ describe('listenRefusal', () => {
 });
 
 describe('failure lines', () => {
-  it('is the configuration message with 78, else the error's message on one line with 1', () => {
+  it('is the configuration message with 78, else the error message on one line with 1', () => {
     const config = new ConfigError('Invalid configuration: PORT: must be a whole number');
     expect([failureLine('start', config), exitCodeFor(config)]).toEqual([config.message, 78]);
     const failed = new Error('\nInvalid `prisma.$queryRaw()` invocation:\n\n\nRaw query failed. Code: `42P01`.');

@@ -1,5 +1,6 @@
 // Process entry: read configuration, start tracing if asked, open the
-// database, serve, and shut down cleanly on SIGTERM/SIGINT (stop accepting,
+// database, run the start-up checks (src/startup: a server that cannot serve
+// what it stores does not start), serve, and shut down cleanly on SIGTERM/SIGINT (stop accepting,
 // finish in-flight requests, close the pool, flush spans, exit 0).
 //
 // Only configuration and the logger are imported up front: OpenTelemetry has
@@ -8,7 +9,7 @@
 // OpenTelemetry is loaded at all).
 import { forListeningPort, loadConfig } from './config.ts';
 import { createLogger } from './logger.ts';
-import { type CheckTimes, checkBeforeDatabase, checkDatabase, logCheckTimes } from './startup/checks.ts';
+import { type CheckTimes, checkBeforeDatabase, logCheckTimes } from './startup/checks.ts';
 import { exitCodeFor, failureLine } from './startup/failure.ts';
 import { listenRefusal } from './startup/listen-address.ts';
 
@@ -24,12 +25,14 @@ async function main(): Promise<void> {
     ? await (await import('./telemetry/tracing.ts')).startTracing(config.tracing, logger)
     : undefined;
 
-  const [{ default: http }, { openDatabase }, { createApp }, { createTelemetry }] = await Promise.all([
-    import('node:http'),
-    import('./db/database.ts'),
-    import('./server.ts'),
-    import('./telemetry/telemetry.ts'),
-  ]);
+  const [{ default: http }, { openDatabase }, { createApp }, { createTelemetry }, { checkDatabase }] =
+    await Promise.all([
+      import('node:http'),
+      import('./db/database.ts'),
+      import('./server.ts'),
+      import('./telemetry/telemetry.ts'),
+      import('./startup/database-checks.ts'),
+    ]);
   const db = await openDatabase(config.database, {
     migrate: config.migrateOnStart,
     logger,

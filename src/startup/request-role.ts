@@ -97,7 +97,8 @@ export function compareGrants(actual: string[], expected: string[]): { extra: st
 
 // Effective privileges of the current role (through PUBLIC and memberships),
 // in the shape of expectedGrants. Column rows only where the column is
-// granted without the whole table.
+// granted without the whole table; a column privilege can only come from a
+// column ACL, so columns without one are skipped (PGlite: 4x faster).
 const EFFECTIVE_GRANTS = `
   WITH rels AS (
     SELECT c.oid, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -112,7 +113,7 @@ const EFFECTIVE_GRANTS = `
   WHERE r.relkind <> 'S' AND has_table_privilege(current_user, r.oid, p)
   UNION ALL
   SELECT r.relname || '.' || a.attname || ': ' || p FROM rels r
-    JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped,
+    JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL,
     unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'REFERENCES']) p
   WHERE r.relkind <> 'S' AND has_column_privilege(current_user, r.oid, a.attnum, p)
     AND NOT has_table_privilege(current_user, r.oid, p)

@@ -103,7 +103,8 @@ describe('refusals before the database', () => {
   });
 });
 
-describe(`refusals on the database (${dbKind})`, () => {
+// Each test opens the database, and spawns one or two servers on it (PGlite: each a few seconds, more on a busy machine).
+describe(`refusals on the database (${dbKind})`, { timeout: 180_000 }, () => {
   let tdb: TestDatabase;
   const variable = dbKind === 'postgres' ? 'DATABASE_URL' : 'DATA_DIR';
 
@@ -241,47 +242,54 @@ describe(`refusals on the database (${dbKind})`, () => {
   });
 });
 
-describe.runIf(dbKind === 'postgres' && findPgBouncer())('prepared statements through PgBouncer (postgres)', () => {
-  let tdb: TestDatabase;
-  let bouncer: PgBouncer;
-  beforeAll(async () => {
-    tdb = await createTestDatabase();
-    const db = await openDatabase(tdb.config, { migrate: true, logger });
-    await db.close();
-    bouncer = await startPgBouncer(findPgBouncer() as string, { upstreamUrl: testDatabaseUrl as string, poolSize: 4 });
-  });
-  afterAll(async () => {
-    await bouncer?.stop();
-    await tdb?.drop();
-  });
+describe.runIf(dbKind === 'postgres' && findPgBouncer())(
+  'prepared statements through PgBouncer (postgres)',
+  { timeout: 120_000 },
+  () => {
+    let tdb: TestDatabase;
+    let bouncer: PgBouncer;
+    beforeAll(async () => {
+      tdb = await createTestDatabase();
+      const db = await openDatabase(tdb.config, { migrate: true, logger });
+      await db.close();
+      bouncer = await startPgBouncer(findPgBouncer() as string, {
+        upstreamUrl: testDatabaseUrl as string,
+        poolSize: 4,
+      });
+    });
+    afterAll(async () => {
+      await bouncer?.stop();
+      await tdb?.drop();
+    });
 
-  it('refuses DATABASE_PREPARED_STATEMENTS=true where the pooler cannot carry them (before 1.21), starts without', async () => {
-    const through = bouncer.through(tdb.url as string);
-    const env = { DATABASE_URL: through, MIGRATE_ON_START: 'false', DATABASE_PREPARED_STATEMENTS: 'true' };
-    // 1.21 and later carry them (the helper sets max_prepared_statements there): the server would start.
-    if (bouncer.version[0] === 1 && bouncer.version[1] < 21) {
-      expectRefusal(
-        await run(env),
-        /^Invalid configuration: DATABASE_PREPARED_STATEMENTS: named prepared statements do not survive this connection \(prepared statement "bca_startup_[0-9a-f]+" (already exists|does not exist)\): a transaction-pooling PgBouncer before 1\.21/,
-      );
-    }
-    const server = await startServer({ db: { ...tdb, env: { ...env, DATABASE_PREPARED_STATEMENTS: 'false' } } });
-    try {
-      expect((await fetch(`${server.url}/ready`)).status).toBe(200);
-    } finally {
-      await server.stop();
-    }
-  });
+    it('refuses DATABASE_PREPARED_STATEMENTS=true where the pooler cannot carry them (before 1.21), starts without', async () => {
+      const through = bouncer.through(tdb.url as string);
+      const env = { DATABASE_URL: through, MIGRATE_ON_START: 'false', DATABASE_PREPARED_STATEMENTS: 'true' };
+      // 1.21 and later carry them (the helper sets max_prepared_statements there): the server would start.
+      if (bouncer.version[0] === 1 && bouncer.version[1] < 21) {
+        expectRefusal(
+          await run(env),
+          /^Invalid configuration: DATABASE_PREPARED_STATEMENTS: named prepared statements do not survive this connection \(prepared statement "bca_startup_[0-9a-f]+" (already exists|does not exist)\): a transaction-pooling PgBouncer before 1\.21/,
+        );
+      }
+      const server = await startServer({ db: { ...tdb, env: { ...env, DATABASE_PREPARED_STATEMENTS: 'false' } } });
+      try {
+        expect((await fetch(`${server.url}/ready`)).status).toBe(200);
+      } finally {
+        await server.stop();
+      }
+    });
 
-  it('passes the check directly on PostgreSQL', async () => {
-    const server = await startServer({ db: { ...tdb, env: { ...tdb.env, DATABASE_PREPARED_STATEMENTS: 'true' } } });
-    try {
-      expect((await fetch(`${server.url}/ready`)).status).toBe(200);
-    } finally {
-      await server.stop();
-    }
-  });
-});
+    it('passes the check directly on PostgreSQL', async () => {
+      const server = await startServer({ db: { ...tdb, env: { ...tdb.env, DATABASE_PREPARED_STATEMENTS: 'true' } } });
+      try {
+        expect((await fetch(`${server.url}/ready`)).status).toBe(200);
+      } finally {
+        await server.stop();
+      }
+    });
+  },
+);
 
 describe.runIf(dbKind === 'pglite')('the migrations refuse an app_user that bypasses RLS (pglite)', () => {
   it('rolls the whole run back: the init migration does not adopt it', async () => {

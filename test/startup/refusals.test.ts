@@ -77,7 +77,7 @@ describe('refusals before the database', () => {
   it('HOST that does not resolve', async () => {
     expectRefusal(
       await run({ HOST: 'not-a-host' }),
-      /^Invalid configuration: HOST: "not-a-host" does not resolve \(ENOTFOUND\): give an address or name of this machine/,
+      /^Invalid configuration: HOST: "not-a-host" does not resolve \((ENOTFOUND|EAI_AGAIN)\): give an address or name of this machine/,
     );
   });
 

@@ -162,6 +162,16 @@ describe(`refusals on the database (${dbKind})`, { timeout: 180_000 }, () => {
     }
   });
 
+  it('a database never migrated, with MIGRATE_ON_START=false', async () => {
+    // PGlite's fresh copy has no app_user at all; the PostgreSQL cluster has one (roles are cluster-wide), but no tables here.
+    expectRefusal(
+      await run({ ...tdb.env, MIGRATE_ON_START: 'false' }),
+      dbKind === 'pglite'
+        ? /^Invalid configuration: DATA_DIR: the request role app_user does not exist there: run `npm run migrate` \(or start with MIGRATE_ON_START=true\)$/
+        : /^Invalid configuration: DATABASE_URL: its tables are missing \(MIGRATE_ON_START=false on a database not migrated yet\?\): run `npm run migrate`, or start with MIGRATE_ON_START=true$/,
+    );
+  });
+
   it('a request role that holds a grant the migrations do not give', async () => {
     await prepare('GRANT SELECT ON auth_sessions TO app_user');
     expectRefusal(

@@ -1,4 +1,3 @@
-// (In src/db: only database code opens connections, test/unit/architecture.test.ts.)
 // DATABASE_PREPARED_STATEMENTS=true names statements so each connection
 // prepares them once. Behind a transaction-pooling PgBouncer before 1.21
 // (or one without max_prepared_statements) a connection's statements land
@@ -9,6 +8,7 @@
 // connections are. Directly on PostgreSQL each connection keeps its own
 // session and all four run; through such a pooler, B's prepare finds the name
 // taken on A's server connection (42P05) or a run finds it missing (26000).
+// (In src/db: only database code opens connections, test/unit/architecture.test.ts.)
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { type Config, invalid } from '../config.ts';

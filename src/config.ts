@@ -8,9 +8,17 @@ import proxyAddr from 'proxy-addr';
 import { z } from 'zod';
 import { decodesTo32Bytes, defaultKeyId, type EncryptionKey, KEY_ID, parseKeyList } from './crypto/keyring.ts';
 
+/**
+ * A configuration value that is invalid, unusable or inconsistent with the
+ * database: the process stops before it listens, exit status 78 (EX_CONFIG),
+ * printing the message (one line per problem, each naming the variable).
+ */
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
+
+/** The role request transactions run as: created, granted and named in every policy by the migrations. */
+export const REQUEST_ROLE = 'app_user';
 
 const boolean = z
   .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
@@ -140,10 +148,13 @@ const envSchema = z.object({
   DATA_DIR: z.string().default('./.data'),
   DATABASE_POOL_SIZE: int(1, 1000).default(10),
   DATABASE_PREPARED_STATEMENTS: boolean.default(false),
+  // The migrations create app_user, write every policy TO it and grant it: no
+  // other name can work, so the variable only accepts that one (old configurations).
   DATABASE_REQUEST_ROLE: z
-    .string()
-    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a plain lower-case PostgreSQL role name')
-    .default('app_user'),
+    .literal(REQUEST_ROLE, {
+      error: `was removed: the migrations create, grant and write every policy for ${REQUEST_ROLE}, so no other role can work; remove it (README, "Database roles")`,
+    })
+    .optional(),
   MIGRATE_ON_START: boolean.default(true),
   ENCRYPTION_KEY: base64Key.optional(),
   ENCRYPTION_KEY_ID: z.string().regex(KEY_ID, 'must be 1-64 letters, digits, dots, dashes or underscores').optional(),
@@ -280,20 +291,27 @@ interface GeneratedSecrets {
 
 const DEV_SECRETS_FILE = 'dev-secrets.json';
 
-function formatIssues(error: z.ZodError): string {
-  return error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');
+/** One line per problem, each naming its variable: `Invalid configuration: PORT: must be a whole number`. */
+export function invalid(problems: { variable: string; message: string }[]): ConfigError {
+  return new ConfigError(problems.map((p) => `Invalid configuration: ${p.variable}: ${p.message}`).join('\n'));
+}
+
+function issues(error: z.ZodError) {
+  return error.issues.map((i) => ({ variable: i.path.join('.'), message: i.message }));
+}
+
+async function readDevSecrets(file: string): Promise<GeneratedSecrets> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as GeneratedSecrets;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw invalid([{ variable: 'DATA_DIR', message: `cannot read ${file}: ${(error as Error).message}` }]);
+  }
 }
 
 async function loadOrCreateDevSecrets(dataDir: string, needed: (keyof GeneratedSecrets)[]): Promise<GeneratedSecrets> {
   const file = path.join(dataDir, DEV_SECRETS_FILE);
-  let stored: GeneratedSecrets = {};
-  try {
-    stored = JSON.parse(await readFile(file, 'utf8')) as GeneratedSecrets;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new ConfigError(`Cannot read ${file}: ${(error as Error).message}`);
-    }
-  }
+  const stored = await readDevSecrets(file);
   const missing = needed.filter((k) => !stored[k]);
   if (missing.length === 0) return stored;
   for (const k of missing) {
@@ -302,6 +320,58 @@ async function loadOrCreateDevSecrets(dataDir: string, needed: (keyof GeneratedS
   await mkdir(dataDir, { recursive: true });
   await writeFile(file, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 });
   return stored;
+}
+
+const SECRET_VARIABLES: Record<keyof GeneratedSecrets, string> = {
+  encryptionKey: 'ENCRYPTION_KEY',
+  authSecret: 'BETTER_AUTH_SECRET',
+};
+
+/**
+ * Where a process gets the secrets it was not given:
+ * - 'server': in development, generated once into DATA_DIR with a warning
+ *   (data and sessions survive restarts); production requires both.
+ * - 'keys' (rotate-key): the encryption key the servers use, given or, on the
+ *   embedded database only, the DATA_DIR's development file; never generated,
+ *   written or warned about. The auth secret is not used.
+ * - 'none' (migrate, engine-client): the task seals and signs nothing; what
+ *   is missing is a throwaway random value, never written.
+ */
+export type SecretsSource = 'server' | 'keys' | 'none';
+
+async function missingSecrets(
+  source: SecretsSource,
+  needed: (keyof GeneratedSecrets)[],
+  dataDir: string,
+  embedded: boolean,
+  warn: (message: string) => void,
+): Promise<GeneratedSecrets> {
+  if (needed.length === 0) return {};
+  if (source === 'server') {
+    const generated = await loadOrCreateDevSecrets(dataDir, needed);
+    warn(
+      `${needed.map((k) => SECRET_VARIABLES[k]).join(' and ')} not set: using a development value generated once into ` +
+        `${path.join(dataDir, DEV_SECRETS_FILE)}. Set them explicitly in production.`,
+    );
+    return generated;
+  }
+  const throwaway = () => randomBytes(32).toString('base64');
+  const secrets: GeneratedSecrets = Object.fromEntries(needed.map((k) => [k, throwaway()]));
+  if (source === 'keys' && needed.includes('encryptionKey')) {
+    const stored = embedded ? await readDevSecrets(path.join(dataDir, DEV_SECRETS_FILE)) : {};
+    if (!stored.encryptionKey) {
+      throw invalid([
+        {
+          variable: 'ENCRYPTION_KEY',
+          message: embedded
+            ? `not set, and ${path.join(dataDir, DEV_SECRETS_FILE)} holds none: set it (and ENCRYPTION_KEYS) as the server has them`
+            : 'not set: set it (and ENCRYPTION_KEYS) as the servers have them',
+        },
+      ]);
+    }
+    secrets.encryptionKey = stored.encryptionKey;
+  }
+  return secrets;
 }
 
 /**
@@ -356,18 +426,20 @@ export function forListeningPort(config: Config, port: number): Config {
 }
 
 /**
- * Validates the environment. In development, a missing ENCRYPTION_KEY or
- * BETTER_AUTH_SECRET is generated once into DATA_DIR (with a warning) so data
- * and sessions survive restarts; in production both are required.
+ * Validates the environment. Secrets not given come from `secrets` (see
+ * SecretsSource): for the server, in development, a missing ENCRYPTION_KEY
+ * or BETTER_AUTH_SECRET is generated once into DATA_DIR (with a warning) so
+ * data and sessions survive restarts; in production both are required.
  */
 export async function loadConfig(
   rawEnv: Record<string, string | undefined> = process.env,
   warn: (message: string) => void = (m) => process.stderr.write(`WARNING: ${m}\n`),
+  secrets: SecretsSource = 'server',
 ): Promise<Config> {
   const cleaned = Object.fromEntries(Object.keys(envSchema.shape).map((k) => [k, blankAsUnset(rawEnv[k])]));
   const parsed = envSchema.safeParse(cleaned);
   if (!parsed.success) {
-    throw new ConfigError(`Invalid configuration:\n${formatIssues(parsed.error)}`);
+    throw invalid(issues(parsed.error));
   }
   const env = parsed.data;
   const transaction: RequestTransactionSettings = {
@@ -378,30 +450,27 @@ export async function loadConfig(
   const dataDir = path.resolve(env.DATA_DIR);
 
   if (env.DATABASE_REQUEST_URL && !env.DATABASE_URL) {
-    throw new ConfigError(
-      'Invalid configuration:\n  DATABASE_REQUEST_URL: needs DATABASE_URL as well (the owner connection)',
-    );
+    throw invalid([{ variable: 'DATABASE_REQUEST_URL', message: 'needs DATABASE_URL as well (the owner connection)' }]);
   }
-  if (isProduction) {
+  if (env.METRICS_PORT !== undefined && env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) {
+    throw invalid([
+      {
+        variable: 'METRICS_PORT',
+        message: `is PORT (${env.PORT}): metrics have a listener of their own, give it another port (or leave it unset)`,
+      },
+    ]);
+  }
+  if (isProduction && secrets === 'server') {
     const missing = (['ENCRYPTION_KEY', 'BETTER_AUTH_SECRET'] as const).filter((k) => !env[k]);
     if (missing.length > 0) {
-      throw new ConfigError(
-        `Invalid configuration:\n${missing.map((k) => `  ${k}: required when NODE_ENV=production`).join('\n')}`,
-      );
+      throw invalid(missing.map((variable) => ({ variable, message: 'required when NODE_ENV=production' })));
     }
   }
 
   const needed: (keyof GeneratedSecrets)[] = [];
   if (!env.ENCRYPTION_KEY) needed.push('encryptionKey');
   if (!env.BETTER_AUTH_SECRET) needed.push('authSecret');
-  const generated = needed.length > 0 ? await loadOrCreateDevSecrets(dataDir, needed) : {};
-  if (needed.length > 0) {
-    const names = needed.map((k) => (k === 'encryptionKey' ? 'ENCRYPTION_KEY' : 'BETTER_AUTH_SECRET')).join(' and ');
-    warn(
-      `${names} not set: using a development value generated once into ${path.join(dataDir, DEV_SECRETS_FILE)}. ` +
-        'Set them explicitly in production.',
-    );
-  }
+  const generated = await missingSecrets(secrets, needed, dataDir, !env.DATABASE_URL, warn);
 
   if (env.TRUSTED_DOCUMENTS === 'required' && env.GRAPHIQL === true) {
     warn('GRAPHIQL=true is ignored with TRUSTED_DOCUMENTS=required: GraphiQL sends documents that are not trusted.');
@@ -413,7 +482,7 @@ export async function loadConfig(
   try {
     previous = olderKeys(current, parseKeyList(env.ENCRYPTION_KEYS));
   } catch (error) {
-    throw new ConfigError(`Invalid configuration:\n  ENCRYPTION_KEYS: ${(error as Error).message}`);
+    throw invalid([{ variable: 'ENCRYPTION_KEYS', message: (error as Error).message }]);
   }
 
   const port = env.PORT;
@@ -435,14 +504,14 @@ export async function loadConfig(
           url: env.DATABASE_URL,
           ...(env.DATABASE_REQUEST_URL ? { requestUrl: env.DATABASE_REQUEST_URL } : {}),
           poolSize: env.DATABASE_POOL_SIZE,
-          requestRole: env.DATABASE_REQUEST_ROLE,
+          requestRole: REQUEST_ROLE,
           preparedStatements: env.DATABASE_PREPARED_STATEMENTS,
           ...transaction,
         }
       : {
           kind: 'pglite',
           dataDir: path.join(dataDir, 'pgdata'),
-          requestRole: env.DATABASE_REQUEST_ROLE,
+          requestRole: REQUEST_ROLE,
           ...transaction,
         },
     dataDir,

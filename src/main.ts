@@ -1,66 +1,85 @@
 // Process entry: read configuration, start tracing if asked, open the
-// database, serve, and shut down cleanly on SIGTERM/SIGINT (stop accepting,
+// database, run the start-up checks (src/startup: a server that cannot serve
+// what it stores does not start), serve, and shut down cleanly on SIGTERM/SIGINT (stop accepting,
 // finish in-flight requests, close the pool, flush spans, exit 0).
 //
 // Only configuration and the logger are imported up front: OpenTelemetry has
 // to patch http and pg before they are first loaded, so the rest of the app
 // is imported once tracing is running (and without tracing, nothing of
 // OpenTelemetry is loaded at all).
-import { ConfigError, forListeningPort, loadConfig } from './config.ts';
+import { forListeningPort, loadConfig } from './config.ts';
 import { createLogger } from './logger.ts';
+import { type CheckTimes, checkBeforeDatabase, logCheckTimes } from './startup/checks.ts';
+import { exitCodeFor, failureLine } from './startup/failure.ts';
+import { listenRefusal } from './startup/listen-address.ts';
 
 /** In-flight requests get this long to finish after a shutdown signal. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
 async function main(): Promise<void> {
-  let config: Awaited<ReturnType<typeof loadConfig>>;
-  try {
-    config = await loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(78); // EX_CONFIG
-    }
-    throw error;
-  }
+  const config = await loadConfig();
   const logger = createLogger(config.logLevel);
+  const checkTimes: CheckTimes = {};
+  await checkBeforeDatabase(config, checkTimes);
   const tracing = config.tracing
     ? await (await import('./telemetry/tracing.ts')).startTracing(config.tracing, logger)
     : undefined;
 
-  const [{ default: http }, { openDatabase }, { createApp }, { createTelemetry }] = await Promise.all([
-    import('node:http'),
-    import('./db/database.ts'),
-    import('./server.ts'),
-    import('./telemetry/telemetry.ts'),
-  ]);
+  const [{ default: http }, { openDatabase }, { createApp }, { createTelemetry }, { checkDatabase }] =
+    await Promise.all([
+      import('node:http'),
+      import('./db/database.ts'),
+      import('./server.ts'),
+      import('./telemetry/telemetry.ts'),
+      import('./startup/database-checks.ts'),
+    ]);
   const db = await openDatabase(config.database, {
     migrate: config.migrateOnStart,
     logger,
     instrument: tracing?.hooks.database,
   });
+  try {
+    await checkDatabase(config, db, checkTimes);
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+  logCheckTimes(logger, checkTimes);
   const metrics = config.metrics
     ? (await import('./telemetry/metrics.ts')).createMetrics({ connections: () => db.connections() })
     : undefined;
   const telemetry = createTelemetry({ metrics, tracing: tracing?.hooks });
 
+  // The metrics listener first, then the API's: a port that cannot be bound
+  // stops the start before the API answers anyone.
+  let metricsServer: { port: number; close(): Promise<void> } | undefined;
   // Bound first so the app knows its real port (PORT=0); nothing is read
   // from the socket before the handler is in place, in the same tick.
   const server = http.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, resolve);
-  });
+  try {
+    if (metrics && config.metrics) {
+      const { startMetricsServer } = await import('./telemetry/metrics-server.ts');
+      const metricsPort = config.metrics.port;
+      metricsServer = await startMetricsServer(metrics.registry, config.host, metricsPort).catch((error) => {
+        throw listenRefusal(error, config.host, metricsPort, 'METRICS_PORT') ?? error;
+      });
+      logger.info({ port: metricsServer.port }, `metrics on http://localhost:${metricsServer.port}/metrics`);
+    }
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (error: NodeJS.ErrnoException) =>
+        reject(listenRefusal(error, config.host, config.port, 'PORT') ?? error),
+      );
+      server.listen(config.port, config.host, resolve);
+    });
+  } catch (error) {
+    await metricsServer?.close();
+    await db.close();
+    throw error;
+  }
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   server.on('request', createApp({ config: forListeningPort(config, port), db, logger, telemetry }).handler);
 
-  let metricsServer: { port: number; close(): Promise<void> } | undefined;
-  if (metrics && config.metrics) {
-    const { startMetricsServer } = await import('./telemetry/metrics-server.ts');
-    metricsServer = await startMetricsServer(metrics.registry, config.host, config.metrics.port);
-    logger.info({ port: metricsServer.port }, `metrics on http://localhost:${metricsServer.port}/metrics`);
-  }
   logger.info(
     { port, database: db.kind, tracing: config.tracing?.protocol ?? 'off' },
     `listening on http://localhost:${port}`,
@@ -87,7 +106,9 @@ async function main(): Promise<void> {
   process.on('SIGINT', shutdown);
 }
 
+// One line, never a stack trace (src/startup/failure.ts): exit 78 for
+// configuration, naming the variable; 1 for an operation that failed.
 main().catch((error: unknown) => {
-  process.stderr.write(`fatal: ${(error as Error).stack ?? String(error)}\n`);
-  process.exit(1);
+  process.stderr.write(`${failureLine('start', error)}\n`);
+  process.exit(exitCodeFor(error));
 });

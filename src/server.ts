@@ -136,7 +136,8 @@ export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDe
       res.setHeader('cache-control', 'no-store');
       return graphql(req, res);
     }
-    if (pathname === '/login' && req.method === 'GET') return sendLoginPage(res);
+    // The page signs in for GraphiQL and sends the browser there: only served while GraphiQL is.
+    if (pathname === '/login' && req.method === 'GET' && config.graphiql) return sendLoginPage(res);
     if (pathname === '/health') return sendJson(res, 200, { status: 'ok' });
     if (pathname === '/ready') {
       try {
@@ -144,7 +145,8 @@ export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDe
         return sendJson(res, 200, { status: 'ready' });
       } catch (error) {
         logger.warn({ error: describeError(error) }, 'readiness check failed');
-        return sendJson(res, 503, { status: 'unavailable', reason: 'database not answering' });
+        const reason = isDatabaseUnavailable(error) ? 'database not answering' : 'request transactions fail';
+        return sendJson(res, 503, { status: 'unavailable', reason });
       }
     }
     if (pathname === '/' && req.method === 'GET') {

@@ -77,7 +77,7 @@ describe('loadConfig', () => {
 
   it('requires both secrets in production and generates nothing', async () => {
     await expect(loadConfig({ ...prodEnv(), ENCRYPTION_KEY: '', BETTER_AUTH_SECRET: undefined }, warn)).rejects.toThrow(
-      /ENCRYPTION_KEY: required when NODE_ENV=production\n {2}BETTER_AUTH_SECRET: required/,
+      /^Invalid configuration: ENCRYPTION_KEY: required when NODE_ENV=production\nInvalid configuration: BETTER_AUTH_SECRET: required/,
     );
     await expect(stat(path.join(dataDir, 'dev-secrets.json'))).rejects.toThrow();
   });

@@ -7,25 +7,27 @@
 // (id, name, createdAt, revokedAt; no secret), `revoke` the revoked client,
 // whose tokens stop working at once. (`npm run --silent` leaves out npm's own
 // banner lines.)
-import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config.ts';
 import { openDatabase } from '../db/database.ts';
 import { createEngineClient, listEngineClients, revokeEngineClient } from '../engine/clients.ts';
 import { createLogger } from '../logger.ts';
+import { parseTaskArgs, runTask, UsageError } from './task.ts';
 
 const USAGE = 'usage: npm run engine-client -- create NAME | list | revoke CLIENT_ID';
 
-const { positionals } = parseArgs({ allowPositionals: true, strict: true });
-const [command, argument, ...extra] = positionals;
-
 const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
 
-try {
+// Client secrets are hashed (sha256), not sealed or signed: no ENCRYPTION_KEY or BETTER_AUTH_SECRET needed.
+const parse = () => {
+  const { positionals } = parseTaskArgs({ allowPositionals: true, strict: true }, USAGE);
+  const [command, argument, ...extra] = positionals;
   const needsArgument = command === 'create' || command === 'revoke';
   const valid =
     (needsArgument ? argument !== undefined : command === 'list' && argument === undefined) && !extra.length;
-  if (!valid) throw new ConfigError(USAGE);
-  const config = await loadConfig();
+  if (!valid) throw new UsageError(USAGE);
+  return { command, argument };
+};
+
+await runTask('engine-client', 'none', parse, async (config, { command, argument }) => {
   // Logs go to stderr: stdout carries the JSON only.
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, process.stderr);
   const db = await openDatabase(config.database, { migrate: config.migrateOnStart, logger });
@@ -45,7 +47,4 @@ try {
   } finally {
     await db.close();
   }
-} catch (error) {
-  process.stderr.write(`${error instanceof ConfigError ? error.message : (error as Error).message}\n`);
-  process.exitCode = 1;
-}
+});

@@ -3,20 +3,22 @@
 // one in ENCRYPTION_KEYS (on every server). Safe to interrupt and run again;
 // on PostgreSQL safe while servers run. PGlite is single-process: stop the
 // server first.
-import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config.ts';
 import { Keyring } from '../crypto/keyring.ts';
 import { openDatabase } from '../db/database.ts';
 import { createLogger, syncStdout } from '../logger.ts';
 import { rotateCredentialKeys } from '../services/key-rotation.ts';
+import { parseTaskArgs, runTask, UsageError } from './task.ts';
 
-const { values } = parseArgs({ options: { 'batch-size': { type: 'string', default: '500' } } });
-const batchSize = Number(values['batch-size']);
-
-try {
+// Keys as the servers have them: given, or the embedded database's development file (never generated).
+const parse = () => {
+  const { values } = parseTaskArgs({ options: { 'batch-size': { type: 'string', default: '500' } } });
+  const batchSize = Number(values['batch-size']);
   if (!Number.isInteger(batchSize) || batchSize < 1)
-    throw new ConfigError('--batch-size must be a positive whole number');
-  const config = await loadConfig();
+    throw new UsageError('--batch-size must be a positive whole number');
+  return batchSize;
+};
+
+await runTask('rotate-key', 'keys', parse, async (config, batchSize) => {
   const logger = createLogger(config.logLevel, syncStdout());
   const db = await openDatabase(config.database, { migrate: config.migrateOnStart, logger });
   const keyring = new Keyring(config.encryption.current, config.encryption.previous);
@@ -37,7 +39,4 @@ try {
   } finally {
     await db.close();
   }
-} catch (error) {
-  process.stderr.write(`${error instanceof ConfigError ? error.message : (error as Error).stack}\n`);
-  process.exitCode = 1;
-}
+});

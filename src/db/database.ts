@@ -12,12 +12,21 @@ import type { Logger } from '../logger.ts';
 import { applyMigrations, type MigrationConnection, type MigrationResult, readLocalMigrations } from './migrate.ts';
 import {
   createWithEngineClient,
+  createWithRequestRole,
   createWithUser,
   type RlsOptions,
+  readCredentialKeyIds,
   scopeTransactionsOnBegin,
   type WithEngineClient,
+  type WithRequestRole,
   type WithUser,
 } from './rls.ts';
+
+/** What /ready runs (Database.ping): as the request role, scoped to no one, so no row is read. */
+const probeRequests = (withRequestRole: WithRequestRole) =>
+  withRequestRole(async (tx) => {
+    await tx.$queryRaw`SELECT 1 FROM "user_credentials" LIMIT 1`;
+  });
 
 export interface Database {
   readonly kind: 'postgres' | 'pglite';
@@ -28,7 +37,15 @@ export interface Database {
    * sees that client's active grants and no user's rows. For src/engine only.
    */
   readonly withEngineClient: WithEngineClient;
-  /** Resolves when the database answers a trivial query. */
+  /** Runs `work` as the request role scoped to no one (it sees no row): for the start-up checks. */
+  readonly withRequestRole: WithRequestRole;
+  /** The distinct key ids stored credentials are sealed with, read without opening a row (see rls.ts). */
+  credentialKeyIds(): Promise<string[]>;
+  /**
+   * Resolves when a request could be served: a transaction on the requests'
+   * connection, as the request role, reads a user-data table (seeing no row).
+   * For /ready: it fails when the role, its grants or that connection do.
+   */
   ping(): Promise<void>;
   /** The connections right now, for db_pool_connections (read at each scrape, costs nothing otherwise). */
   connections(): PoolConnections;
@@ -159,6 +176,7 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
     };
     const withUser = createWithUser(client, rls);
     const withEngineClient = createWithEngineClient(client, rls);
+    const withRequestRole = createWithRequestRole(client, rls);
     let inTransaction = 0;
     const counted = async <T>(run: () => Promise<T>): Promise<T> => {
       inTransaction += 1;
@@ -172,9 +190,9 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
       kind: 'pglite',
       withUser: (userId, work, commitIf) => counted(() => withUser(userId, work, commitIf)),
       withEngineClient: (clientId, work) => counted(() => withEngineClient(clientId, work)),
-      ping: async () => {
-        await pglite.query('SELECT 1');
-      },
+      withRequestRole: (work) => counted(() => withRequestRole(work)),
+      credentialKeyIds: () => counted(() => readCredentialKeyIds(client)),
+      ping: () => counted(() => probeRequests(withRequestRole)),
       connections: () => ({
         idle: inTransaction > 0 ? 0 : 1,
         active: inTransaction > 0 ? 1 : 0,
@@ -204,13 +222,14 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
     settings: transactionSettings(config),
     ...TX_LIMITS.postgres,
   };
+  const withRequestRole = createWithRequestRole(request.client, rls);
   return {
     kind: 'postgres',
     withUser: createWithUser(request.client, rls),
     withEngineClient: createWithEngineClient(request.client, rls),
-    ping: async () => {
-      await owner.pool.query('SELECT 1');
-    },
+    withRequestRole,
+    credentialKeyIds: () => readCredentialKeyIds(owner.client),
+    ping: () => probeRequests(withRequestRole),
     connections: () => {
       const pools = owner === request ? [owner.pool] : [owner.pool, request.pool];
       const sum = (count: (pool: pg.Pool) => number) => pools.reduce((total, pool) => total + count(pool), 0);

@@ -10,9 +10,10 @@
 // the engine is available.
 //
 // Differences from the engine, on purpose:
-// - each migration runs in its own transaction (the engine runs the script
-//   bare), so a failing migration leaves nothing half-applied and is simply
-//   retried on the next run instead of needing `prisma migrate resolve`;
+// - the pending migrations of a run share one transaction (the engine runs
+//   each script bare), so a failing migration leaves nothing half-applied
+//   and the run is simply retried instead of needing `prisma migrate
+//   resolve`, and a migration can refuse what an earlier one of the run did;
 // - the advisory lock is transaction-scoped, so the runner also works through
 //   a transaction-pooling PgBouncer. It shares the engine's lock key, so the
 //   two never run at the same time.
@@ -134,9 +135,13 @@ function verifyHistory(local: LocalMigration[], rows: AppliedRow[]): void {
 }
 
 /**
- * Applies every pending migration in name order, each in its own transaction
- * under the advisory lock. Safe to run concurrently from several processes:
- * whoever gets the lock second sees the migration recorded and skips it.
+ * Applies every pending migration in name order, all in one transaction
+ * under the advisory lock: a run applies everything or nothing, so a later
+ * migration can refuse what an earlier one of the same run did (the
+ * startup_checks migration refuses an app_user that bypasses RLS, which init
+ * would otherwise have adopted for good). Safe to run concurrently from
+ * several processes: whoever gets the lock second sees the migrations
+ * recorded and skips them.
  */
 export async function applyMigrations(
   conn: MigrationConnection,
@@ -151,17 +156,20 @@ export async function applyMigrations(
     );
   verifyHistory(local, await readHistory());
 
-  const applied: string[] = [];
-  let alreadyApplied = 0;
-  for (const migration of local) {
-    const didApply = await inTransaction(conn, async () => {
-      // Re-read under the lock: another process may have applied it meanwhile.
-      const history = await readHistory();
-      verifyHistory(local, history);
+  return inTransaction(conn, async () => {
+    // Re-read under the lock: another process may have applied some meanwhile.
+    const history = await readHistory();
+    verifyHistory(local, history);
+    const applied: string[] = [];
+    let alreadyApplied = 0;
+    for (const migration of local) {
       const done = history.some(
         (r) => r.migration_name === migration.name && r.finished_at !== null && r.rolled_back_at === null,
       );
-      if (done) return false;
+      if (done) {
+        alreadyApplied += 1;
+        continue;
+      }
       const started = Date.now();
       const id = randomUUID();
       await conn.query(
@@ -172,17 +180,16 @@ export async function applyMigrations(
         await conn.exec(migration.script.toString('utf8'));
       } catch (error) {
         throw new MigrationError(
-          `Migration "${migration.name}" failed and was rolled back: ${(error as Error).message}`,
+          `Migration "${migration.name}" failed and was rolled back` +
+            `${applied.length ? ` with the ${applied.length} applied before it in this run` : ''}: ${(error as Error).message}`,
         );
       }
       await conn.query('UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1', [
         id,
       ]);
       log(`applied migration ${migration.name} in ${Date.now() - started} ms`);
-      return true;
-    });
-    if (didApply) applied.push(migration.name);
-    else alreadyApplied += 1;
-  }
-  return { applied, alreadyApplied };
+      applied.push(migration.name);
+    }
+    return { applied, alreadyApplied };
+  });
 }

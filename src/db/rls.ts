@@ -35,6 +35,13 @@
 // No user is set, so every user-data policy matches nothing; the one policy
 // keyed on that setting lets it SELECT the client's active rows of
 // engine_grants, and nothing else (see the engine_access migration).
+//
+// Two more, for the start-up checks and /ready (src/startup): withRequestRole
+// scopes a transaction to no one (app.current_user_id ''), which sees no row
+// at all; readCredentialKeyIds reads the distinct key ids of the stored
+// credentials as credential_key_reader, a role that may read that one column
+// and nothing else (see the startup_checks migration). It runs on the owner's
+// client: the request role is not a member of that role and cannot enter it.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type pg from 'pg';
 import type { RequestTransactionSettings } from '../config.ts';
@@ -165,6 +172,34 @@ export function createWithUser(client: PrismaClient, options: RlsOptions): WithU
     if (!userId) throw new Error('withUser needs a signed-in user id');
     return scoped(userId, work, commitIf);
   };
+}
+
+/** Runs `work` as the request role in a transaction scoped to no one: every policy matches no row. */
+export type WithRequestRole = <T>(work: (db: ScopedDb) => Promise<T>) => Promise<T>;
+
+export function createWithRequestRole(client: PrismaClient, options: RlsOptions): WithRequestRole {
+  const scoped = createScoped(client, options, 'app.current_user_id');
+  return (work) => scoped('', work);
+}
+
+/**
+ * The distinct key ids of the stored credentials, read as
+ * credential_key_reader on `ownerClient` (see the top of this file). A loose
+ * index scan on user_credentials_key_id_idx: one probe per key id, however
+ * many credentials there are (a plain DISTINCT would read the whole index).
+ */
+export async function readCredentialKeyIds(ownerClient: PrismaClient): Promise<string[]> {
+  const rows = await ownerClient.$transaction(async (tx) => {
+    await tx.$executeRaw`SELECT set_config('role', 'credential_key_reader', true)`;
+    return tx.$queryRaw<{ key_id: string | null }[]>`
+      WITH RECURSIVE ids AS (
+        SELECT min("key_id") AS key_id FROM "user_credentials"
+        UNION ALL
+        SELECT (SELECT min("key_id") FROM "user_credentials" WHERE "key_id" > ids.key_id) FROM ids WHERE ids.key_id IS NOT NULL
+      )
+      SELECT key_id FROM ids WHERE key_id IS NOT NULL`;
+  });
+  return rows.map((r) => r.key_id as string);
 }
 
 export function createWithEngineClient(client: PrismaClient, options: RlsOptions): WithEngineClient {

@@ -225,12 +225,17 @@ describe(`migrated database matches prisma/schema.prisma (${dbKind})`, () => {
     );
     for (const table of ['user_accounts', 'user_credentials']) {
       expect(
-        policies.filter((p) => p.tablename === table).map((p) => [p.cmd, p.roles]),
+        policies
+          .filter((p) => p.tablename === table)
+          .map((p) => [p.cmd, p.roles])
+          .sort(),
         `${table} policies`,
       ).toEqual([
         ['DELETE', ['app_user']],
         ['INSERT', ['app_user']],
         ['SELECT', ['app_user']],
+        // The start-up check's key ids (key_id only; migration startup_checks).
+        ...(table === 'user_credentials' ? [['SELECT', ['credential_key_reader']]] : []),
         ['UPDATE', ['app_user']],
       ]);
     }

@@ -1,0 +1,111 @@
+// The start-up checks' rules, without a database: what a set of facts about
+// the request role, the keyring or a failed listen() is refused for.
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/config.ts';
+import { exitCodeFor, failureLine } from '../../src/startup/failure.ts';
+import { uncoveredKeyIds } from '../../src/startup/key-coverage.ts';
+import { listenRefusal } from '../../src/startup/listen-address.ts';
+import { compareGrants, expectedGrants, REQUEST_ROLE_GRANTS, roleProblems } from '../../src/startup/request-role.ts';
+
+const key = (id: string) => ({ id, key: Buffer.alloc(32) });
+
+describe('uncoveredKeyIds', () => {
+  it('lists the stored ids that neither the current nor an older key has', () => {
+    const encryption = { current: key('k2'), previous: [key('k1')] };
+    expect(uncoveredKeyIds([], encryption)).toEqual([]);
+    expect(uncoveredKeyIds(['k1', 'k2'], encryption)).toEqual([]);
+    expect(uncoveredKeyIds(['k2', 'k0', 'old', 'k1'], encryption)).toEqual(['k0', 'old']);
+  });
+});
+
+describe('request role grants', () => {
+  it('expands the manifest: schema, whole-table and per-column privileges', () => {
+    const grants = expectedGrants();
+    expect(grants).toContain('schema public: USAGE');
+    expect(grants).toContain('user_accounts: SELECT');
+    expect(grants).toContain('user_accounts.account_name: UPDATE');
+    expect(grants).toContain('engine_clients.name: SELECT');
+    expect(grants).not.toContain('engine_clients: SELECT');
+    expect(grants).not.toContain('credential_events: UPDATE');
+    expect(grants).toEqual([...grants].sort());
+  });
+
+  it('names what is held beyond the manifest and what is lacking', () => {
+    expect(compareGrants(['a: SELECT', 'b: SELECT'], ['b: SELECT', 'c: INSERT'])).toEqual({
+      extra: ['a: SELECT'],
+      missing: ['c: INSERT'],
+    });
+  });
+
+  const facts = {
+    role: 'app_user',
+    login: 'postgres',
+    role_bypasses: false,
+    login_bypasses: true,
+    memberships: [],
+    grants: expectedGrants(),
+    unforced: [],
+    public_policies: [],
+  };
+
+  it('accepts the role as the migrations leave it, a superuser owner login included', () => {
+    expect(roleProblems(facts, false)).toEqual([]);
+  });
+
+  it('refuses a separate request login that bypasses RLS, a bypassing role, memberships, drift, unforced RLS, PUBLIC policies', () => {
+    expect(roleProblems(facts, true)).toEqual([expect.stringMatching(/^its login postgres is SUPERUSER or BYPASSRLS/)]);
+    const problems = roleProblems(
+      {
+        ...facts,
+        role_bypasses: true,
+        memberships: ['credential_key_reader'],
+        grants: [...expectedGrants().filter((g) => g !== 'user_accounts: DELETE'), 'auth_sessions: SELECT'],
+        unforced: ['user_credentials'],
+        public_policies: ['p on user_accounts'],
+      },
+      false,
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(/^requests run as app_user, which is SUPERUSER or BYPASSRLS/),
+      expect.stringMatching(/is a member of credential_key_reader, .*REVOKE credential_key_reader FROM app_user$/),
+      expect.stringMatching(/\(holds auth_sessions: SELECT beyond them; lacks user_accounts: DELETE\)/),
+      expect.stringMatching(/^row-level security is not enabled and forced on user_credentials/),
+      expect.stringMatching(/^the policies p on user_accounts apply to PUBLIC/),
+    ]);
+  });
+
+  it('marks every table the role may write as a whole as user data under RLS', () => {
+    for (const [table, g] of Object.entries(REQUEST_ROLE_GRANTS.tables)) {
+      if (g.table?.some((p) => p !== 'SELECT')) expect(g.rls, table).toBe(true);
+    }
+  });
+});
+
+describe('listenRefusal', () => {
+  const err = (code: string) => Object.assign(new Error(code), { code });
+
+  it('names HOST or the port variable, and leaves other errors alone', () => {
+    expect(listenRefusal(err('EADDRNOTAVAIL'), '192.0.2.1', 4000, 'PORT')?.message).toBe(
+      'Invalid configuration: HOST: "192.0.2.1" is not an address of this machine: give one it has',
+    );
+    expect(listenRefusal(err('EADDRINUSE'), undefined, 9464, 'METRICS_PORT')?.message).toBe(
+      'Invalid configuration: METRICS_PORT: port 9464 is in use: stop what listens there or pick another port',
+    );
+    expect(listenRefusal(err('EACCES'), '127.0.0.1', 80, 'PORT')?.message).toMatch(
+      /^Invalid configuration: PORT: 127\.0\.0\.1 port 80 needs privileges/,
+    );
+    expect(listenRefusal(err('EMFILE'), undefined, 4000, 'PORT')).toBeUndefined();
+  });
+});
+
+describe('failure lines', () => {
+  it('is the configuration message with 78, else the error message on one line with 1', () => {
+    const config = new ConfigError('Invalid configuration: PORT: must be a whole number');
+    expect([failureLine('start', config), exitCodeFor(config)]).toEqual([config.message, 78]);
+    const failed = new Error('\nInvalid `prisma.$queryRaw()` invocation:\n\n\nRaw query failed. Code: `42P01`.');
+    expect([failureLine('migrate', failed), exitCodeFor(failed)]).toEqual([
+      'migrate failed: Invalid `prisma.$queryRaw()` invocation: Raw query failed. Code: `42P01`.',
+      1,
+    ]);
+  });
+});

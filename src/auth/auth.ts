@@ -44,6 +44,22 @@ export interface AuthDeps {
  * Counters in the database (auth_rate_limits, not user data: keys and counts
  * only), shared by every server process. Also used by the verification limits.
  */
+/**
+ * better-auth logs its refusals of a client's request (a cross-site origin,
+ * a foreign callback URL, a cross-site navigation sign-in: CSRF protection
+ * doing its job, answered 403) at error level; they are the client's fault,
+ * not the server's, so they are warnings here and error stays for faults.
+ */
+const CLIENT_REFUSALS =
+  /^(Invalid (origin|callbackURL|redirectURL|errorCallbackURL|newUserCallbackURL)\b|Blocked cross-site)/;
+
+export function betterAuthLogLevel<L extends 'debug' | 'info' | 'warn' | 'error'>(
+  level: L,
+  message: string,
+): L | 'warn' {
+  return level === 'error' && CLIENT_REFUSALS.test(message) ? 'warn' : level;
+}
+
 export function databaseLimiterFactory(prisma: PrismaClient): LimiterFactory {
   return (name, limit) =>
     new RateLimiterPrisma({
@@ -97,7 +113,7 @@ export function createAuth({ config, prisma, logger, limiterFactory }: AuthDeps)
     // which logs them without request data and answers 503/500 as JSON.
     onAPIError: { throw: true },
     logger: {
-      log: (level, message) => logger[level]({ component: 'better-auth' }, message),
+      log: (level, message) => logger[betterAuthLogLevel(level, message)]({ component: 'better-auth' }, message),
     },
     hooks: {
       // The point is taken before better-auth checks the password (consume

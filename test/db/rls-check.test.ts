@@ -120,7 +120,7 @@ describe('a connection, statement by statement', () => {
 
 describe('the scope statement', () => {
   const role = 'app_user';
-  it('is one of the scope settings plus the request role, both transaction-local', () => {
+  it('is one of the scope settings (or no one) plus the request role, or a reader role, all transaction-local', () => {
     const pg = "SELECT set_config('app.current_user_id', 'u1', true), set_config('role', 'app_user', true)";
     expect(scopeOf(pg, [], role)).toEqual({ kind: 'user', role });
     const pglite = "SELECT set_config('app.current_engine_client_id', $1, true), set_config('role', $2, true)";
@@ -128,8 +128,14 @@ describe('the scope statement', () => {
     expect(scopeOf(pg.replace("'app_user'", "'postgres'"), [], role)).toBeUndefined();
     expect(scopeOf(pg.replace('true)', 'false)'), [], role)).toBeUndefined();
     expect(scopeOf(pg.replace(', true)', ', false)'), [], role)).toBeUndefined();
-    expect(scopeOf(pg.replace("'u1'", "''"), [], role)).toBeUndefined();
+    expect(scopeOf(pg.replace("'u1'", "''"), [], role)).toEqual({ kind: 'no one', role });
+    expect(scopeOf(pg.replace("'u1'", "''").replace(', true)', ', false)'), [], role)).toBeUndefined();
     expect(scopeOf("SELECT set_config('role', 'app_user', true)", [], role)).toBeUndefined();
+    expect(scopeOf("SELECT set_config('role', 'credential_key_reader', true)", [], role)).toEqual({
+      kind: 'key-id reader',
+      role: 'credential_key_reader',
+    });
+    expect(scopeOf("SELECT set_config('role', 'credential_key_reader', false)", [], role)).toBeUndefined();
   });
 });
 

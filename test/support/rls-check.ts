@@ -1,7 +1,7 @@
 // The RLS promise at run time (issue 22 item 1): every statement the code
 // under test sends that touches user data must run inside a transaction that
-// began with a recognised scope (the user's, or an engine client's) under the
-// request role, set transaction-locally so that it ends with that
+// began with a recognised scope (the user's, an engine client's, or no one's)
+// under the request role, or as a reader role of the start-up checks, set transaction-locally so that it ends with that
 // transaction. A violation is recorded with its statement and fails the test
 // that caused it (setup-env.ts). It watches what the drivers send, through
 // openDatabase's `instrument` hook like statement-counter.ts; every test
@@ -56,6 +56,18 @@ export const RLS_CHECK_RULES = {
    * the transaction sets one of them and the role, both with is_local true.
    */
   scopes: { 'app.current_user_id': 'user', 'app.current_engine_client_id': 'engine client' } as Record<string, string>,
+  /**
+   * Scoped to no one: the request role with this setting empty sees no row of
+   * any user table (rls.ts withRequestRole: /ready's probe and the start-up
+   * check of the request role).
+   */
+  noOneSetting: 'app.current_user_id',
+  /**
+   * Roles that scope a transaction by themselves: credential_key_reader may
+   * read user_credentials.key_id and nothing else (the startup_checks
+   * migration), for the start-up key-coverage check (rls.ts readCredentialKeyIds).
+   */
+  readerRoles: { credential_key_reader: 'key-id reader' } as Record<string, string>,
 };
 
 export interface RlsViolation {
@@ -124,11 +136,16 @@ export function scopeOf(sql: string, params: readonly unknown[], requestRole: st
     settings.set(name as string, { value, local: local?.toLowerCase() === 'true' });
   }
   const role = settings.get('role');
-  if (!role?.local || role.value !== requestRole) return undefined;
+  if (!role?.local || typeof role.value !== 'string') return undefined;
+  const reader = RLS_CHECK_RULES.readerRoles[role.value];
+  if (reader) return { kind: reader, role: role.value };
+  if (role.value !== requestRole) return undefined;
   for (const [setting, kind] of Object.entries(RLS_CHECK_RULES.scopes)) {
     const scope = settings.get(setting);
     if (scope?.local && typeof scope.value === 'string' && scope.value !== '') return { kind, role: requestRole };
   }
+  const noOne = settings.get(RLS_CHECK_RULES.noOneSetting);
+  if (noOne?.local && noOne.value === '') return { kind: 'no one', role: requestRole };
   return undefined;
 }
 

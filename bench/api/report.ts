@@ -46,11 +46,25 @@ function summarise(results: Sample[]): Summary {
 
 const ratio = (a: number, b: number | undefined) => (b ? Number((a / b).toFixed(2)) : undefined);
 
+/**
+ * The median of the rounds' own ratios: round i of a variant over round i of
+ * its `off`, measured seconds apart. On a machine whose load moves from one
+ * minute to the next, this pairs each sample with its nearest neighbour
+ * instead of dividing medians taken over the whole run.
+ */
+function pairedRatio(a: Sample[], b: Sample[], value: (s: Sample) => number): number | undefined {
+  const ratios = a.flatMap((s, i) => {
+    const other = b[i];
+    return other && value(other) ? [value(s) / value(other)] : [];
+  });
+  return ratios.length ? Number(median(ratios).toFixed(2)) : undefined;
+}
+
 export interface Row extends Summary {
   server: string;
   vs_baseline?: number;
   vs_postgraphile?: number;
-  /** A product variant's req/s over its checkout's plain product's. */
+  /** A product variant's req/s over its checkout's plain product's: the median of the rounds' ratios (pairedRatio). */
   vs_off?: number;
   /** The same for Node CPU per request (above 1: costs more). */
   cpu_vs_off?: number;
@@ -76,7 +90,8 @@ export function cells(samples: Samples, servers: BenchServer[]): Cell[] {
         .filter((s) => summaries.has(s.name))
         .map((server): Row => {
           const s = summaries.get(server.name) as Summary;
-          const off = server.off && server.off !== server.name ? summaries.get(server.off) : undefined;
+          const off = server.off && server.off !== server.name ? byServer.get(server.off) : undefined;
+          const own = byServer.get(server.name) as Sample[];
           const product = server.kind === 'product';
           return {
             server: server.name,
@@ -85,7 +100,12 @@ export function cells(samples: Samples, servers: BenchServer[]): Cell[] {
               ? { vs_baseline: ratio(s.rps, baseline?.rps), p99_vs_baseline: ratio(s.p99_ms, baseline?.p99_ms) }
               : {}),
             ...(product && postgraphile ? { vs_postgraphile: ratio(s.rps, postgraphile.rps) } : {}),
-            ...(off ? { vs_off: ratio(s.rps, off.rps), cpu_vs_off: ratio(s.cpu_ms_per_req, off.cpu_ms_per_req) } : {}),
+            ...(off
+              ? {
+                  vs_off: pairedRatio(own, off, (r) => r.rps),
+                  cpu_vs_off: pairedRatio(own, off, (r) => r.cpu.server),
+                }
+              : {}),
           };
         });
       return { workload, conns: Number(conns), rows, rounds: Object.fromEntries(byServer) };

@@ -23,14 +23,15 @@ export function createHttpTracing(): (handler: http.RequestListener) => http.Req
   const unsampled = suppressTracing(ROOT_CONTEXT);
   return (handler) => (req, res) => {
     const parent = propagation.extract(ROOT_CONTEXT, req.headers);
-    const method = methodName(req.method);
-    const route = routeName(req.url);
-    // No attribute before the decision: an unsampled request builds none.
-    const span = tracer.startSpan(`${method} ${route}`, { kind: SpanKind.SERVER }, parent);
+    // Named and given attributes only once sampled: an unsampled request builds none.
+    const span = tracer.startSpan('HTTP', { kind: SpanKind.SERVER }, parent);
     if (!span.isRecording()) {
       context.with(unsampled, handler, undefined, req, res);
       return;
     }
+    const method = methodName(req.method);
+    const route = routeName(req.url);
+    span.updateName(`${method} ${route}`);
     span.setAttributes({ 'http.request.method': method, 'http.route': route });
     let ended = false;
     const end = () => {

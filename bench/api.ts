@@ -40,6 +40,7 @@ import { OPERATION_NAMES, type WorkloadName } from '../test/support/workloads.ts
 import { cells, printProfiles, printTable, writeResults } from './api/report.ts';
 import { measure } from './api/runner.ts';
 import {
+  BENCH_CREDENTIAL_CAP,
   type BenchServer,
   baseEnv,
   cleanUp,
@@ -167,8 +168,8 @@ async function main(): Promise<void> {
   const encryptionKey = randomBytes(32).toString('base64');
 
   // Exactly a production start (README): nothing else set but the pool size,
-  // the log level and prepared statements (the bench connects directly, no
-  // PgBouncer). The server logs nothing per request at info; warn keeps a
+  // the log level, prepared statements (the bench connects directly, no
+  // PgBouncer) and the credential cap (W2 stores thousands per account). The server logs nothing per request at info; warn keeps a
   // stray warning storm from skewing the figures (and they are reported).
   const extraEnv = Object.fromEntries((flags['product-env'] ?? []).map(keyValue));
   const shared = {
@@ -180,10 +181,11 @@ async function main(): Promise<void> {
     ENCRYPTION_KEY: encryptionKey,
     BETTER_AUTH_SECRET: randomBytes(32).toString('hex'),
     LOG_LEVEL: 'warn',
+    MAX_CREDENTIALS_PER_ACCOUNT: BENCH_CREDENTIAL_CAP,
     ...extraEnv,
   };
   console.log(
-    `products: NODE_ENV=production, LOG_LEVEL=warn, DATABASE_POOL_SIZE=${settings.poolSize}, DATABASE_PREPARED_STATEMENTS=true` +
+    `products: NODE_ENV=production, LOG_LEVEL=warn, DATABASE_POOL_SIZE=${settings.poolSize}, DATABASE_PREPARED_STATEMENTS=true, MAX_CREDENTIALS_PER_ACCOUNT=${BENCH_CREDENTIAL_CAP}` +
       Object.entries(extraEnv)
         .map(([k, v]) => `, ${k}=${v}`)
         .join(''),

@@ -74,6 +74,13 @@ export async function startProcess(
 }
 
 const answers = (url: string) => () => fetch(url).then((r) => r.ok);
+
+/**
+ * W2 stores thousands of credentials per account over a run, far past the
+ * default cap of 100 that the database enforces: the products and the
+ * baseline run with this one, so that no server's W2 turns into refusals.
+ */
+export const BENCH_CREDENTIAL_CAP = '10000';
 export const baseEnv = () => ({ PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.tmpdir() });
 
 /** A product variant: its name, the checkout it runs from, what it adds to the product's environment. */
@@ -140,6 +147,7 @@ export async function startBaseline(
       DATABASE_URL: shared.databaseUrl,
       ENCRYPTION_KEY: shared.encryptionKey,
       POOL_SIZE: String(shared.poolSize),
+      MAX_CREDENTIALS_PER_ACCOUNT: BENCH_CREDENTIAL_CAP,
     },
     answers(`${url}/health`),
   );

@@ -5,7 +5,8 @@
 //   1 round trip   the bearer token's session (auth_sessions; the signature
 //                  after the last '.' is not verified, the lookup is done)
 //   BEGIN
-//   SELECT set_config('app.current_user_id', $1, true), set_config('role', 'app_user', true)
+//   SELECT set_config('app.current_user_id', $1, true), set_config('role', 'app_user', true),
+//          set_config('app.max_credentials_per_account', $2, true)
 //   the operation as one SQL statement (two for W3), same result shape
 //   COMMIT
 //
@@ -15,14 +16,17 @@
 // GraphQL operationName: both servers receive byte-identical requests.
 //
 // Environment: PORT, DATABASE_URL, ENCRYPTION_KEY (base64, 32 bytes),
-// POOL_SIZE (default 10). Not a product: no validation beyond what keeps the
-// comparison fair, no logging.
+// POOL_SIZE (default 10), MAX_CREDENTIALS_PER_ACCOUNT (default 100, as the
+// product). Not a product: no validation beyond what keeps the comparison
+// fair, no logging.
 import { createCipheriv, createHash, randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import pg from 'pg';
 import { W1_SQL, W2_SQL, W3_INSERT, W3_SELECT } from './baseline-sql.ts';
 
 const port = Number(process.env.PORT ?? 4100);
+// The credential cap the database enforces (its trigger reads the scope), as the product sends it.
+const maxCredentials = String(Number(process.env.MAX_CREDENTIALS_PER_ACCOUNT ?? 100));
 const key = Buffer.from(process.env.ENCRYPTION_KEY ?? '', 'base64');
 if (key.length !== 32) throw new Error('ENCRYPTION_KEY must be the base64 of 32 bytes');
 // The product's default key id (src/crypto/keyring.ts defaultKeyId).
@@ -124,9 +128,10 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse): Prom
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
-    await client.query("SELECT set_config('app.current_user_id', $1, true), set_config('role', 'app_user', true)", [
-      userId,
-    ]);
+    await client.query(
+      "SELECT set_config('app.current_user_id', $1, true), set_config('role', 'app_user', true), set_config('app.max_credentials_per_account', $2, true)",
+      [userId, maxCredentials],
+    );
     const data = await work(client, userId, body);
     await client.query('COMMIT');
     client.release();

@@ -78,7 +78,8 @@ async function main(): Promise<void> {
   }
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  server.on('request', createApp({ config: forListeningPort(config, port), db, logger, telemetry }).handler);
+  const { handler } = createApp({ config: forListeningPort(config, port), db, logger, telemetry });
+  server.on('request', tracing ? tracing.hooks.serveHttp(handler) : handler);
 
   logger.info(
     { port, database: db.kind, tracing: config.tracing?.protocol ?? 'off' },

@@ -124,6 +124,10 @@ function useUnsupportedMediaType(): Plugin {
   };
 }
 
+/** Yoga's log calls at `level`; nothing at all when the level is off (the level is set once, from config). */
+const logAt = (logger: Logger, level: 'debug' | 'info' | 'warn') =>
+  logger.isLevelEnabled(level) ? (...args: unknown[]) => logger[level](args.map(String).join(' ')) : () => {};
+
 export function createGraphQLHandler({
   config,
   db,
@@ -158,12 +162,17 @@ export function createGraphQLHandler({
     extraParamNames: ['documentId'],
     // useBodySizeLimit below enforces limits.bodyBytes, at less cost.
     maxRequestBodySize: false,
+    // No upload in this API (useUnsupportedMediaType answers multipart with
+    // 415): without the multipart parser, yoga does not test for one per request.
+    multipart: false,
     // Never add details of unexpected errors to responses, in any environment.
     maskedErrors: { maskError: createMaskError(yogaLogger) },
+    // A no-op at a disabled level: yoga logs at debug on every request, and
+    // formatting those arguments for pino to drop costs per request.
     logging: {
-      debug: (...args) => yogaLogger.debug(args.map(String).join(' ')),
-      info: (...args) => yogaLogger.info(args.map(String).join(' ')),
-      warn: (...args) => yogaLogger.warn(args.map(String).join(' ')),
+      debug: logAt(yogaLogger, 'debug'),
+      info: logAt(yogaLogger, 'info'),
+      warn: logAt(yogaLogger, 'warn'),
       // Yoga logs the original of every error maskError rewrites: client errors
       // too, whose messages can quote input (secrets). maskError logs the
       // unexpected ones itself, so these are dropped.
@@ -201,7 +210,8 @@ export function createGraphQLHandler({
       useQueryComplexity(limits.complexity),
       useRlsTransaction(db),
       useSecretScrubbing(schema),
-      useOperationLog(),
+      // It feeds the request log line only, which is not written below info.
+      ...(logger.isLevelEnabled('info') ? [useOperationLog()] : []),
       // Last: the tracing plugin's execute span then wraps the RLS transaction.
       ...telemetryPlugins,
     ],

@@ -9,9 +9,6 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Servers whose requests are not traced (tracing.ts skips them: scrapes are not API traffic). */
-export const untracedServers = new WeakSet<object>();
-
 export async function startMetricsServer(registry: Registry, host: string | undefined, port: number) {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -24,7 +21,6 @@ export async function startMetricsServer(registry: Registry, host: string | unde
       () => res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end('metrics unavailable\n'),
     );
   });
-  untracedServers.add(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, resolve);

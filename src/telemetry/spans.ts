@@ -12,9 +12,14 @@
 // message as an exception event; variable-coercion errors quote the value
 // they refused, which can be a secret. Here no document, variable, argument,
 // result or error message is recorded: names, types and error codes only.
+//
+// Every span here is made only for a sampled request: under the
+// suppressTracing context http-span.ts gives an unsampled one, each hook
+// returns before building a span or an attribute.
 
 import type { PGlite, Transaction } from '@electric-sql/pglite';
 import { type Context, context, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { isTracingSuppressed } from '@opentelemetry/core';
 import { type DocumentNode, type GraphQLError, getOperationAST } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { BrokerCallRecord, EngineCallRecord } from './telemetry.ts';
@@ -39,9 +44,17 @@ function failed(span: Span, errors: Errors) {
   span.setStatus({ code: SpanStatusCode.ERROR });
 }
 
+/** Whether the request in progress is traced (false for an unsampled one). */
+const traced = () => !isTracingSuppressed(context.active());
+
 export function useGraphQLTracing(): Plugin {
   const tracer = trace.getTracer('brokerage-credentials-api/graphql');
   const operations = new WeakMap<Request, Operation>();
+  // Documents this process has parsed, and validated: when yoga serves one
+  // from its cache again, a parse or validate span would measure a map
+  // lookup, so none is made.
+  const parsed = new WeakSet<DocumentNode>();
+  const validated = new WeakSet<DocumentNode>();
 
   const name = (operation: Operation, document: DocumentNode, operationName: string | null | undefined) => {
     const ast = getOperationAST(document, operationName);
@@ -54,26 +67,36 @@ export function useGraphQLTracing(): Plugin {
 
   const plugin: Plugin<YogaContext> = {
     onParse({ context: yogaContext }) {
+      if (!traced()) return;
       const span = tracer.startSpan('graphql.operation', { kind: SpanKind.INTERNAL });
       const operation = { span, context: trace.setSpan(context.active(), span) };
       operations.set(yogaContext.request, operation);
-      const parse = tracer.startSpan('graphql.parse', {}, operation.context);
+      // Started now, recorded once we know the parser ran (not the cache).
+      const startTime = Date.now();
+      const started = performance.now();
       return ({ result }) => {
+        if (result && !(result instanceof Error)) {
+          name(operation, result, yogaContext.params?.operationName);
+          if (parsed.has(result)) return;
+          parsed.add(result);
+        }
+        const parse = tracer.startSpan('graphql.parse', { startTime }, operation.context);
         if (result instanceof Error) failed(parse, [result]);
-        else if (result) name(operation, result, yogaContext.params?.operationName);
-        parse.end();
+        parse.end(startTime + (performance.now() - started));
       };
     },
-    onValidate({ context: yogaContext }) {
+    onValidate({ context: yogaContext, params }) {
       const operation = operations.get(yogaContext.request);
-      if (!operation) return;
+      if (!operation || validated.has(params.documentAST)) return;
       const validate = tracer.startSpan('graphql.validate', {}, operation.context);
       return ({ valid, result }) => {
-        if (!valid) failed(validate, result);
+        if (valid) validated.add(params.documentAST);
+        else failed(validate, result);
         validate.end();
       };
     },
     onExecute({ args, setExecuteFn, executeFn }) {
+      if (!traced()) return;
       const operation = operations.get(args.contextValue.request);
       const parent = operation?.context ?? context.active();
       const execute = tracer.startSpan('graphql.execute', {}, parent);
@@ -106,20 +129,22 @@ export function useGraphQLTracing(): Plugin {
 export function createBrokerSpan() {
   const tracer = trace.getTracer('brokerage-credentials-api/broker');
   return <T>(record: BrokerCallRecord, run: () => Promise<T>): Promise<T> =>
-    tracer.startActiveSpan(
-      'broker.request',
-      { kind: SpanKind.CLIENT, attributes: { 'broker.environment': record.environment } },
-      async (span) => {
-        try {
-          return await run();
-        } finally {
-          if (record.status !== undefined) span.setAttribute('http.response.status_code', record.status);
-          if (record.outcome) span.setAttribute('broker.outcome', record.outcome);
-          if (record.outcome === 'unreachable') span.setStatus({ code: SpanStatusCode.ERROR });
-          span.end();
-        }
-      },
-    );
+    !traced()
+      ? run()
+      : tracer.startActiveSpan(
+          'broker.request',
+          { kind: SpanKind.CLIENT, attributes: { 'broker.environment': record.environment } },
+          async (span) => {
+            try {
+              return await run();
+            } finally {
+              if (record.status !== undefined) span.setAttribute('http.response.status_code', record.status);
+              if (record.outcome) span.setAttribute('broker.outcome', record.outcome);
+              if (record.outcome === 'unreachable') span.setStatus({ code: SpanStatusCode.ERROR });
+              span.end();
+            }
+          },
+        );
 }
 
 /**
@@ -131,18 +156,20 @@ export function createBrokerSpan() {
 export function createEngineSpan() {
   const tracer = trace.getTracer('brokerage-credentials-api/engine');
   return <T>(record: EngineCallRecord, run: () => Promise<T>): Promise<T> =>
-    tracer.startActiveSpan('engine.request', { kind: SpanKind.INTERNAL }, async (span) => {
-      try {
-        return await run();
-      } finally {
-        if (record.clientId !== undefined) span.setAttribute('engine.client_id', record.clientId);
-        if (record.request !== undefined) span.setAttribute('engine.request', record.request);
-        if (record.status !== undefined) span.setAttribute('http.response.status_code', record.status);
-        if (record.outcome !== undefined) span.setAttribute('engine.outcome', record.outcome);
-        if ((record.status ?? 500) >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-        span.end();
-      }
-    });
+    !traced()
+      ? run()
+      : tracer.startActiveSpan('engine.request', { kind: SpanKind.INTERNAL }, async (span) => {
+          try {
+            return await run();
+          } finally {
+            if (record.clientId !== undefined) span.setAttribute('engine.client_id', record.clientId);
+            if (record.request !== undefined) span.setAttribute('engine.request', record.request);
+            if (record.status !== undefined) span.setAttribute('http.response.status_code', record.status);
+            if (record.outcome !== undefined) span.setAttribute('engine.outcome', record.outcome);
+            if ((record.status ?? 500) >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+            span.end();
+          }
+        });
 }
 
 /**
@@ -152,8 +179,9 @@ export function createEngineSpan() {
  */
 export function instrumentPglite(db: PGlite): void {
   const tracer = trace.getTracer('brokerage-credentials-api/pglite');
-  const traced = <Q extends PGlite['query']>(query: Q): Q =>
+  const withSpans = <Q extends PGlite['query']>(query: Q): Q =>
     ((sql: string, ...rest: unknown[]) => {
+      if (!traced()) return (query as (...args: unknown[]) => Promise<unknown>)(sql, ...rest);
       const operation = sql.trimStart().split(/\s/, 1)[0]?.toUpperCase() || 'QUERY';
       return tracer.startActiveSpan(
         `pglite.query:${operation}`,
@@ -173,11 +201,11 @@ export function instrumentPglite(db: PGlite): void {
         },
       );
     }) as Q;
-  db.query = traced(db.query.bind(db));
+  db.query = withSpans(db.query.bind(db));
   const transaction = db.transaction.bind(db);
   db.transaction = (<T>(work: (tx: Transaction) => Promise<T>) =>
     transaction((tx) => {
-      tx.query = traced(tx.query.bind(tx));
+      tx.query = withSpans(tx.query.bind(tx));
       return work(tx);
     })) as PGlite['transaction'];
 }

@@ -2,7 +2,7 @@
 // (and cost nothing) when METRICS_PORT and the OTLP endpoint are unset. This
 // module imports neither prom-client nor OpenTelemetry; main.ts loads
 // metrics.ts and tracing.ts only when they are switched on.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Plugin } from 'graphql-yoga';
 import type { Instrumentation } from '../db/database.ts';
 
@@ -61,6 +61,8 @@ export interface MetricsHooks {
 
 /** Provided by tracing.ts when an OTLP endpoint is set. */
 export interface TracingHooks {
+  /** Wraps the main listener's handler: the sampling decision and the HTTP server span (http-span.ts). */
+  serveHttp(handler: RequestListener): RequestListener;
   graphqlPlugin: Plugin;
   /** Handed to openDatabase: SQL spans on PGlite (pg has its own instrumentation). */
   database: Instrumentation;

@@ -5,11 +5,13 @@
 // we choose the OTLP/HTTP exporter OTEL_EXPORTER_OTLP_PROTOCOL names (the
 // SDK would too) so that every span passes span-redaction.ts on its way out.
 //
-// Spans: one per HTTP request (named by route, routes.ts), the GraphQL
-// operation with parse/validate/execute (spans.ts), each SQL
-// statement (pg instrumentation on PostgreSQL, spans.ts on PGlite: statement
-// text, never the parameter values), better-auth's own, and each broker call.
-import type { IncomingMessage } from 'node:http';
+// Sampling is decided once per request, where it comes in (http-span.ts):
+// an unsampled request makes no span and no attribute anywhere. A sampled
+// one gets: the HTTP server span (named by route, routes.ts), the GraphQL
+// operation with parse/validate (when not served from yoga's cache) and
+// execute (spans.ts), each SQL statement (pg instrumentation on PostgreSQL,
+// spans.ts on PGlite: statement text, never the parameter values),
+// better-auth's own, each broker call and each engine request.
 import { register as registerImportHooks } from 'import-in-the-middle/register-hooks.mjs';
 import type { TracingConfig } from '../config.ts';
 import type { Logger } from '../logger.ts';
@@ -23,28 +25,24 @@ export interface Tracing {
 
 export async function startTracing(config: TracingConfig, logger: Logger): Promise<Tracing> {
   // The app runs as ES modules: import-in-the-middle lets the instrumentations
-  // patch pg and http when they are imported. Only those modules are wrapped,
+  // patch pg when it is imported. Only those modules are wrapped,
   // in-thread (module.registerHooks), so the rest of the app loads untouched.
-  registerImportHooks({ include: ['pg', 'pg-pool', 'http', 'https'] });
+  registerImportHooks({ include: ['pg', 'pg-pool'] });
   const [
     { NodeSDK },
-    { HttpInstrumentation },
     { PgInstrumentation },
     { OTLPTraceExporter },
     { RedactingSpanExporter },
-    { methodName, routeName },
-    { untracedServers },
+    { createHttpTracing },
     { createBrokerSpan, createEngineSpan, instrumentPglite, useGraphQLTracing },
   ] = await Promise.all([
     import('@opentelemetry/sdk-node'),
-    import('@opentelemetry/instrumentation-http'),
     import('@opentelemetry/instrumentation-pg'),
     config.protocol === 'http/json'
       ? import('@opentelemetry/exporter-trace-otlp-http')
       : import('@opentelemetry/exporter-trace-otlp-proto'),
     import('./span-redaction.ts'),
-    import('./routes.ts'),
-    import('./metrics-server.ts'),
+    import('./http-span.ts'),
     import('./spans.ts'),
   ]);
 
@@ -55,20 +53,14 @@ export async function startTracing(config: TracingConfig, logger: Logger): Promi
     metricReaders: [],
     logRecordProcessors: [],
     instrumentations: [
-      new HttpInstrumentation({
-        // No header is ever recorded (headersToSpanAttributes stays unset).
-        ignoreIncomingRequestHook: (req) => untracedServers.has((req.socket as { server?: object }).server ?? {}),
-        // The route name, never the raw path, names the span (`POST /graphql`).
-        startIncomingSpanHook: (req: IncomingMessage) => ({ 'http.route': routeName(req.url) }),
-        requestHook: (span, req) => {
-          if ('socket' in req && !('path' in req)) span.updateName(`${methodName(req.method)} ${routeName(req.url)}`);
-        },
-        // The exporter's own requests are never traced (the SDK suppresses them).
-      }),
       new PgInstrumentation({
         enhancedDatabaseReporting: false,
         // Connection spans say nothing useful per request; queries are the point.
         ignoreConnectSpans: true,
+        // An unsampled request runs with no span in its context (http-span.ts):
+        // this is what makes pg skip its statements entirely. Statements
+        // outside any request (migrations, the pool's) make no span either.
+        requireParentSpan: true,
       }),
     ],
   });
@@ -77,6 +69,7 @@ export async function startTracing(config: TracingConfig, logger: Logger): Promi
 
   return {
     hooks: {
+      serveHttp: createHttpTracing(),
       graphqlPlugin: useGraphQLTracing(),
       brokerSpan: createBrokerSpan(),
       engineSpan: createEngineSpan(),

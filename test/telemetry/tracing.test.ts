@@ -196,6 +196,109 @@ for (const protocol of ['http/protobuf', 'http/json'] as const) {
   });
 }
 
+describe(`sampling, decided once per request (${dbKind})`, () => {
+  // Ratio 0: only a request whose traceparent says "sampled" is traced.
+  let receiver: OtlpReceiver;
+  let brokers: AlpacaStandIns;
+  const sampledTraces: string[] = [];
+  const unsampledTraces: string[] = [];
+  const OVERVIEW = 'query Overview { accounts { id credentials { id nickname apiKeyHint } } }';
+  const randomHex = (bytes: number) => Buffer.from(crypto.getRandomValues(new Uint8Array(bytes))).toString('hex');
+
+  beforeAll(async () => {
+    receiver = await startOtlpReceiver();
+    brokers = await startAlpacaStandIns();
+    const server = await startServer({
+      env: {
+        ...brokers.env,
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+        OTEL_TRACES_SAMPLER_ARG: '0',
+        OTEL_BSP_SCHEDULE_DELAY: '600000',
+      },
+    });
+    const overview = async (flags: '00' | '01' | undefined, session: { token: string }) => {
+      const traceId = randomHex(16);
+      const res = await fetch(`${server.url}/graphql`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${session.token}`,
+          ...(flags ? { traceparent: `00-${traceId}-${randomHex(8)}-${flags}` } : {}),
+        },
+        body: JSON.stringify({ query: OVERVIEW }),
+      });
+      expect(res.status).toBe(200);
+      (flags === '01' ? sampledTraces : unsampledTraces).push(traceId);
+    };
+    // Unsampled: sign-up, account, a stored credential, a broker call, a read.
+    const session = await signUp(server.url);
+    const account = await gql(server.url, 'mutation Open { getOrCreateAccount { account { id } } }', {}, session);
+    const accountId = account.body.data?.getOrCreateAccount.account.id as string;
+    const apiKey = `PKSAMPLE${'B'.repeat(11)}KEY1`;
+    const secretKey = `sample-secret-${crypto.randomUUID()}`;
+    const stored = await gql(
+      server.url,
+      STORE,
+      { input: { accountId, credentialType: 'alpaca', apiKey, secretKey } },
+      session,
+    );
+    brokers.paper.setKey(apiKey, { kind: 'account', secretKey });
+    const verified = await gql(
+      server.url,
+      'mutation Verify($id: UUID!) { verifyCredential(id: $id) { verification { status } } }',
+      { id: stored.body.data?.storeCredential.id },
+      session,
+    );
+    expect(verified.body.data?.verifyCredential.verification.status).toBe('VERIFIED');
+    await overview(undefined, session);
+    await overview('00', session);
+    // Sampled by its caller, twice: the second is parsed and validated from yoga's cache.
+    await overview('01', session);
+    await overview('01', session);
+    await overview('00', session);
+    expect(await server.stop('SIGTERM')).toBe(0);
+    await server.close();
+  });
+
+  afterAll(async () => {
+    await receiver?.close();
+    await brokers?.close();
+  });
+
+  const treeOf = (traceId: string) => receiver.spans.filter((s) => s.traceId === traceId);
+
+  it('exports the spans of the sampled requests only: nothing of sign-up, broker, SQL or unsampled reads', () => {
+    expect(receiver.spans.length).toBeGreaterThan(0);
+    expect(new Set(receiver.spans.map((s) => s.traceId))).toEqual(new Set(sampledTraces));
+    for (const traceId of unsampledTraces) expect(treeOf(traceId)).toEqual([]);
+    expect(receiver.spans.filter((s) => s.name === 'broker.request')).toEqual([]);
+  });
+
+  it('keeps the full tree of a sampled request under its caller: HTTP > operation > parse, validate, execute > SQL', () => {
+    const [first] = sampledTraces;
+    const spans = treeOf(first as string);
+    const http = spans.find((s) => s.kind === SPAN_KIND_SERVER);
+    expect(http?.name).toBe('POST /graphql');
+    // Its parent is the caller's span, which this server never exported.
+    expect(http?.parentSpanId).not.toBe('');
+    expect(spans.find((s) => s.spanId === http?.parentSpanId)).toBeUndefined();
+    const operation = spans.find((s) => s.name === 'query Overview');
+    expect(operation?.parentSpanId).toBe(http?.spanId);
+    const children = spans.filter((s) => s.parentSpanId === operation?.spanId).map((s) => s.name);
+    expect(children.sort()).toEqual(['graphql.execute', 'graphql.parse', 'graphql.validate']);
+    const sql = spans.filter((s) => s.kind === SPAN_KIND_CLIENT && s.attributes['db.query.text']);
+    expect(sql.map((s) => String(s.attributes['db.query.text'])).some((t) => t.includes('"user_accounts"'))).toBe(true);
+  });
+
+  it('makes no parse or validate span for a document served from the cache', () => {
+    const spans = treeOf(sampledTraces[1] as string);
+    const operation = spans.find((s) => s.name === 'query Overview');
+    expect(spans.filter((s) => s.parentSpanId === operation?.spanId).map((s) => s.name)).toEqual(['graphql.execute']);
+    expect(spans.some((s) => s.kind === SPAN_KIND_CLIENT && s.attributes['db.query.text'])).toBe(true);
+  });
+});
+
 describe('modules loaded', () => {
   const TELEMETRY_MODULES = /@opentelemetry|import-in-the-middle|prom-client/;
   /** The URLs of the modules a server resolved while serving one signed-in mutation. */

@@ -1,7 +1,9 @@
 // Metrics and spans of engine requests (contract sections 10 and 11):
 // engine_requests_total{client,outcome} with bounded labels, an
 // engine.request span with safe attributes only, and fixed route names.
-import { trace } from '@opentelemetry/api';
+import { context, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { suppressTracing } from '@opentelemetry/core';
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/telemetry/metrics.ts';
@@ -26,12 +28,23 @@ describe('engine requests', () => {
   const memory = new InMemorySpanExporter();
   const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter: memory })] });
   trace.setGlobalTracerProvider(provider);
-  afterAll(() => trace.disable());
+  // What the SDK installs in a real process: context.with reaches the awaited work.
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  afterAll(() => {
+    trace.disable();
+    context.disable();
+  });
 
   const metrics = createMetrics({ connections: () => ({ idle: 1, active: 0, waiting: 0 }) });
   const telemetry = createTelemetry({
     metrics,
-    tracing: { graphqlPlugin: {}, brokerSpan: createBrokerSpan(), engineSpan: createEngineSpan(), database: {} },
+    tracing: {
+      serveHttp: (handler) => handler,
+      graphqlPlugin: {},
+      brokerSpan: createBrokerSpan(),
+      engineSpan: createEngineSpan(),
+      database: {},
+    },
   });
   const series = async () =>
     (await metrics.registry.getSingleMetric('engine_requests_total')?.get())?.values.map((v) => [
@@ -108,5 +121,28 @@ describe('engine requests', () => {
     expect(engine[1]?.attributes).toEqual({ 'http.response.status_code': 401, 'engine.outcome': 'UNAUTHENTICATED' });
     expect(engine[3]?.status.code).toBe(2);
     expect(JSON.stringify(spans.map((s) => [s.attributes, s.events]))).not.toContain('eat_secret');
+  });
+
+  it('makes no span for an unsampled request (the suppressTracing context http-span.ts gives it)', async () => {
+    const before = memory.getFinishedSpans().length;
+    const forwarded = async () =>
+      (await metrics.registry.getSingleMetric('broker_requests_total')?.get())?.values.find(
+        (v) => v.labels.environment === 'paper' && v.labels.outcome === 'forwarded',
+      )?.value;
+    const counted = await forwarded();
+    await context.with(suppressTracing(ROOT_CONTEXT), () =>
+      telemetry.engineRequest(async (observed) => {
+        observed.client('ec_unsampled');
+        await telemetry.brokerRequest('paper', async (broker) => {
+          broker.httpStatus(200);
+          broker.outcome('forwarded');
+        });
+        observed.status(200);
+        observed.outcome('forwarded');
+      }),
+    );
+    expect(memory.getFinishedSpans().length).toBe(before);
+    // Still counted: sampling is about traces, not metrics.
+    expect(await forwarded()).toBe((counted ?? 0) + 1);
   });
 });

@@ -97,7 +97,13 @@ describe('broker requests', () => {
   const metrics = createMetrics({ connections: () => ({ idle: 1, active: 0, waiting: 0 }) });
   const telemetry = createTelemetry({
     metrics,
-    tracing: { graphqlPlugin: {}, brokerSpan: createBrokerSpan(), engineSpan: createEngineSpan(), database: {} },
+    tracing: {
+      serveHttp: (handler) => handler,
+      graphqlPlugin: {},
+      brokerSpan: createBrokerSpan(),
+      engineSpan: createEngineSpan(),
+      database: {},
+    },
   });
   const count = async (environment: string, outcome: string) => {
     const metric = await metrics.registry.getSingleMetric('broker_requests_total')?.get();

@@ -153,8 +153,21 @@ describe(`rotate-key CLI (${dbKind})`, () => {
         }
       })();
       const [first] = await Promise.all([rotate(), changes]);
-      expect(first.lines.some((l) => l.includes('"done"'))).toBe(true);
-      if (first.code !== 0) expect((await rotate()).code).toBe(0);
+      // The run must end on its own terms: either complete (exit 0), or, if the
+      // server changed rows under it, a clean exit 1 whose last report counts
+      // the rows left for the next pass. A crash (no such report) fails here
+      // instead of being forgiven by the rerun.
+      const report = first.lines.flatMap((l) => {
+        try {
+          const parsed = JSON.parse(l) as { remaining?: number };
+          return typeof parsed.remaining === 'number' ? [parsed.remaining] : [];
+        } catch {
+          return [];
+        }
+      });
+      expect(report, first.lines.join('\n')).toHaveLength(1);
+      expect(first.code, first.lines.join('\n')).toBe(report[0] === 0 ? 0 : 1);
+      if (report[0] !== 0) expect((await rotate()).code).toBe(0);
 
       await withDb(async (db) => {
         const rows = await db.withUser(session.user.id, (tx) => tx.credential.findMany({ select: { keyId: true } }));

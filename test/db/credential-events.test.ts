@@ -135,7 +135,9 @@ describe(`credential_events at the database (${dbKind})`, () => {
       await attempt(() =>
         db.withUser(
           A,
-          (tx) => tx.$executeRaw`INSERT INTO credential_events (user_id, credential_id, action, changed_fields, user_agent)
+          (
+            tx,
+          ) => tx.$executeRaw`INSERT INTO credential_events (user_id, credential_id, action, changed_fields, user_agent)
             VALUES (${A}, ${credentialA}::uuid, 'DELETED', '{}', ${'x'.repeat(257)})`,
         ),
       ),

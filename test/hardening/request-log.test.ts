@@ -19,9 +19,7 @@ const lines = () => jsonLines(server.logs);
 async function flushed(): Promise<void> {
   const marker = `Marker${crypto.randomUUID().replaceAll('-', '')}`;
   await gql(server.url, `query ${marker} { __typename }`);
-  await eventually(`the request log line of ${marker}`, () =>
-    lines().some((l) => l.operation === `query ${marker}`),
-  );
+  await eventually(`the request log line of ${marker}`, () => lines().some((l) => l.operation === `query ${marker}`));
 }
 
 beforeAll(async () => {

@@ -330,6 +330,8 @@ describe(`engine grants in GraphQL (${dbKind})`, () => {
     );
     expect(errorOf(res)).toMatchObject({ code: 'UNSUPPORTED_CREDENTIAL_TYPE' });
     expect(errorOf(res).message).toMatch(/binance.*granted to trading engines/);
+    expect(await grantsOf(who, other.id)).toEqual([]);
+    expect((await eventsOf(who, other.id)).map((e: { action: string }) => e.action)).toEqual(['STORED']);
   });
 
   it('is gone with its credential; the trail stays', async () => {

@@ -798,8 +798,24 @@ describe.runIf(dbKind === 'postgres')('engine rate limit across instances (postg
 });
 
 describe(`what leaves the server (${dbKind})`, () => {
-  it('no key, secret or token in any answer or log line; one engine log line per request', () => {
-    expect(secrets.length).toBeGreaterThan(10);
+  it('no key, secret or token in any answer or log line; one engine log line per request', async () => {
+    // Traffic of its own, so the test asserts when run alone (-t); the
+    // secrets and answers of the file's other tests are searched as well.
+    const { credential } = await granted();
+    const placed = order();
+    const body = JSON.stringify(placed);
+    const headers = { 'content-type': 'application/json' };
+    expect((await call('POST', proxyPath(credential.id, 'v2/orders'), { body, headers })).status).toBe(200);
+    expect((await call('GET', proxyPath(credential.id, 'v2/orders?status=all&limit=5'))).status).toBe(200);
+    const byClientId = proxyPath(
+      credential.id,
+      `v2/orders:by_client_order_id?client_order_id=${placed.client_order_id}`,
+    );
+    expect((await call('GET', byClientId)).status).toBe(200);
+    expect((await call('GET', proxyPath(credential.id, 'v2/../v2/account'))).status).toBe(403);
+    expect(secrets).toEqual(
+      expect.arrayContaining([client.clientSecret, token, credential.apiKey, credential.secretKey]),
+    );
     const everything = [...answers, ...server.logs];
     for (const secret of secrets) {
       for (const text of everything)
@@ -808,7 +824,7 @@ describe(`what leaves the server (${dbKind})`, () => {
     const lines = server.logs
       .map((l) => JSON.parse(l) as Record<string, unknown>)
       .filter((l) => l.msg === 'engine request');
-    expect(lines.length).toBeGreaterThan(50);
+    expect(lines.length).toBeGreaterThanOrEqual(4);
     const forwarded = lines.find((l) => l.outcome === 'forwarded' && l.request === 'POST /v2/orders');
     expect(forwarded).toMatchObject({
       component: 'engine',
@@ -821,7 +837,7 @@ describe(`what leaves the server (${dbKind})`, () => {
     expect(lines.find((l) => l.outcome === 'ROUTE_NOT_ALLOWED')).toMatchObject({ status: 403, request: null });
     // The broker call line of a forward: environment and template, no path value or query.
     const brokerLines = server.logs.filter((l) => l.includes('"broker call"') && l.includes('"request"'));
-    expect(brokerLines.length).toBeGreaterThan(10);
+    expect(brokerLines.length).toBeGreaterThanOrEqual(3);
     for (const line of brokerLines) expect(line).not.toMatch(/co-[0-9a-f]{8}|status=all|limit=/);
   });
 });

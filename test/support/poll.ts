@@ -22,12 +22,15 @@ export async function eventually<T>(
   }
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: a log line is whatever pino wrote; tests read its fields freely.
+type LogLine = Record<string, any>;
+
 /** The JSON lines of a captured log (non-JSON lines, such as npm's banner, skipped). */
-export function jsonLines(logs: readonly string[]): Record<string, any>[] {
+export function jsonLines(logs: readonly string[]): LogLine[] {
   return logs.flatMap((line) => {
     if (!line.startsWith('{')) return [];
     try {
-      return [JSON.parse(line) as Record<string, any>];
+      return [JSON.parse(line) as LogLine];
     } catch {
       return [];
     }

@@ -340,7 +340,8 @@ describe(`engine proxy (${dbKind})`, () => {
     const revoked = await granted();
     await revokeGrant(server.url, revoked.who, revoked.grantId);
     const expiring = await granted();
-    const soon = new Date(Date.now() + 1500).toISOString();
+    // Long enough that the first call surely comes before it, on a busy machine too.
+    const soon = new Date(Date.now() + 4000).toISOString();
     await grant(server.url, expiring.who, {
       credentialId: expiring.credential.id,
       clientId: client.clientId,
@@ -686,7 +687,9 @@ describe(`engine proxy with a short BROKER_TIMEOUT_MS and a low ENGINE_RATE_LIMI
   let quick: InProcessServer;
   let quickToken: string;
   let quickClient: EngineClientCredentials;
-  const TIMEOUT_MS = 500;
+  // Short, but not so short that a busy machine makes the stand-in's normal
+  // answers (grantedCredential verifies through this server) miss it.
+  const TIMEOUT_MS = 2000;
   const LIMIT = 5;
   beforeAll(async () => {
     quick = await startInProcess({
@@ -707,7 +710,7 @@ describe(`engine proxy with a short BROKER_TIMEOUT_MS and a low ENGINE_RATE_LIMI
   it('answers 504 BROKER_TIMEOUT for a write that timed out, sent exactly once; it can be looked up by client_order_id', async () => {
     const { credential } = await grantedCredential(quick.url, brokers.paper, quickClient.clientId);
     secrets.push(credential.secretKey);
-    brokers.paper.setKey(credential.apiKey, { kind: 'slow', delayMs: TIMEOUT_MS * 6, secretKey: credential.secretKey });
+    brokers.paper.setKey(credential.apiKey, { kind: 'slow', delayMs: TIMEOUT_MS * 3, secretKey: credential.secretKey });
     const placed = order();
     const before = received(brokers.paper, credential.apiKey).length;
     const res = await quickCall('POST', proxyPath(credential.id, 'v2/orders'), {

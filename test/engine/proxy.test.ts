@@ -805,6 +805,8 @@ describe(`what leaves the server (${dbKind})`, () => {
     // Traffic of its own, so the test asserts when run alone (-t); the
     // secrets and answers of the file's other tests are searched as well.
     const { credential } = await granted();
+    const engineLines = () => server.logs.filter((l) => l.includes('"msg":"engine request"')).length;
+    const linesBefore = engineLines();
     const placed = order();
     const body = JSON.stringify(placed);
     const headers = { 'content-type': 'application/json' };
@@ -816,6 +818,8 @@ describe(`what leaves the server (${dbKind})`, () => {
     );
     expect((await call('GET', byClientId)).status).toBe(200);
     expect((await call('GET', proxyPath(credential.id, 'v2/../v2/account'))).status).toBe(403);
+    // One line per engine request, forwarded or refused (in-process: written before the answer is read).
+    expect(engineLines() - linesBefore).toBe(4);
     expect(secrets).toEqual(
       expect.arrayContaining([client.clientSecret, token, credential.apiKey, credential.secretKey]),
     );

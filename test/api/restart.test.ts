@@ -87,5 +87,5 @@ describe(`development secrets across a restart (${dbKind})`, () => {
     } finally {
       expect(await other.stop()).toBe(0);
     }
-  }, 180_000);
+  }, 300_000);
 });

@@ -191,7 +191,8 @@ describe(`graceful shutdown (${dbKind})`, () => {
       await server.close();
       await brokers.close();
     }
-  });
+    // A start through npm and a sign-up: near a minute on PGlite with a core kept busy.
+  }, 180_000);
 });
 
 /** Opens a fresh TCP connection to the port on localhost: 'connected', or the error code. */

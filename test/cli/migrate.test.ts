@@ -93,7 +93,7 @@ describe(`npm run migrate (${dbKind})`, () => {
       expect(await server.stop()).toBe(0);
     }
     expect(await history()).toEqual(applied);
-  }, 180_000);
+  }, 300_000);
 
   it('exits non-zero when it cannot reach the database, and leaves the configured one untouched', async () => {
     const failed = await migrate({ ...tdb.env, DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/nowhere' });

@@ -193,8 +193,17 @@ describe(`without a valid session (${dbKind})`, () => {
   }
 
   it('viewer is null without a session, and nothing was written', async () => {
+    const counts = () =>
+      server.db.authTablesClient.$queryRaw<Record<string, number>[]>`
+        SELECT (SELECT count(*)::int FROM auth_users) AS users, (SELECT count(*)::int FROM auth_sessions) AS sessions,
+               (SELECT count(*)::int FROM user_accounts) AS accounts`;
+    const before = await counts();
     const res = await gql(url, '{ viewer { id } }');
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ data: { viewer: null } });
+    // A mutation without a session is refused before it writes.
+    const refused = await gql(url, 'mutation { getOrCreateAccount { created } }');
+    expect(refused.status).toBe(401);
+    expect(await counts()).toEqual(before);
   });
 });

@@ -274,6 +274,50 @@ describe(`the audit trail (${dbKind})`, () => {
     expect((await history(other.session)).map((e) => e.action)).toEqual(['STORED']);
   });
 
+  it('leaves the credential as it was when its event cannot be written', async () => {
+    const { session, accountId } = await userWithAccount();
+    const id = await store(session, accountId, distinct('Before'));
+    const CREDENTIAL = 'query($id: UUID!) { credential(id: $id) { nickname isActive apiKeyHint updatedAt } }';
+    const stored = async () =>
+      server.db.authTablesClient.$queryRaw<Record<string, unknown>[]>`
+        SELECT nickname, is_active, api_key_hint, api_key_ciphertext, secret_key_ciphertext, secrets_version, updated_at
+          FROM user_credentials WHERE account_id = ${accountId}::uuid ORDER BY id`;
+    const before = { api: await ok(CREDENTIAL, { id }, session), rows: await stored() };
+    // The code cannot make its own INSERT fail: a trigger (installed as the
+    // owner, as a migration would) refuses the events of one user agent.
+    const failingAgent = `event-write-fails-${randomUUID()}`;
+    await server.db.authTablesClient.$executeRawUnsafe(`
+      CREATE FUNCTION events_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.user_agent = '${failingAgent}' THEN RAISE EXCEPTION 'event write refused by the test'; END IF;
+        RETURN NEW;
+      END $$`);
+    await server.db.authTablesClient.$executeRawUnsafe(
+      'CREATE TRIGGER events_test_refuse BEFORE INSERT ON credential_events FOR EACH ROW EXECUTE FUNCTION events_test_refuse()',
+    );
+    try {
+      const attempts: [string, Record<string, unknown>][] = [
+        [UPDATE, { id, input: { nickname: 'Renamed', secretKey: 'a-new-secret', apiKey: 'PKNEWKEY000000000001' } }],
+        [UPDATE, { id, input: { isActive: false } }],
+        [DELETE, { id }],
+        [STORE, { input: { accountId, credentialType: 'alpaca', apiKey: 'PKX1234567', secretKey: 's' } }],
+      ];
+      for (const [query, variables] of attempts) {
+        const res = await call(server.url, query, variables, session, { 'user-agent': failingAgent });
+        expect(errorOf(res).code, JSON.stringify(variables)).toBe('INTERNAL_SERVER_ERROR');
+        expect(res.text).not.toContain('event write refused');
+      }
+    } finally {
+      await server.db.authTablesClient.$executeRawUnsafe('DROP TRIGGER events_test_refuse ON credential_events');
+      await server.db.authTablesClient.$executeRawUnsafe('DROP FUNCTION events_test_refuse()');
+    }
+    // The trigger did fire (the same requests succeed without it), and undid everything.
+    expect(await ok(CREDENTIAL, { id }, session)).toEqual(before.api);
+    expect(await stored()).toEqual(before.rows);
+    expect((await history(session)).map((e) => e.action)).toEqual(['STORED']);
+    expect((await update(session, id, { isActive: false })).isActive).toBe(false);
+  });
+
   it('keeps the history of a deleted credential, ending with DELETED', async () => {
     const { session, accountId } = await userWithAccount();
     const id = await store(session, accountId);
@@ -426,13 +470,26 @@ describe(`the audit trail (${dbKind})`, () => {
   });
 
   it('holds no secret, hint or nickname value in any event', async () => {
-    expect(forbidden.length).toBeGreaterThan(20);
+    // Traffic of its own, so the test asserts when run alone; the values the
+    // other tests of the file collected are searched for as well.
+    const { session, accountId } = await userWithAccount();
+    const id = await store(session, accountId, distinct('Nick'));
+    await update(session, id, {
+      apiKey: distinct('PKNEW'),
+      secretKey: distinct('SECRETNEW'),
+      nickname: distinct('Renamed'),
+      isActive: false,
+    });
+    await ok(DELETE, { id }, session);
+    expect((await history(session, id)).map((e) => e.action)).toEqual(['DELETED', 'DEACTIVATED', 'STORED']);
+    expect(forbidden.length).toBeGreaterThanOrEqual(7);
     const everything = JSON.stringify(
       await server.db.authTablesClient.$queryRaw`SELECT * FROM credential_events`,
       (_key, value) => (typeof value === 'bigint' ? String(value) : value),
     );
     const responses = eventResponses.join('\n');
-    expect(responses.length).toBeGreaterThan(1000);
+    expect(responses).toContain(id);
+    expect(everything).toContain(id);
     for (const value of forbidden) {
       expect(everything).not.toContain(value);
       expect(responses).not.toContain(value);

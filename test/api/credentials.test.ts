@@ -266,6 +266,10 @@ describe(`credential isolation between users (${dbKind})`, () => {
   });
 
   it("leaves the owner's credential exactly as it was", async () => {
+    // Bob's attempts again, so this asserts something when run alone too.
+    const hijack = { nickname: 'Hijacked', apiKey: 'attacker-key', secretKey: 'attacker-secret', isActive: false };
+    expect(errorOf(await gql(url, UPDATE, { id: secret.id, input: hijack }, bob.session)).code).toBe('NOT_FOUND');
+    expect(errorOf(await gql(url, DELETE, { id: secret.id }, bob.session)).code).toBe('NOT_FOUND');
     expect((await gql(url, BY_ID, { id: secret.id }, alice.session)).body.data?.credential).toEqual(secret);
   });
 

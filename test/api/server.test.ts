@@ -2,12 +2,15 @@
 // in-process), and what only a real process shows: configuration refusals,
 // a production start, and graceful shutdown through the README's start command.
 import { spawn } from 'node:child_process';
-import http from 'node:http';
+import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { startAlpacaStandIns } from '../support/alpaca-stand-in.ts';
 import { gql, signUp } from '../support/client.ts';
 import { createTestDatabase, dbKind } from '../support/databases.ts';
 import { useInProcessServer } from '../support/in-process.ts';
+import { eventually } from '../support/poll.ts';
 import { startServer, testSecrets } from '../support/server.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -136,45 +139,70 @@ describe(`configuration (${dbKind})`, () => {
 });
 
 describe(`graceful shutdown (${dbKind})`, () => {
-  it('finishes a request in flight on SIGTERM to `npm start`, then exits 0', async () => {
-    const server = await startServer({ viaNpm: true });
-    const session = await signUp(server.url);
-    const body = JSON.stringify({ query: 'mutation { getOrCreateAccount { created } }' });
-    const { port } = new URL(server.url);
-    // Send the headers and half the body, signal, then the rest: the request
-    // is in flight (parsed headers, handler waiting) when SIGTERM arrives.
-    const response = new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = http.request(
+  it('on SIGTERM to `npm start`: refuses new connections, finishes the request in flight, then exits 0', async () => {
+    const brokers = await startAlpacaStandIns();
+    const server = await startServer({ viaNpm: true, env: brokers.env });
+    try {
+      const session = await signUp(server.url);
+      const account = await gql(server.url, 'mutation { getOrCreateAccount { account { id } } }', undefined, session);
+      const apiKey = `PKSIGTERM${randomUUID().replaceAll('-', '').slice(0, 11).toUpperCase()}`;
+      const secretKey = `sk-${randomUUID()}`;
+      const stored = await gql(
+        server.url,
+        'mutation($input: StoreCredentialInput!) { storeCredential(input: $input) { id } }',
         {
-          host: 'localhost',
-          port,
-          path: '/graphql',
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            'content-length': Buffer.byteLength(body),
-            authorization: `Bearer ${session.token}`,
+          input: {
+            accountId: account.body.data?.getOrCreateAccount.account.id,
+            credentialType: 'alpaca',
+            apiKey,
+            secretKey,
           },
         },
-        (res) => {
-          let text = '';
-          res.on('data', (c: Buffer) => (text += c.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-        },
+        session,
       );
-      req.on('error', reject);
-      req.write(body.slice(0, 10));
-      setTimeout(() => {
-        const exit = server.stop('SIGTERM');
-        setTimeout(() => req.end(body.slice(10)), 300);
-        void exit;
-      }, 300);
-    });
-    const answered = await response;
-    expect(answered.status).toBe(200);
-    expect(JSON.parse(answered.text)).toEqual({ data: { getOrCreateAccount: { created: true } } });
-    expect(await server.stop()).toBe(0);
-    expect(server.logs.some((l) => l.includes('shutting down'))).toBe(true);
-    await server.db.drop();
-  });
+      // In flight for sure, by a signal rather than a timer: the verification
+      // waits at the broker stand-in, which holds it until told to answer.
+      brokers.paper.setKey(apiKey, { kind: 'held', secretKey });
+      const inFlight = gql(
+        server.url,
+        'mutation($id: UUID!) { verifyCredential(id: $id) { verification { status } } }',
+        { id: stored.body.data?.storeCredential.id },
+        session,
+      );
+      await eventually('the verification to reach the broker', () => brokers.paper.held === 1);
+
+      const exited = server.stop('SIGTERM');
+      // The server's own signal that it took the SIGTERM: it stops listening.
+      // A new connection is refused while the held request is still open.
+      const { port } = new URL(server.url);
+      const refusal = await eventually('new connections to be refused', async () => {
+        const outcome = await connectOutcome(Number(port));
+        return outcome === 'connected' ? undefined : outcome;
+      });
+      expect(refusal).toBe('ECONNREFUSED');
+      expect(server.child.exitCode).toBeNull();
+
+      brokers.paper.proceed();
+      const answered = await inFlight;
+      expect(answered.status).toBe(200);
+      expect(answered.body).toEqual({ data: { verifyCredential: { verification: { status: 'VERIFIED' } } } });
+      expect(await exited).toBe(0);
+    } finally {
+      await server.close();
+      await brokers.close();
+    }
+    // A start through npm and a sign-up: near a minute on PGlite with a core kept busy.
+  }, 180_000);
 });
+
+/** Opens a fresh TCP connection to the port on localhost: 'connected', or the error code. */
+function connectOutcome(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: 'localhost', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve('connected');
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+  });
+}

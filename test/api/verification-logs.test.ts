@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AlpacaStandIns, type StandInBehaviour, startAlpacaStandIns } from '../support/alpaca-stand-in.ts';
 import { gql, signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
+import { eventually, jsonLines } from '../support/poll.ts';
 import { startServer, type TestServer } from '../support/server.ts';
 
 let brokers: AlpacaStandIns;
@@ -14,7 +15,7 @@ let server: TestServer;
 
 beforeAll(async () => {
   brokers = await startAlpacaStandIns();
-  server = await startServer({ env: { ...brokers.env, LOG_LEVEL: 'trace', BROKER_TIMEOUT_MS: '300' } });
+  server = await startServer({ env: { ...brokers.env, LOG_LEVEL: 'trace', BROKER_TIMEOUT_MS: '2000' } });
 });
 afterAll(async () => {
   await server?.close();
@@ -80,15 +81,21 @@ describe(`broker call logs (${dbKind})`, () => {
     }
     brokers.paper.release();
 
-    // Let the last lines reach the pipe.
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    const lines = server.logs.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-    const brokerLines = lines.filter((l) => l.msg === 'broker call') as unknown as BrokerLine[];
     const requests = [
       ...brokers.paper.requests.map((r) => ({ ...r, environment: 'paper' })),
       ...brokers.live.requests.map((r) => ({ ...r, environment: 'live' })),
     ];
     expect(requests.length).toBe(10);
+    // The lines reach us through a pipe: wait for them, then for the request
+    // line of one more request, written after them all (any extra broker line
+    // would be in by then), instead of sleeping for a guessed time.
+    const brokerLinesNow = () => jsonLines(server.logs).filter((l) => l.msg === 'broker call') as BrokerLine[];
+    await eventually('a broker call line per broker request', () => brokerLinesNow().length >= requests.length);
+    await gql(server.url, 'query LogMarker { __typename }');
+    await eventually('the marker request line', () =>
+      jsonLines(server.logs).some((l) => l.operation === 'query LogMarker'),
+    );
+    const brokerLines = brokerLinesNow();
     expect(brokerLines.length).toBe(requests.length);
     for (const line of brokerLines) {
       expect(line).toMatchObject({ component: 'broker', broker: 'alpaca' });

@@ -241,10 +241,27 @@ describe(`verifyCredential (${dbKind})`, () => {
 
   it('never sends keys that cannot be Alpaca keys (characters outside visible ASCII): INVALID', async () => {
     const who = await owner();
-    const c = await credential(who, { apiKey: `PK${randomUUID()}ünï` });
-    const v = verificationOf(await verify(who, c.id));
-    expect(v).toMatchObject({ status: 'INVALID', message: expect.stringMatching(/not sent/) });
-    expect(seen(c.apiKey)).toEqual({ paper: 0, live: 0 });
+    const requestsBefore = brokers.paper.requests.length + brokers.live.requests.length;
+    const cases = [
+      { apiKey: `PK${randomUUID()}ünï` },
+      // A valid-looking API key (known to paper) with a secret that is not: the secret must not travel either.
+      { apiKey: randomKey('PK'), secretKey: `sk-${randomUUID()}-ünï☃` },
+      { apiKey: randomKey('AK'), secretKey: `with space ${randomUUID()}` },
+    ];
+    for (const keys of cases) {
+      const c = await credential(who, keys);
+      brokers.paper.setKey(c.apiKey, { kind: 'account', secretKey: c.secretKey });
+      brokers.live.setKey(c.apiKey, { kind: 'account', secretKey: c.secretKey });
+      const v = verificationOf(await verify(who, c.id));
+      expect(v, JSON.stringify(keys)).toMatchObject({ status: 'INVALID', message: expect.stringMatching(/not sent/) });
+      expect(seen(c.apiKey)).toEqual({ paper: 0, live: 0 });
+      expect(await eventsOf(who, c.id)).toEqual([
+        ['VERIFIED', 'INVALID'],
+        ['STORED', null],
+      ]);
+    }
+    // Not under another API key either: no request at all reached a broker.
+    expect(brokers.paper.requests.length + brokers.live.requests.length).toBe(requestsBefore);
   });
 
   it('answers NOT_FOUND for an absent id and for another user’s, which reaches no broker', async () => {
@@ -272,6 +289,8 @@ describe(`verifyCredential (${dbKind})`, () => {
     expect(seen(c.apiKey)).toEqual({ paper: 0, live: 0 });
     const after = await gql(server.url, BY_ID, { id: c.id }, who.session);
     expect(after.body.data).toEqual(before.body.data);
+    // Nothing was checked, so nothing is in the audit trail but the store.
+    expect(await eventsOf(who, c.id)).toEqual([['STORED', null]]);
   });
 
   it('needs a session', async () => {
@@ -493,7 +512,7 @@ describe(`verifyCredential (${dbKind})`, () => {
     }
   });
 
-  it('takes a few milliseconds against the stand-in (median of 100, printed)', async () => {
+  it('verifies 100 in a row against the stand-in, each far below the broker timeout (median printed)', async () => {
     const owners = await Promise.all(Array.from({ length: 4 }, () => owner()));
     // One store at a time per account (stores on one account wait for each
     // other: the credential cap counts under a lock on the account), the
@@ -519,11 +538,15 @@ describe(`verifyCredential (${dbKind})`, () => {
       expect(verificationOf(res).status).toBe('VERIFIED');
     }
     times.sort((a, b) => a - b);
+    // What can be asserted on a loaded machine: no verification waited for a
+    // timeout or a retry. (The median itself is a measurement, not a test.)
+    expect(times.at(-1)).toBeLessThan(5_000);
     console.info(
       `[${dbKind}] verifyCredential against the stand-in, ${times.length} sequential: ` +
         `median ${(times[50] as number).toFixed(1)} ms, p90 ${(times[90] as number).toFixed(1)} ms`,
     );
-  });
+    // 100 verifications one after the other: 45 s on PGlite with a core kept busy.
+  }, 180_000);
 });
 
 describe(`verifyCredential with a short BROKER_TIMEOUT_MS (${dbKind})`, () => {
@@ -534,7 +557,7 @@ describe(`verifyCredential with a short BROKER_TIMEOUT_MS (${dbKind})`, () => {
   });
   afterAll(() => quick?.close());
 
-  it('gives up after BROKER_TIMEOUT_MS on a broker that never answers, or stops mid-body: UNREACHABLE', async () => {
+  it('gives up after BROKER_TIMEOUT_MS, not before and not much after, on a broker that never answers or stops mid-body: UNREACHABLE', async () => {
     const who = await owner(quick.url);
     for (const kind of ['hang', 'hang-body'] as const) {
       const c = await credential(who, { url: quick.url });
@@ -542,12 +565,15 @@ describe(`verifyCredential with a short BROKER_TIMEOUT_MS (${dbKind})`, () => {
       const started = performance.now();
       const res = await verify(who, c.id, quick.url);
       const elapsed = performance.now() - started;
-      // The stand-in never answers: finishing at all shows the bound.
       expect(verificationOf(res), kind).toMatchObject({
         status: 'UNREACHABLE',
         message: 'Alpaca paper did not answer in time.',
       });
-      expect(elapsed).toBeGreaterThanOrEqual(TIMEOUT_MS - 5);
+      // Not before the timeout, and not at the default's (5 s) either: the
+      // bound is this setting. The 3 s of slack are for a loaded machine; a
+      // request that ignored the setting would take at least 5 s.
+      expect(elapsed, kind).toBeGreaterThanOrEqual(TIMEOUT_MS - 5);
+      expect(elapsed, kind).toBeLessThan(TIMEOUT_MS + 3_000);
       expect(seen(c.apiKey)).toEqual({ paper: 1, live: 0 });
     }
     brokers.paper.release();

@@ -7,7 +7,6 @@ import path from 'node:path';
 import { createClient, documentHashes, GraphQLRequestError } from 'brokerage-credentials-api/sdk';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadTrustedDocuments } from '../../src/graphql/trusted-documents.ts';
-import { documentHash } from '../../src/sdk/codegen/trusted-documents.ts';
 import { startAlpacaStandIns } from '../support/alpaca-stand-in.ts';
 import { gql, signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
@@ -47,12 +46,15 @@ const byHash = (sha256Hash: string, variables?: unknown) => ({
 });
 
 describe('the manifest', () => {
-  it("lists each SDK operation once, under the SHA-256 of its text, and the client's hashes are its keys", () => {
+  it("lists each SDK operation once, under the SHA-256 of its text, and the client's hashes are its keys", async () => {
+    expect(Object.keys(documentHashes).length).toBeGreaterThan(10);
     expect(manifest.size).toBe(Object.keys(documentHashes).length);
     for (const [name, hash] of Object.entries(documentHashes)) {
       const document = manifest.get(hash) as string;
       expect(document, name).toMatch(new RegExp(`^(query|mutation) ${name}\\b`));
-      expect(documentHash(document)).toBe(hash);
+      // Computed here with WebCrypto, not with the codegen's own documentHash.
+      const sha256 = Buffer.from(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(document)));
+      expect(sha256.toString('hex'), name).toBe(hash);
     }
   });
 

@@ -129,7 +129,20 @@ describe(`credential_events at the database (${dbKind})`, () => {
     expect(await insert({ verificationStatus: 'VERIFIED' })).toMatch(/credential_events_verified_outcome_check/);
     expect(await insert({ action: 'VERIFIED', changedFields: [] })).toMatch(/credential_events_verified_outcome_check/);
     expect(await insert({ action: 'VERIFIED', changedFields: [], verificationStatus: 'INVALID' })).toBe('allowed');
-    expect(await insert({ userAgent: 'x'.repeat(257) })).not.toBe('allowed');
+    // Prisma reports PostgreSQL's 22001 in its own words; the raw INSERT shows the column's bound.
+    expect(await insert({ userAgent: 'x'.repeat(257) })).toMatch(/too long for the column's type/);
+    expect(
+      await attempt(() =>
+        db.withUser(
+          A,
+          (
+            tx,
+          ) => tx.$executeRaw`INSERT INTO credential_events (user_id, credential_id, action, changed_fields, user_agent)
+            VALUES (${A}, ${credentialA}::uuid, 'DELETED', '{}', ${'x'.repeat(257)})`,
+        ),
+      ),
+    ).toMatch(/value too long for type character varying\(256\)/);
+    expect(await insert({ userAgent: 'x'.repeat(256) })).toBe('allowed');
   });
 
   it('keeps events when their credential is deleted', async () => {

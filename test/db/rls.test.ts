@@ -103,10 +103,14 @@ describe(`RLS wrapper (${dbKind})`, () => {
     }
   });
 
-  it.runIf(dbKind === 'postgres')('refuses to run work if the transaction began without the user scope', async () => {
-    if (tdb.config.kind !== 'postgres') return;
-    // A client whose connections lack the BEGIN hook: the scope cannot be applied.
-    const bare = new PrismaClient({ adapter: new PrismaPg({ connectionString: tdb.config.url, max: 1 }) });
+  it('refuses to run work if the transaction began without the user scope', async () => {
+    // A client whose connections lack the BEGIN hook, so the scope cannot be
+    // applied: a bare pg pool, or on PGlite the database's own client (which
+    // scopes with a statement instead, so it never runs the hook either).
+    const bare =
+      tdb.config.kind === 'postgres'
+        ? new PrismaClient({ adapter: new PrismaPg({ connectionString: tdb.config.url, max: 1 }) })
+        : db.authTablesClient;
     try {
       const withUser = createWithUser(bare, {
         requestRole: 'app_user',
@@ -123,7 +127,7 @@ describe(`RLS wrapper (${dbKind})`, () => {
       ).rejects.toThrow(/began without its user scope/);
       expect(ran).toBe(false);
     } finally {
-      await bare.$disconnect();
+      if (bare !== db.authTablesClient) await bare.$disconnect();
     }
   });
 

@@ -272,6 +272,57 @@ describe(`engine grants in GraphQL (${dbKind})`, () => {
     ]);
   });
 
+  it('makes no grant and revokes none whose audit event cannot be written (one transaction)', async () => {
+    const who = await owner(server.url);
+    const credential = await storeCredential(server.url, who);
+    const kept = await registerClient(server.db, 'Kept grant');
+    const refused = await registerClient(server.db, 'Refused grant');
+    const keptGrant = await grant(server.url, who, {
+      credentialId: credential.id,
+      clientId: kept.clientId,
+      scopes: ['READ'],
+    });
+    const before = await grantsOf(who, credential.id);
+    // The code cannot make its own INSERT fail: a trigger (installed as the
+    // owner, as a migration would) refuses every event of this credential.
+    await server.db.authTablesClient.$executeRawUnsafe(`
+      CREATE FUNCTION grants_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.credential_id = '${credential.id}' THEN RAISE EXCEPTION 'event write refused by the test'; END IF;
+        RETURN NEW;
+      END $$`);
+    await server.db.authTablesClient.$executeRawUnsafe(
+      'CREATE TRIGGER grants_test_refuse BEFORE INSERT ON credential_events FOR EACH ROW EXECUTE FUNCTION grants_test_refuse()',
+    );
+    try {
+      const granting = await gql(
+        server.url,
+        GRANT,
+        { input: { credentialId: credential.id, clientId: refused.clientId, scopes: ['TRADE'] } },
+        who.session,
+      );
+      expect(errorOf(granting).code).toBe('INTERNAL_SERVER_ERROR');
+      // Replacing the kept client's grant: its old grant must stay as it was.
+      const replacing = await gql(
+        server.url,
+        GRANT,
+        { input: { credentialId: credential.id, clientId: kept.clientId, scopes: ['READ', 'TRADE'] } },
+        who.session,
+      );
+      expect(errorOf(replacing).code).toBe('INTERNAL_SERVER_ERROR');
+      expect(errorOf(await revokeGrant(server.url, who, keptGrant.id)).code).toBe('INTERNAL_SERVER_ERROR');
+    } finally {
+      await server.db.authTablesClient.$executeRawUnsafe('DROP TRIGGER grants_test_refuse ON credential_events');
+      await server.db.authTablesClient.$executeRawUnsafe('DROP FUNCTION grants_test_refuse()');
+    }
+    expect(await grantsOf(who, credential.id)).toEqual(before);
+    expect(before).toMatchObject([{ id: keptGrant.id, isActive: true, scopes: ['READ'] }]);
+    expect((await eventsOf(who, credential.id)).map((e: { action: string }) => e.action)).toEqual([
+      'ACCESS_GRANTED',
+      'STORED',
+    ]);
+  });
+
   it('answers NOT_FOUND for another user’s or an absent credential, an unknown or revoked client; BAD_USER_INPUT on scopes and expiresAt; nothing written', async () => {
     const alice = await owner(server.url);
     const bob = await owner(server.url);
@@ -330,6 +381,8 @@ describe(`engine grants in GraphQL (${dbKind})`, () => {
     );
     expect(errorOf(res)).toMatchObject({ code: 'UNSUPPORTED_CREDENTIAL_TYPE' });
     expect(errorOf(res).message).toMatch(/binance.*granted to trading engines/);
+    expect(await grantsOf(who, other.id)).toEqual([]);
+    expect((await eventsOf(who, other.id)).map((e: { action: string }) => e.action)).toEqual(['STORED']);
   });
 
   it('is gone with its credential; the trail stays', async () => {

@@ -50,20 +50,47 @@ function forms(value: string): string[] {
   return [value, bytes.toString('base64'), bytes.toString('base64url'), bytes.toString('hex')];
 }
 
+type Cli = Awaited<ReturnType<typeof cli>>;
+type Response = Awaited<ReturnType<typeof engineRequest>>;
+
+/**
+ * What the scenario produced. It runs once, in beforeAll, as an operator
+ * would (create a client, serve, revoke, stop); each test then asserts its
+ * part, so any one of them run alone (-t) still has the whole scenario to
+ * look at.
+ */
+interface Scenario {
+  created: Cli;
+  listed: Cli;
+  usage: Cli;
+  blank: Cli;
+  client: { clientId: string; clientSecret: string; name: string };
+  tokenStatus: number;
+  clientOrderId: string;
+  credentialId: string;
+  placed: Response;
+  lookedUp: Response;
+  notFound: Response;
+  traversal: Response;
+  unauthenticated: Response;
+  metrics: string;
+  revoked: Cli;
+  /** After the revocation: the engine call, a new token, and broker requests before/after. */
+  refused: Response;
+  tokenAfterRevoke: number;
+  brokerRequests: { before: number; after: number };
+  /** Exit codes of every server stop. */
+  exits: (number | null)[];
+}
+let scenario: Scenario;
+
 beforeAll(async () => {
   brokers = await startAlpacaStandIns();
   receiver = await startOtlpReceiver();
   db = await createTestDatabase();
-});
-afterAll(async () => {
-  await brokers?.close();
-  await receiver?.close();
-  await db?.drop();
-});
 
-describe(`engine clients from the command line, a served engine, what leaves the process (${dbKind})`, () => {
-  let server: TestServer;
-  let client: { clientId: string; clientSecret: string; name: string };
+  let server: TestServer | undefined;
+  const exits: (number | null)[] = [];
   const start = async () => {
     server = await startServer({
       db,
@@ -77,51 +104,32 @@ describe(`engine clients from the command line, a served engine, what leaves the
         OTEL_BSP_SCHEDULE_DELAY: '600000',
       },
     });
+    return server;
   };
   const stop = async () => {
-    expect(await server.stop()).toBe(0);
+    if (!server) return;
+    exits.push(await server.stop());
     logs.push(...server.logs);
+    server = undefined;
   };
 
-  it('creates a client: one line of JSON with the secret, shown once; list shows no secret', async () => {
+  try {
     const created = await cli(['create', 'Orchestrator (prod)']);
-    expect(created.code).toBe(0);
-    // npm prints its banner first; the command's own output is one line of JSON.
     const json = created.lines.filter((l) => l.startsWith('{'));
-    expect(json).toHaveLength(1);
-    expect(created.lines.at(-1)).toBe(json[0]);
-    client = JSON.parse(json[0] as string);
-    expect(client).toEqual({
-      clientId: expect.stringMatching(/^ec_[A-Za-z0-9_-]{16}$/),
-      clientSecret: expect.stringMatching(/^ecs_[A-Za-z0-9_-]{43}$/),
-      name: 'Orchestrator (prod)',
-    });
-    secrets.push(client.clientSecret);
-
+    const client = JSON.parse(json[0] ?? '{}');
+    if (client.clientSecret) secrets.push(client.clientSecret);
     const listed = await cli(['list'], true);
-    expect(listed.code).toBe(0);
-    expect(listed.lines).toHaveLength(1);
-    expect(JSON.parse(listed.lines[0] as string)).toEqual([
-      { id: client.clientId, name: 'Orchestrator (prod)', createdAt: expect.any(String), revokedAt: null },
-    ]);
-    expect(listed.lines[0]).not.toContain(client.clientSecret);
-
     const usage = await cli(['remove', client.clientId], true);
-    expect(usage.code).toBe(1);
-    expect(usage.stderr).toMatch(/usage: npm run engine-client -- create NAME \| list \| revoke CLIENT_ID/);
-    expect((await cli(['create', ' '], true)).code).toBe(1);
-  });
+    const blank = await cli(['create', ' '], true);
 
-  it('serves the engine: token, grants, an order; the CLI’s revocation stops it at the next request', async () => {
-    await start();
-    const tokenRes = await requestToken(server.url, client, 'post');
-    expect(tokenRes.status).toBe(200);
+    let url = (await start()).url;
+    const tokenRes = await requestToken(url, client, 'post');
     const token = tokenRes.body.access_token as string;
     secrets.push(token);
-    const { credential } = await grantedCredential(server.url, brokers.paper, client.clientId);
+    const { credential } = await grantedCredential(url, brokers.paper, client.clientId);
     secrets.push(credential.apiKey, credential.secretKey);
     const clientOrderId = `proc-${randomUUID()}`;
-    const placed = await engineRequest(server.url, 'POST', proxyPath(credential.id, 'v2/orders'), {
+    const placed = await engineRequest(url, 'POST', proxyPath(credential.id, 'v2/orders'), {
       token,
       body: JSON.stringify({
         symbol: 'AAPL',
@@ -133,21 +141,102 @@ describe(`engine clients from the command line, a served engine, what leaves the
       }),
       headers: { 'content-type': 'application/json' },
     });
-    expect(placed.status).toBe(200);
     const lookedUp = await engineRequest(
-      server.url,
+      url,
       'GET',
       proxyPath(credential.id, `v2/orders:by_client_order_id?client_order_id=${clientOrderId}`),
       { token },
     );
-    expect(lookedUp.json.client_order_id).toBe(clientOrderId);
-    expect((await engineRequest(server.url, 'GET', proxyPath(randomUUID(), 'v2/account'), { token })).status).toBe(404);
-    expect((await engineRequest(server.url, 'GET', proxyPath(credential.id, 'v2/../x'), { token })).status).toBe(403);
-    expect((await engineRequest(server.url, 'GET', '/engine/v1/grants')).status).toBe(401);
+    const notFound = await engineRequest(url, 'GET', proxyPath(randomUUID(), 'v2/account'), { token });
+    const traversal = await engineRequest(url, 'GET', proxyPath(credential.id, 'v2/../x'), { token });
+    const unauthenticated = await engineRequest(url, 'GET', '/engine/v1/grants');
 
-    const metricsLine = server.logs.find((l) => /metrics on http:\/\/localhost:\d+\/metrics/.test(l)) ?? '';
+    const metricsLine = server?.logs.find((l) => /metrics on http:\/\/localhost:\d+\/metrics/.test(l)) ?? '';
     const port = /localhost:(\d+)\/metrics/.exec(metricsLine)?.[1];
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+
+    const before = received(brokers.paper, credential.apiKey).length;
+    let revoked: Cli;
+    if (dbKind === 'postgres') {
+      // PostgreSQL: the CLI runs beside the server; the very next request is refused.
+      revoked = await cli(['revoke', client.clientId], true);
+    } else {
+      // PGlite allows one process: the operator stops the server to run the CLI.
+      await stop();
+      revoked = await cli(['revoke', client.clientId], true);
+      url = (await start()).url;
+    }
+    const refused = await engineRequest(url, 'GET', proxyPath(credential.id, 'v2/account'), { token });
+    const tokenAfterRevoke = (await requestToken(url, client)).status;
+    const after = received(brokers.paper, credential.apiKey).length;
+    await stop();
+    scenario = {
+      created,
+      listed,
+      usage,
+      blank,
+      client,
+      tokenStatus: tokenRes.status,
+      clientOrderId,
+      credentialId: credential.id,
+      placed,
+      lookedUp,
+      notFound,
+      traversal,
+      unauthenticated,
+      metrics,
+      revoked,
+      refused,
+      tokenAfterRevoke,
+      brokerRequests: { before, after },
+      exits,
+    };
+  } finally {
+    await stop();
+  }
+  // Two starts and a CLI run of the embedded database on a busy 2-core machine.
+}, 300_000);
+afterAll(async () => {
+  await brokers?.close();
+  await receiver?.close();
+  await db?.drop();
+});
+
+describe(`engine clients from the command line, a served engine, what leaves the process (${dbKind})`, () => {
+  it('creates a client: one line of JSON with the secret, shown once; list shows no secret', () => {
+    const { created, listed, usage, blank, client } = scenario;
+    expect(created.code).toBe(0);
+    // npm prints its banner first; the command's own output is one line of JSON.
+    const json = created.lines.filter((l) => l.startsWith('{'));
+    expect(json).toHaveLength(1);
+    expect(created.lines.at(-1)).toBe(json[0]);
+    expect(client).toEqual({
+      clientId: expect.stringMatching(/^ec_[A-Za-z0-9_-]{16}$/),
+      clientSecret: expect.stringMatching(/^ecs_[A-Za-z0-9_-]{43}$/),
+      name: 'Orchestrator (prod)',
+    });
+
+    expect(listed.code).toBe(0);
+    expect(listed.lines).toHaveLength(1);
+    expect(JSON.parse(listed.lines[0] as string)).toEqual([
+      { id: client.clientId, name: 'Orchestrator (prod)', createdAt: expect.any(String), revokedAt: null },
+    ]);
+    expect(listed.lines[0]).not.toContain(client.clientSecret);
+
+    expect(usage.code).toBe(1);
+    expect(usage.stderr).toMatch(/usage: npm run engine-client -- create NAME \| list \| revoke CLIENT_ID/);
+    expect(blank.code).toBe(1);
+  });
+
+  it('serves the engine: token, grants, an order; the CLI’s revocation stops it at the next request', () => {
+    const { client, metrics } = scenario;
+    expect(scenario.tokenStatus).toBe(200);
+    expect(scenario.placed.status).toBe(200);
+    expect(scenario.lookedUp.json.client_order_id).toBe(scenario.clientOrderId);
+    expect(scenario.notFound.status).toBe(404);
+    expect(scenario.traversal.status).toBe(403);
+    expect(scenario.unauthenticated.status).toBe(401);
+
     const value = (series: string) =>
       Number(
         metrics
@@ -162,32 +251,24 @@ describe(`engine clients from the command line, a served engine, what leaves the
     expect(value('broker_requests_total{environment="paper",outcome="forwarded"}')).toBe(2);
     // The token request and the order.
     expect(value('http_requests_total{method="POST",route="/engine/v1",status="200"}')).toBe(2);
-    for (const secret of [...secrets, clientOrderId, credential.id]) expect(metrics).not.toContain(secret);
-
-    const count = received(brokers.paper, credential.apiKey).length;
-    if (dbKind === 'postgres') {
-      // PostgreSQL: the CLI runs beside the server; the very next request is refused.
-      const revoked = await cli(['revoke', client.clientId], true);
-      expect(revoked.code).toBe(0);
-      expect(JSON.parse(revoked.lines[0] as string)).toMatchObject({
-        id: client.clientId,
-        revokedAt: expect.any(String),
-      });
-    } else {
-      // PGlite allows one process: the operator stops the server to run the CLI.
-      await stop();
-      expect((await cli(['revoke', client.clientId], true)).code).toBe(0);
-      await start();
+    for (const secret of [...secrets, scenario.clientOrderId, scenario.credentialId]) {
+      expect(metrics).not.toContain(secret);
     }
-    const refused = await engineRequest(server.url, 'GET', proxyPath(credential.id, 'v2/account'), { token });
-    expect(refused.status).toBe(401);
-    expect((await requestToken(server.url, client)).status).toBe(401);
-    expect(received(brokers.paper, credential.apiKey)).toHaveLength(count);
-    await stop();
-    // Two starts and a CLI run of the embedded database on a busy 2-core machine.
-  }, 240_000);
+
+    expect(scenario.revoked.code).toBe(0);
+    expect(JSON.parse(scenario.revoked.lines[0] as string)).toMatchObject({
+      id: client.clientId,
+      revokedAt: expect.any(String),
+    });
+    expect(scenario.refused.status).toBe(401);
+    expect(scenario.tokenAfterRevoke).toBe(401);
+    expect(scenario.brokerRequests.after).toBe(scenario.brokerRequests.before);
+    // Every stop (one on PostgreSQL, two on PGlite) was a clean exit.
+    expect(scenario.exits).toEqual(dbKind === 'postgres' ? [0] : [0, 0]);
+  });
 
   it('traces engine requests without a key, token or query value', () => {
+    const { client } = scenario;
     const engineSpans = receiver.spans.filter((s) => s.name === 'engine.request');
     const forwarded = engineSpans.find((s) => s.attributes['engine.request'] === 'POST /v2/orders');
     expect(forwarded?.attributes).toEqual({
@@ -205,6 +286,7 @@ describe(`engine clients from the command line, a served engine, what leaves the
       expect.arrayContaining(['forwarded', 'NOT_FOUND', 'ROUTE_NOT_ALLOWED', 'UNAUTHENTICATED']),
     );
     const raw = Buffer.concat(receiver.rawBodies).toString('utf8');
+    expect(secrets).toHaveLength(4);
     for (const secret of secrets) {
       for (const form of forms(secret)) expect(raw.includes(form), `${secret.slice(0, 6)}… in a span`).toBe(false);
     }
@@ -213,6 +295,7 @@ describe(`engine clients from the command line, a served engine, what leaves the
 
   it('logs one line per engine request, and no key, client secret or token anywhere', () => {
     expect(logs.length).toBeGreaterThan(20);
+    expect(secrets).toHaveLength(4);
     for (const secret of secrets) {
       for (const form of forms(secret)) {
         const hit = logs.find((l) => l.includes(form));
@@ -232,7 +315,9 @@ describe(`engine clients from the command line, a served engine, what leaves the
   it('leaves no client secret or token in a dump of the database', async () => {
     const dump = await dumpDatabase(db);
     // The client is in there (as the hash of its secret), so an empty dump cannot pass.
-    expect(dump.includes(Buffer.from(createHash('sha256').update(client.clientSecret).digest('hex')))).toBe(true);
+    const hash = createHash('sha256').update(scenario.client.clientSecret).digest('hex');
+    expect(dump.includes(Buffer.from(hash))).toBe(true);
+    expect(secrets).toHaveLength(4);
     for (const secret of secrets) {
       for (const form of forms(secret))
         expect(dump.includes(Buffer.from(form)), `${secret.slice(0, 6)}… in the database`).toBe(false);

@@ -340,7 +340,8 @@ describe(`engine proxy (${dbKind})`, () => {
     const revoked = await granted();
     await revokeGrant(server.url, revoked.who, revoked.grantId);
     const expiring = await granted();
-    const soon = new Date(Date.now() + 1500).toISOString();
+    // Long enough that the first call surely comes before it, on a busy machine too.
+    const soon = new Date(Date.now() + 4000).toISOString();
     await grant(server.url, expiring.who, {
       credentialId: expiring.credential.id,
       clientId: client.clientId,
@@ -686,7 +687,9 @@ describe(`engine proxy with a short BROKER_TIMEOUT_MS and a low ENGINE_RATE_LIMI
   let quick: InProcessServer;
   let quickToken: string;
   let quickClient: EngineClientCredentials;
-  const TIMEOUT_MS = 500;
+  // Short, but not so short that a busy machine makes the stand-in's normal
+  // answers (grantedCredential verifies through this server) miss it.
+  const TIMEOUT_MS = 2000;
   const LIMIT = 5;
   beforeAll(async () => {
     quick = await startInProcess({
@@ -707,7 +710,7 @@ describe(`engine proxy with a short BROKER_TIMEOUT_MS and a low ENGINE_RATE_LIMI
   it('answers 504 BROKER_TIMEOUT for a write that timed out, sent exactly once; it can be looked up by client_order_id', async () => {
     const { credential } = await grantedCredential(quick.url, brokers.paper, quickClient.clientId);
     secrets.push(credential.secretKey);
-    brokers.paper.setKey(credential.apiKey, { kind: 'slow', delayMs: TIMEOUT_MS * 6, secretKey: credential.secretKey });
+    brokers.paper.setKey(credential.apiKey, { kind: 'slow', delayMs: TIMEOUT_MS * 3, secretKey: credential.secretKey });
     const placed = order();
     const before = received(brokers.paper, credential.apiKey).length;
     const res = await quickCall('POST', proxyPath(credential.id, 'v2/orders'), {
@@ -798,8 +801,28 @@ describe.runIf(dbKind === 'postgres')('engine rate limit across instances (postg
 });
 
 describe(`what leaves the server (${dbKind})`, () => {
-  it('no key, secret or token in any answer or log line; one engine log line per request', () => {
-    expect(secrets.length).toBeGreaterThan(10);
+  it('no key, secret or token in any answer or log line; one engine log line per request', async () => {
+    // Traffic of its own, so the test asserts when run alone (-t); the
+    // secrets and answers of the file's other tests are searched as well.
+    const { credential } = await granted();
+    const engineLines = () => server.logs.filter((l) => l.includes('"msg":"engine request"')).length;
+    const linesBefore = engineLines();
+    const placed = order();
+    const body = JSON.stringify(placed);
+    const headers = { 'content-type': 'application/json' };
+    expect((await call('POST', proxyPath(credential.id, 'v2/orders'), { body, headers })).status).toBe(200);
+    expect((await call('GET', proxyPath(credential.id, 'v2/orders?status=all&limit=5'))).status).toBe(200);
+    const byClientId = proxyPath(
+      credential.id,
+      `v2/orders:by_client_order_id?client_order_id=${placed.client_order_id}`,
+    );
+    expect((await call('GET', byClientId)).status).toBe(200);
+    expect((await call('GET', proxyPath(credential.id, 'v2/../v2/account'))).status).toBe(403);
+    // One line per engine request, forwarded or refused (in-process: written before the answer is read).
+    expect(engineLines() - linesBefore).toBe(4);
+    expect(secrets).toEqual(
+      expect.arrayContaining([client.clientSecret, token, credential.apiKey, credential.secretKey]),
+    );
     const everything = [...answers, ...server.logs];
     for (const secret of secrets) {
       for (const text of everything)
@@ -808,7 +831,7 @@ describe(`what leaves the server (${dbKind})`, () => {
     const lines = server.logs
       .map((l) => JSON.parse(l) as Record<string, unknown>)
       .filter((l) => l.msg === 'engine request');
-    expect(lines.length).toBeGreaterThan(50);
+    expect(lines.length).toBeGreaterThanOrEqual(4);
     const forwarded = lines.find((l) => l.outcome === 'forwarded' && l.request === 'POST /v2/orders');
     expect(forwarded).toMatchObject({
       component: 'engine',
@@ -821,7 +844,7 @@ describe(`what leaves the server (${dbKind})`, () => {
     expect(lines.find((l) => l.outcome === 'ROUTE_NOT_ALLOWED')).toMatchObject({ status: 403, request: null });
     // The broker call line of a forward: environment and template, no path value or query.
     const brokerLines = server.logs.filter((l) => l.includes('"broker call"') && l.includes('"request"'));
-    expect(brokerLines.length).toBeGreaterThan(10);
+    expect(brokerLines.length).toBeGreaterThanOrEqual(3);
     for (const line of brokerLines) expect(line).not.toMatch(/co-[0-9a-f]{8}|status=all|limit=/);
   });
 });

@@ -11,6 +11,7 @@ import { openDatabase } from '../../src/db/database.ts';
 import { createLogger, describeError } from '../../src/logger.ts';
 import { gql, signUp } from '../support/client.ts';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/databases.ts';
+import { eventually } from '../support/poll.ts';
 import { startServer, type TestServer } from '../support/server.ts';
 
 let tdb: TestDatabase;
@@ -47,13 +48,13 @@ describe(`error logs (${dbKind})`, () => {
       session,
     );
     expect(res.body.errors?.[0]?.extensions?.code).toBe('INTERNAL_SERVER_ERROR');
-    let logged: Record<string, unknown> | undefined;
-    for (let waited = 0; !logged && waited < 5000; waited += 50) {
-      await new Promise((r) => setTimeout(r, 50));
-      logged = server.logs
-        .filter((l) => l.includes('unexpected error in a GraphQL operation'))
-        .map((l) => JSON.parse(l) as { error: Record<string, unknown> })[0]?.error;
-    }
+    const logged = await eventually(
+      'the error line',
+      () =>
+        server.logs
+          .filter((l) => l.includes('unexpected error in a GraphQL operation'))
+          .map((l) => JSON.parse(l) as { error: Record<string, unknown> })[0]?.error,
+    );
     expect(logged).toMatchObject({ type: 'PrismaClientKnownRequestError', code: expect.stringMatching(/^P\d{4}$/) });
     expect(logged?.message).toBe('prisma.userAccount.create() failed');
     expect(logged?.stack).toMatch(/src\/schema\/account\.ts/);

@@ -11,6 +11,15 @@ const newKey = () => {
 const aad = Buffer.from('row-1');
 const who = { id: '11111111-1111-4111-8111-111111111111', userId: 'user-a', secretsVersion: 1 };
 const aadOf = () => aad;
+/** The error `work` throws, or undefined if it returns. */
+function thrownBy(work: () => unknown): Error | undefined {
+  try {
+    work();
+  } catch (error) {
+    return error as Error;
+  }
+  return undefined;
+}
 const secrets = { apiKey: 'PKTESTKEY1234567X7Q2', secretKey: 'secret/with+unicode ☃ and spaces' };
 
 describe('cipher (AES-256-GCM)', () => {
@@ -44,10 +53,16 @@ describe('cipher (AES-256-GCM)', () => {
 
   it('never puts the plaintext into its error messages', () => {
     const sealed = seal('PLAINTEXT-SECRET', key, aad, 2);
-    try {
-      open(sealed, randomBytes(32), aadOf);
-    } catch (error) {
-      expect(String((error as Error).message)).not.toContain('PLAINTEXT-SECRET');
+    const failures = [
+      () => open(sealed, randomBytes(32), aadOf),
+      () => open(sealed, key, () => Buffer.from('row-2')),
+      () => open(Buffer.concat([Buffer.of(9), sealed.subarray(1)]), key, aadOf),
+    ];
+    for (const failure of failures) {
+      const error = thrownBy(failure);
+      // Each must throw: a case that opens (no error) fails here, not silently.
+      expect(error).toBeInstanceOf(Error);
+      expect(`${error?.message} ${error?.stack}`).not.toContain('PLAINTEXT-SECRET');
     }
   });
 });

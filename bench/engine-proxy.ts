@@ -31,6 +31,7 @@ import pg from 'pg';
 import { type AlpacaStandIns, startAlpacaStandIns } from '../test/support/alpaca-stand-in.ts';
 import { gql } from '../test/support/client.ts';
 import { accessToken, grantedCredential, owner, proxyPath } from '../test/support/engine.ts';
+import { otherUsersLoad } from '../test/support/other-users.ts';
 import { freePort } from '../test/support/ports.ts';
 import { ensureWrk } from './load-generator.ts';
 
@@ -256,23 +257,7 @@ async function benchOne(kind: 'pglite' | 'postgres', brokers: AlpacaStandIns) {
       );
     }
     const others = await Promise.all(Array.from({ length: 5 }, () => owner(server.url)));
-    const load = async () => {
-      const latencies: number[] = [];
-      for (let round = 0; round < 6; round++) {
-        await Promise.all(
-          others.map(async (who, i) => {
-            const started = performance.now();
-            const res =
-              i % 2 === 0
-                ? await gql(server.url, '{ accounts { id credentials { id } } }', undefined, who.session)
-                : await gql(server.url, 'mutation { getOrCreateAccount { created } }', undefined, who.session);
-            if (res.body.errors) throw new Error(JSON.stringify(res.body.errors));
-            latencies.push(performance.now() - started);
-          }),
-        );
-      }
-      return latencies.sort((a, b) => a - b);
-    };
+    const load = () => otherUsersLoad(server.url, others);
     await load();
     // Rounds of: the load alone, then the same load while 15 engine requests hang.
     const quiet: number[] = [];

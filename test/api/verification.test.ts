@@ -9,6 +9,7 @@ import { type AlpacaStandIns, type StandInBehaviour, startAlpacaStandIns } from 
 import { errorOf, gql, type Session, signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
 import { type InProcessServer, startInProcess } from '../support/in-process.ts';
+import { median, otherUsersLoad } from '../support/other-users.ts';
 
 const VERIFICATION = 'verification { status checkedAt environment brokerAccountNumber brokerAccountStatus message }';
 const VERIFY = `mutation($id: UUID!) { verifyCredential(id: $id) { id nickname apiKeyHint ${VERIFICATION} account { id accountName } } }`;
@@ -377,25 +378,7 @@ describe(`verifyCredential (${dbKind})`, () => {
       }),
     );
     const others = await Promise.all(Array.from({ length: 5 }, () => owner()));
-    /** 6 rounds of reads and writes by 5 other users, 5 at a time; their latencies, sorted. */
-    const load = async () => {
-      const latencies: number[] = [];
-      for (let round = 0; round < 6; round++) {
-        await Promise.all(
-          others.map(async (who, i) => {
-            const started = performance.now();
-            const res =
-              i % 2 === 0
-                ? await gql(server.url, '{ accounts { id credentials { id } } }', undefined, who.session)
-                : await gql(server.url, 'mutation { getOrCreateAccount { created } }', undefined, who.session);
-            latencies.push(performance.now() - started);
-            expect(res.body.errors).toBeUndefined();
-          }),
-        );
-      }
-      return latencies.sort((a, b) => a - b);
-    };
-    const median = (sorted: number[]) => sorted[Math.floor(sorted.length / 2)] as number;
+    const load = () => otherUsersLoad(server.url, others);
     await load(); // warm-up
     const quiet = await load();
 

@@ -30,6 +30,7 @@ import {
   verify,
 } from '../support/engine.ts';
 import { type InProcessServer, startInProcess } from '../support/in-process.ts';
+import { median, otherUsersLoad } from '../support/other-users.ts';
 
 let brokers: AlpacaStandIns;
 let server: InProcessServer;
@@ -643,24 +644,7 @@ describe(`engine proxy (${dbKind})`, () => {
       Array.from({ length: 15 }, (_, i) => granted({ who: hangers[i % 3], behaviour: () => ({ kind: 'hang' }) })),
     );
     const others = await Promise.all(Array.from({ length: 5 }, () => owner(server.url)));
-    const load = async () => {
-      const latencies: number[] = [];
-      for (let round = 0; round < 6; round++) {
-        await Promise.all(
-          others.map(async (who, i) => {
-            const started = performance.now();
-            const res =
-              i % 2 === 0
-                ? await gql(server.url, '{ accounts { id credentials { id } } }', undefined, who.session)
-                : await gql(server.url, 'mutation { getOrCreateAccount { created } }', undefined, who.session);
-            latencies.push(performance.now() - started);
-            expect(res.body.errors).toBeUndefined();
-          }),
-        );
-      }
-      return latencies.sort((a, b) => a - b);
-    };
-    const median = (sorted: number[]) => sorted[Math.floor(sorted.length / 2)] as number;
+    const load = () => otherUsersLoad(server.url, others);
     await load();
     const quiet = await load();
     const hangingBefore = brokers.paper.hanging;

@@ -250,8 +250,24 @@ export function isDefaultGuardrails(guardrails: Readonly<Guardrails>): boolean {
   return GUARDRAIL_FIELDS.every((field) => sameValue(field, DEFAULT_GUARDRAILS, guardrails));
 }
 
-/** The JSON form (engine API, stored copies): the fields in order, decimals as plain strings. */
-export function guardrailsToJson(guardrails: Readonly<Guardrails>): Record<GuardrailField, unknown> {
+/** The JSON form: the same fields, in order, decimals as plain strings. */
+export interface GuardrailsJson {
+  tradingState: TradingState;
+  symbols: string[] | null;
+  assetClasses: AssetClass[];
+  orderTypes: OrderType[];
+  allowShortSelling: boolean;
+  allowExtendedHours: boolean;
+  allowAccountWideActions: boolean;
+  maxOrderNotional: string | null;
+  maxOrderQuantity: string | null;
+  maxDailyNotional: string | null;
+  maxDailyOrders: number | null;
+  priceCollarPercent: string | null;
+}
+
+/** The JSON form (the engine API's `guardrails`, stored copies). */
+export function guardrailsToJson(guardrails: Readonly<Guardrails>): GuardrailsJson {
   const cap = (d: Decimal | null) => (d === null ? null : formatDecimal(d));
   return {
     tradingState: guardrails.tradingState,

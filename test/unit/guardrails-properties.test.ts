@@ -207,8 +207,24 @@ function readableFacts(symbol: string): fc.Arbitrary<Required<OrderFacts>> {
   });
 }
 
-const scenario = orderSpec.chain((spec) =>
-  fc.record({ spec: fc.constant(spec), guardrails, usage, facts: facts(spec.symbol) }),
+/** A grant that lets most orders through but for its caps, so that the caps and usage decide. */
+const looseGuardrails = guardrailsInput.map(
+  (input) =>
+    applyGuardrailsInput(DEFAULT_GUARDRAILS, {
+      ...input,
+      tradingState: input.tradingState === 'HALTED' ? 'ACTIVE' : input.tradingState,
+      symbols: null,
+      assetClasses: [...ASSET_CLASSES],
+      orderTypes: [...ORDER_TYPES],
+      allowExtendedHours: true,
+    }).guardrails,
+);
+
+const scenario = fc.oneof(
+  orderSpec.chain((spec) => fc.record({ spec: fc.constant(spec), guardrails, usage, facts: facts(spec.symbol) })),
+  orderSpec.chain((spec) =>
+    fc.record({ spec: fc.constant(spec), guardrails: looseGuardrails, usage, facts: readableFacts(spec.symbol) }),
+  ),
 );
 
 function decide(g: Guardrails, order: ParsedOrder, f: OrderFacts, u: Usage): Decision {
@@ -374,8 +390,11 @@ describe('guardrail checks, as properties', () => {
         const after = decide(s.guardrails, order, s.facts, more);
         if (!before.allowed) {
           expect(after.allowed).toBe(false);
-          // A refusal for another reason than usage stays the same refusal.
-          if (before.rule !== 'maxDailyNotional' && before.rule !== 'maxDailyOrders') expect(after).toEqual(before);
+          // A refusal for another reason stays, unless maxDailyNotional, checked
+          // before priceCollarPercent and allowShortSelling, now refuses first.
+          if (!after.allowed && after.rule !== 'maxDailyNotional' && after.rule !== 'maxDailyOrders') {
+            expect(after).toEqual(before);
+          }
         } else if (!after.allowed) {
           refusedByUsage += 1;
           expect(['maxDailyNotional', 'maxDailyOrders']).toContain(after.rule);

@@ -131,9 +131,9 @@ export interface GuardrailDataUnavailable {
   rule: 'marketData';
   message: string;
   summary: OrderSummary | null;
-  /** The fact that could not be read, and the rule that needed it. */
-  missing: FactName;
-  neededBy: GuardrailRule;
+  /** What could not be read (a fact, or the order a replacement replaces), and the rule that needed it. */
+  missing: FactName | 'order';
+  neededBy: GuardrailRule | null;
 }
 
 export interface OrderAllowed {
@@ -835,6 +835,26 @@ export function checkOrder(input: OrderCheckInput): Decision {
   const evaluation = new Evaluation(input, order, input.facts, input.usage);
   const { refusal } = evaluation.run();
   return refusal ?? evaluation.allowed();
+}
+
+/**
+ * The refusal of a replacement whose order (GET v2/orders/{id}) could not be
+ * read: it cannot be checked, so it is not forwarded. (An order Alpaca does
+ * not have is Alpaca's 404 to give; this is for a timeout, an error or a body
+ * parseAlpacaOrder cannot read.)
+ */
+export function replacedOrderUnavailable(): GuardrailDataUnavailable {
+  return {
+    allowed: false,
+    status: 503,
+    code: 'GUARDRAIL_DATA_UNAVAILABLE',
+    rule: 'marketData',
+    message:
+      'Refused: the order to replace could not be read, and the checks need it; nothing was forwarded. Try again shortly.',
+    summary: null,
+    missing: 'order',
+    neededBy: null,
+  };
 }
 
 /**

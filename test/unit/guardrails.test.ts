@@ -31,6 +31,7 @@ import {
   type Decision,
   type OrderFacts,
   planOrderCheck,
+  replacedOrderUnavailable,
   type Usage,
 } from '../../src/domain/guardrail-checks.ts';
 import {
@@ -1095,6 +1096,18 @@ describe('order checks', () => {
     expect(check(prismaLike, o, { asset: EQUITY('AAPL') }, usage)).toMatchObject({ allowed: true });
     const over = buy({ qty: undefined, notional: '0.00000000000000000002' });
     expect(check(prismaLike, over, { asset: EQUITY('AAPL') }, usage)).toMatchObject({ rule: 'maxDailyNotional' });
+  });
+});
+
+describe('replacements', () => {
+  it('refuses one whose order could not be read with marketData', () => {
+    expect(replacedOrderUnavailable()).toMatchObject({
+      allowed: false,
+      status: 503,
+      code: 'GUARDRAIL_DATA_UNAVAILABLE',
+      rule: 'marketData',
+      missing: 'order',
+    });
   });
 });
 

@@ -13,8 +13,8 @@
 //   and may well be a superuser: what holds requests then is SET LOCAL ROLE,
 //   and FORCE ROW LEVEL SECURITY below, which binds a non-superuser owner too;
 // - its effective privileges (through PUBLIC and memberships too) on every
-//   schema, table, column and sequence equal REQUEST_ROLE_GRANTS, no more
-//   and no fewer;
+//   schema, table, column and sequence, and the SECURITY DEFINER functions it
+//   may run, equal REQUEST_ROLE_GRANTS, no more and no fewer;
 // - every user-data table has row-level security enabled and forced, and
 //   no policy there applies to PUBLIC (which would include the owner).
 import { type Config, invalid, REQUEST_ROLE } from '../config.ts';
@@ -36,8 +36,17 @@ interface TableGrants {
  * that changes them changes this too (test/startup/request-role.test.ts
  * fails on a freshly migrated database otherwise).
  */
-export const REQUEST_ROLE_GRANTS: { schemas: Record<string, string[]>; tables: Record<string, TableGrants> } = {
+export const REQUEST_ROLE_GRANTS: {
+  schemas: Record<string, string[]>;
+  tables: Record<string, TableGrants>;
+  /**
+   * SECURITY DEFINER functions it may run: each runs as the migration owner,
+   * so each is a privilege (see prisma/migrations/20261207000100_engine_admission).
+   */
+  definerFunctions: string[];
+} = {
   schemas: { public: ['USAGE'] },
+  definerFunctions: ['engine_rate_wait', 'engine_take_rate_point', 'engine_token_client'],
   tables: {
     user_accounts: {
       table: ['SELECT', 'INSERT', 'DELETE'],
@@ -69,7 +78,29 @@ export const REQUEST_ROLE_GRANTS: { schemas: Record<string, string[]>; tables: R
     },
     credential_events: { table: ['SELECT', 'INSERT'], rls: true },
     engine_clients: { columns: { SELECT: ['id', 'name', 'created_at', 'revoked_at'] }, rls: false },
-    engine_grants: { table: ['SELECT', 'INSERT'], columns: { UPDATE: ['revoked_at'] }, rls: true },
+    engine_grants: {
+      table: ['SELECT', 'INSERT'],
+      columns: {
+        UPDATE: [
+          'revoked_at',
+          'trading_state',
+          'symbols',
+          'asset_classes',
+          'order_types',
+          'allow_short_selling',
+          'allow_extended_hours',
+          'allow_account_wide_actions',
+          'max_order_notional',
+          'max_order_quantity',
+          'max_daily_notional',
+          'max_daily_orders',
+          'price_collar_percent',
+        ],
+      },
+      rls: true,
+    },
+    engine_grant_usage: { table: ['SELECT', 'INSERT'], columns: { UPDATE: ['orders', 'notional'] }, rls: true },
+    engine_responses: { table: ['SELECT', 'INSERT'], rls: true },
   },
 };
 
@@ -79,6 +110,7 @@ export function expectedGrants(grants = REQUEST_ROLE_GRANTS): string[] {
   for (const [schema, privileges] of Object.entries(grants.schemas)) {
     for (const p of privileges) out.push(`schema ${schema}: ${p}`);
   }
+  for (const name of grants.definerFunctions) out.push(`function ${name}: EXECUTE as its owner`);
   for (const [table, g] of Object.entries(grants.tables)) {
     for (const p of g.table ?? []) out.push(`${table}: ${p}`);
     for (const [p, columns] of Object.entries(g.columns ?? {})) {
@@ -119,7 +151,12 @@ const EFFECTIVE_GRANTS = `
     AND NOT has_table_privilege(current_user, r.oid, p)
   UNION ALL
   SELECT r.relname || ': ' || p FROM rels r, unnest(ARRAY['USAGE', 'SELECT', 'UPDATE']) p
-  WHERE r.relkind = 'S' AND has_sequence_privilege(current_user, r.oid, p)`;
+  WHERE r.relkind = 'S' AND has_sequence_privilege(current_user, r.oid, p)
+  UNION ALL
+  SELECT DISTINCT 'function ' || f.proname || ': EXECUTE as its owner' FROM pg_proc f
+    JOIN pg_namespace n ON n.oid = f.pronamespace
+  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND f.prosecdef
+    AND has_function_privilege(current_user, f.oid, 'EXECUTE')`;
 
 interface RoleFacts {
   role: string;

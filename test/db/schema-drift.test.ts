@@ -50,7 +50,12 @@ const columnOf = (m: DmmfModel, fieldName: string) => {
 const key = (cols: string[]) => cols.join(',');
 
 /** What information_schema reports for a Prisma scalar type and native type. */
-function expectedColumnType(f: DmmfField): { type: string; length?: number | null; precision?: number | null } {
+function expectedColumnType(f: DmmfField): {
+  type: string;
+  length?: number | null;
+  precision?: number | null;
+  numeric?: [number, number];
+} {
   // information_schema reports every array column as ARRAY, whatever its element type.
   if (f.isList) return { type: 'ARRAY' };
   const [native, args] = f.nativeType ?? [null, []];
@@ -67,7 +72,12 @@ function expectedColumnType(f: DmmfField): { type: string; length?: number | nul
       return { type: 'bigint' };
     case 'Bytes':
       return { type: 'bytea' };
+    case 'Decimal':
+      return { type: 'numeric', numeric: [Number(args[0] ?? 65), Number(args[1] ?? 30)] };
+    case 'Json':
+      return { type: 'jsonb' };
     case 'DateTime':
+      if (native === 'Date') return { type: 'date', precision: 0 };
       return native === 'Timestamptz'
         ? { type: 'timestamp with time zone', precision: Number(args[0] ?? 6) }
         : { type: 'timestamp without time zone', precision: 3 };
@@ -109,9 +119,12 @@ describe(`migrated database matches prisma/schema.prisma (${dbKind})`, () => {
       is_nullable: 'YES' | 'NO';
       character_maximum_length: number | null;
       datetime_precision: number | null;
+      numeric_precision: number | null;
+      numeric_scale: number | null;
       has_default: boolean;
     }>(`SELECT table_name, column_name, data_type, is_nullable, character_maximum_length::int,
-               datetime_precision::int, column_default IS NOT NULL AS has_default
+               datetime_precision::int, numeric_precision::int, numeric_scale::int,
+               column_default IS NOT NULL AS has_default
         FROM information_schema.columns WHERE table_schema = 'public'`);
     for (const m of dmmf.models) {
       const actual = columns.filter((c) => c.table_name === tableOf(m));
@@ -127,6 +140,9 @@ describe(`migrated database matches prisma/schema.prisma (${dbKind})`, () => {
         expect(col?.data_type, `${where} type`).toBe(want.type);
         if ('length' in want) expect(col?.character_maximum_length, `${where} length`).toBe(want.length);
         if ('precision' in want) expect(col?.datetime_precision, `${where} precision`).toBe(want.precision);
+        if (want.numeric) {
+          expect([col?.numeric_precision, col?.numeric_scale], `${where} precision and scale`).toEqual(want.numeric);
+        }
         expect(col?.is_nullable, `${where} nullability`).toBe(f.isRequired ? 'NO' : 'YES');
         expect(col?.has_default, `${where} default`).toBe(f.hasDefaultValue);
       }

@@ -24,18 +24,43 @@ import type { Instrumentation } from '../../src/db/database.ts';
 
 /**
  * The checker's rules, in one place. To extend: a new table holding users'
- * rows goes in userTables; a function that reads them with its definer's
- * rights (SECURITY DEFINER) in userDataFunctions, so that calling it counts as
- * touching user data; a dedicated scope (a transaction-local setting its
- * policies or function key on) in scopes. test/unit/rls-check.test.ts checks
+ * rows goes in userTables; a function that reads or writes them in
+ * userDataFunctions, so that calling it counts as touching user data; a
+ * SECURITY DEFINER function that reaches no user table in
+ * definersWithoutUserData; a dedicated scope (a transaction-local setting its
+ * policies or function key on) in scopes. test/db/rls-check.test.ts checks
  * that every table with row-level security and every SECURITY DEFINER
  * function in the migrations is classified here.
  */
 export const RLS_CHECK_RULES = {
   /** Tables with per-user rows, under forced RLS. */
-  userTables: ['user_accounts', 'user_credentials', 'credential_events', 'engine_grants'],
-  /** SECURITY DEFINER functions that read user tables: none yet. */
-  userDataFunctions: [] as string[],
+  userTables: [
+    'user_accounts',
+    'user_credentials',
+    'credential_events',
+    'engine_grants',
+    'engine_grant_usage',
+    'engine_responses',
+  ],
+  /**
+   * Functions whose call touches user tables, so calling one counts as
+   * touching user data: the engine API's bookkeeping (SECURITY INVOKER: they
+   * read and write as their caller, under its policies, and must run in a
+   * scoped transaction like any other statement).
+   */
+  userDataFunctions: [
+    'engine_authorize',
+    'engine_admit',
+    'engine_refuse',
+    'engine_record_response',
+    'engine_client_grants',
+    'engine_revoke_client_grants',
+  ],
+  /**
+   * SECURITY DEFINER functions that reach no user table: which client a token
+   * hash authenticates, and the engine rate limits' counters.
+   */
+  definersWithoutUserData: ['engine_token_client', 'engine_take_rate_point', 'engine_rate_wait'],
   /**
    * Tables without a user's rows, for the owner connection: better-auth's,
    * the shared rate-limit counters, and the operator's engine clients and

@@ -7,7 +7,7 @@ import { type Auth, createAuth, databaseLimiterFactory, getViewer } from './auth
 import { createClientIpResolver, prepareAuthRequest } from './auth/request-headers.ts';
 import { SessionCache, sessionKey } from './auth/session-cache.ts';
 import { createAlpacaClient } from './brokers/alpaca.ts';
-import type { Config } from './config.ts';
+import type { Config } from './config/load.ts';
 import { Keyring } from './crypto/keyring.ts';
 import type { Database } from './db/database.ts';
 import { isDatabaseUnavailable } from './db/errors.ts';

@@ -33,7 +33,7 @@
 import { openSecrets, type SealedSecrets, type Secrets } from '../crypto/credential-sealing.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { Database } from '../db/database.ts';
-import type { ScopedDb } from '../db/rls.ts';
+import type { ScopedDb } from '../db/request-transaction.ts';
 import { displayNickname } from '../domain/credential.ts';
 import { BROKER_ENVIRONMENTS, type BrokerEnvironment } from '../domain/verification.ts';
 import type { RequestOrigin } from '../services/credential-events.ts';

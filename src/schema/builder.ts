@@ -7,7 +7,7 @@ import PrismaPlugin from '@pothos/plugin-prisma';
 import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import { DateTimeResolver, UUIDResolver } from 'graphql-scalars';
-import { runtimeEnv } from '../config.ts';
+import { runtimeEnv } from '../config/load.ts';
 import { UnauthenticatedError } from '../domain/errors.ts';
 import type PrismaTypes from '../generated/pothos-types.ts';
 import { getDatamodel } from '../generated/pothos-types.ts';

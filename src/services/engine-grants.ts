@@ -11,7 +11,7 @@
 // credential, so at most one grant per client and credential is ever active.
 // A grant that merely expired is left as it is (it is not active, and was not
 // revoked).
-import type { ScopedDb } from '../db/rls.ts';
+import type { ScopedDb } from '../db/request-transaction.ts';
 import type { GrantTerms } from '../domain/engine.ts';
 import { type RequestOrigin, recordCredentialEvent } from './credential-events.ts';
 

@@ -5,7 +5,7 @@
 // Those that need the database are in database-checks.ts: that module loads
 // pg, which main.ts may only load once tracing runs (it patches pg).
 import { performance } from 'node:perf_hooks';
-import type { Config } from '../config.ts';
+import type { Config } from '../config/load.ts';
 import type { Logger } from '../logger.ts';
 import { checkListenAddress } from './listen-address.ts';
 

@@ -17,8 +17,9 @@
 //   and no fewer;
 // - every user-data table has row-level security enabled and forced, and
 //   no policy there applies to PUBLIC (which would include the owner).
-import { type Config, invalid, REQUEST_ROLE } from '../config.ts';
-import type { Database } from '../db/database.ts';
+import { invalid } from '../config/errors.ts';
+import { REQUEST_ROLE } from '../config/load.ts';
+import type { Database, DatabaseOptions } from '../db/database.ts';
 
 type TablePrivilege = 'SELECT' | 'INSERT' | 'UPDATE' | 'DELETE';
 
@@ -161,7 +162,7 @@ async function readRoleFacts(db: Database, userDataTables: string[]): Promise<Ro
 }
 
 /** Which variable points at the database (and the login) the requests use. */
-function databaseVariable(database: Config['database']): string {
+function databaseVariable(database: DatabaseOptions): string {
   if (database.kind === 'pglite') return 'DATA_DIR';
   return database.requestUrl ? 'DATABASE_REQUEST_URL' : 'DATABASE_URL';
 }
@@ -254,13 +255,13 @@ function roleEntryRefusal(error: unknown, variable: string): Error | undefined {
 }
 
 /** A request transaction works at all (what /ready runs, Database.ping). */
-export async function checkRequestTransaction(db: Database, database: Config['database']): Promise<void> {
+export async function checkRequestTransaction(db: Database, database: DatabaseOptions): Promise<void> {
   await db.ping().catch((error: unknown) => {
     throw roleEntryRefusal(error, databaseVariable(database)) ?? error;
   });
 }
 
-export async function checkRequestRole(db: Database, database: Config['database']): Promise<void> {
+export async function checkRequestRole(db: Database, database: DatabaseOptions): Promise<void> {
   const variable = databaseVariable(database);
   const userDataTables = Object.entries(REQUEST_ROLE_GRANTS.tables)
     .filter(([, g]) => g.rls)

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.ts';
+import { loadConfig } from '../../src/config/load.ts';
 import { signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
 import { type InProcessServer, useInProcessServer } from '../support/in-process.ts';

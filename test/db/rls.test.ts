@@ -3,9 +3,9 @@
 import { randomUUID } from 'node:crypto';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REQUEST_TRANSACTION_DEFAULTS } from '../../src/config.ts';
+import { REQUEST_TRANSACTION_DEFAULTS } from '../../src/config/load.ts';
 import { type Database, openDatabase } from '../../src/db/database.ts';
-import { createWithUser, type ScopedDb } from '../../src/db/rls.ts';
+import { createWithUser, type ScopedDb } from '../../src/db/request-transaction.ts';
 import { PrismaClient } from '../../src/generated/prisma/client.ts';
 import { createLogger } from '../../src/logger.ts';
 import { adminQuery, createTestDatabase, dbKind, type TestDatabase, withDatabase } from '../support/databases.ts';

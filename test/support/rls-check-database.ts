@@ -6,8 +6,13 @@
 import type { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
-import type { Config } from '../../src/config.ts';
-import { type Database, type Instrumentation, type OpenOptions, openDatabase as open } from '../../src/db/database.ts';
+import {
+  type Database,
+  type DatabaseOptions,
+  type Instrumentation,
+  type OpenOptions,
+  openDatabase as open,
+} from '../../src/db/database.ts';
 import { PrismaClient } from '../../src/generated/prisma/client.ts';
 import { fixturePglite, rlsCheck, routeFixtureAccess } from './rls-check.ts';
 
@@ -27,7 +32,7 @@ function both(check: Instrumentation, other?: Instrumentation): Instrumentation 
   };
 }
 
-export async function openDatabase(config: Config['database'], options: OpenOptions): Promise<Database> {
+export async function openDatabase(config: DatabaseOptions, options: OpenOptions): Promise<Database> {
   let pglite: PGlite | undefined;
   const check = rlsCheck(config.requestRole, (db) => {
     pglite = db;

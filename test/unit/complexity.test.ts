@@ -29,7 +29,7 @@ import {
   visit,
 } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { QUERY_COMPLEXITY_DEFAULT, REQUEST_TRANSACTION_DEFAULTS } from '../../src/config.ts';
+import { QUERY_COMPLEXITY_DEFAULT, REQUEST_TRANSACTION_DEFAULTS } from '../../src/config/load.ts';
 import { operationComplexity } from '../../src/graphql/complexity.ts';
 import { UNCAPPED_LIST_MULTIPLIER } from '../../src/schema/complexity.ts';
 import { schema } from '../../src/schema/index.ts';

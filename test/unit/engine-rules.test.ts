@@ -3,7 +3,8 @@
 // terms, the token endpoint's Basic parsing, the bearer header, body rules.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.ts';
+import { ConfigError } from '../../src/config/errors.ts';
+import { loadConfig } from '../../src/config/load.ts';
 import {
   cleanGrantTerms,
   isGrantActive,

@@ -1,6 +1,6 @@
-// Engine clients and their access tokens (contract section 11): registered
-// by the operator (`npm run engine-client`), authenticated at the token
-// endpoint, and checked on every engine request.
+// The store of engine clients and their access tokens (docs/engines.md):
+// clients registered by the operator (`npm run engine-client`), authenticated
+// at the token endpoint, and tokens checked on every engine request.
 //
 // Not user data: the tables engine_clients and engine_tokens have no RLS and
 // are reached through the server's own client (Database.authTablesClient),

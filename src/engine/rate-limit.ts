@@ -1,4 +1,4 @@
-// ENGINE_RATE_LIMIT (contract section 11): forwarded requests per credential
+// ENGINE_RATE_LIMIT (docs/engines.md): forwarded requests per credential
 // per minute, counted in the shared store (the database table the sign-in
 // throttle and verification limits use: databaseLimiterFactory), so the limit
 // holds across instances. A point is taken before the request is forwarded,

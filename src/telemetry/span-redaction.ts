@@ -6,7 +6,7 @@
 //
 // - SQL text keeps its shape, with every quoted literal replaced by `?` (the
 //   placeholder OpenTelemetry's SQL conventions use): Prisma sends values as
-//   $1, $2 parameters, but rls.ts inlines the user id and role into the
+//   $1, $2 parameters, but request-transaction.ts inlines the user id and role into the
 //   BEGIN it sends (escapeLiteral), and those are values too.
 // - URLs lose their query string (GET /graphql?query=...&variables=... can
 //   carry variables); url.query is dropped.

@@ -1,6 +1,6 @@
 // STATEMENT_TIMEOUT_MS (contract section 7): every statement of a request
 // runs under statement_timeout, set transaction-locally in the statement that
-// opens the request's transaction (src/db/rls.ts). A statement that runs
+// opens the request's transaction (src/db/request-transaction.ts). A statement that runs
 // longer is cut by PostgreSQL, the request answers an error, and the
 // connection goes back to the pool at once.
 import { beforeAll, describe, expect, it } from 'vitest';

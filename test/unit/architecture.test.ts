@@ -76,7 +76,7 @@ describe('request code', () => {
       ...(await sources('.')).filter((s) => s.file === 'server.ts'),
     ];
     expect(code.map((s) => s.file)).toEqual(
-      expect.arrayContaining(['server.ts', 'services/key-rotation.ts', 'engine/handler.ts', 'http/request-log.ts']),
+      expect.arrayContaining(['server.ts', 'services/key-rotation.ts', 'engine/api.ts', 'http/request-log.ts']),
     );
     for (const { file, text } of code) {
       const unscoped = unscopedClientNames(text);

@@ -28,18 +28,20 @@ describe('the engine API', () => {
       // Only the store of clients and tokens opens transactions of its own (on those tables).
       if (/\$transaction/.test(text)) expect(file).toBe('engine/clients.ts');
       const unscoped = /authTablesClient/.test(text);
-      // handler.ts hands the unscoped client to the store of clients and tokens (clients.ts), nothing else.
-      if (unscoped) expect(['engine/handler.ts', 'engine/clients.ts'], file).toContain(file);
+      // api.ts hands the unscoped client to the store of clients and tokens (clients.ts), nothing else.
+      if (unscoped) expect(['engine/api.ts', 'engine/clients.ts'], file).toContain(file);
       if (/user_credentials|credential_events|engine_grants|\.credential\.|\.credentialEvent\./.test(text)) {
-        expect(file).toBe('engine/grants.ts');
+        // Through the two scopes (admission, the grant list), or in the caller's scoped transaction (grant changes).
+        expect(['engine/admission.ts', 'engine/grant-list.ts', 'engine/grant-changes.ts']).toContain(file);
         expect(text).not.toMatch(/authTablesClient|prisma\./);
       }
     }
   });
 
-  it('is mounted by src/server.ts and routed there by path only', async () => {
+  it('is mounted in the route table of src/server.ts, by path only', async () => {
     const server = await readFile(path.join(SRC, 'server.ts'), 'utf8');
-    expect(server).toMatch(/createEngineHandler\(/);
-    expect(server).toMatch(/engine\.handles\(.*\) return engine\.handle\(req, res\)/);
+    expect(server).toMatch(/createEngineApi\(/);
+    expect(server).toMatch(/\{ path: ENGINE_PATH_PREFIX, prefix: true, asSent: true, handler: engine\.api \}/);
+    expect(server).toMatch(/\{ path: METADATA_PATH, handler: engine\.metadata \}/);
   });
 });

@@ -5,15 +5,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/errors.ts';
 import { loadConfig } from '../../src/config/load.ts';
-import {
-  cleanGrantTerms,
-  isGrantActive,
-  matchAlpacaRoute,
-  plainSegments,
-  scopesAllow,
-} from '../../src/domain/engine.ts';
+import { cleanGrantTerms, isGrantActive, scopesAllow } from '../../src/domain/engine-grants.ts';
+import { matchAlpacaRoute, plainSegments } from '../../src/domain/engine-routes.ts';
 import { InvalidInputError } from '../../src/domain/errors.ts';
-import { bearerToken } from '../../src/engine/handler.ts';
+import { bearerToken } from '../../src/engine/api.ts';
 import { judgeBody } from '../../src/engine/proxy.ts';
 import { authorizationServerMetadata, basicCredentials } from '../../src/engine/token-endpoint.ts';
 

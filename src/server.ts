@@ -90,7 +90,7 @@ async function forgetSessionsAfterChange(
 }
 
 export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDeps): App {
-  const auth = createAuth({ config, prisma: db.authTablesClient, logger });
+  const auth = createAuth({ config, prisma: db.unscopedClient, logger });
   const authHandler = toNodeHandler(auth);
   const keyring = new Keyring(config.encryption.current, config.encryption.previous);
   const sessions = new SessionCache(config.auth.sessionCacheTtlMs);
@@ -98,7 +98,7 @@ export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDe
   const verification = {
     alpaca,
     // Counters only, in the shared store (not user data): the resolvers get the limiter, never the client.
-    limiter: new VerificationLimiter(databaseLimiterFactory(db.authTablesClient)),
+    limiter: new VerificationLimiter(databaseLimiterFactory(db.unscopedClient)),
   };
   const clientIp = createClientIpResolver(config.trustedProxies);
   const graphql = createGraphQLHandler({
@@ -117,8 +117,8 @@ export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDe
     db,
     keyring,
     alpaca,
-    limiter: new EngineRateLimiter(databaseLimiterFactory(db.authTablesClient), config.engine.rateLimitPerMinute),
-    tokenAttempts: new AttemptLimiter(databaseLimiterFactory(db.authTablesClient), TOKEN_ATTEMPT_LIMITS),
+    limiter: new EngineRateLimiter(databaseLimiterFactory(db.unscopedClient), config.engine.rateLimitPerMinute),
+    tokenAttempts: new AttemptLimiter(databaseLimiterFactory(db.unscopedClient), TOKEN_ATTEMPT_LIMITS),
     logger,
     telemetry,
     clientIp,

@@ -32,7 +32,7 @@ await runTask('engine-client', 'none', parse, async (config, { command, argument
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, process.stderr);
   const db = await openDatabase(config.database, { migrate: config.migrateOnStart, logger });
   try {
-    const prisma = db.authTablesClient;
+    const prisma = db.unscopedClient;
     if (command === 'create') {
       print(await createEngineClient(prisma, argument as string));
     } else if (command === 'list') {

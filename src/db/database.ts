@@ -50,13 +50,13 @@ export interface Database {
   connections(): PoolConnections;
   close(): Promise<void>;
   /**
-   * The unscoped client, for tables that hold no user data: better-auth's,
-   * the shared rate-limit counters, engine clients and tokens, and key
-   * rotation's own scoped reads. It runs as the connection's login role,
-   * outside any user's scope: request code must never use it on user data
-   * (test/unit/architecture.test.ts lists where it may appear).
+   * The unscoped client, for tables that hold no user data: better-auth's
+   * (and key rotation's walk over its users), the shared rate-limit
+   * counters, engine clients and tokens. It runs as the connection's login
+   * role, outside any user's scope: request code must never use it on user
+   * data (test/unit/architecture.test.ts lists where it may appear).
    */
-  readonly authTablesClient: PrismaClient;
+  readonly unscopedClient: PrismaClient;
 }
 
 /**

@@ -76,6 +76,6 @@ export async function openPglite(
       await client.$disconnect();
       await pglite.close();
     },
-    authTablesClient: client,
+    unscopedClient: client,
   };
 }

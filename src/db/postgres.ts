@@ -60,7 +60,7 @@ export async function openPostgres(
     close: async () => {
       await Promise.all([owner, request].map((c) => c.close()));
     },
-    authTablesClient: owner.client,
+    unscopedClient: owner.client,
   };
 }
 

@@ -91,7 +91,7 @@ function target(method: string, rawPath: string): Target {
 export function createEngineApi(deps: EngineDeps): EngineApi {
   const { db, logger, telemetry } = deps;
   const log = logger.child({ component: 'engine' });
-  const prisma = db.authTablesClient;
+  const prisma = db.unscopedClient;
 
   /** One API request, from the token check to the last byte of the answer. */
   async function serve(req: http.IncomingMessage, res: http.ServerResponse, observed: EngineCall): Promise<void> {

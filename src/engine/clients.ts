@@ -3,7 +3,7 @@
 // at the token endpoint, and tokens checked on every engine request.
 //
 // Not user data: the tables engine_clients and engine_tokens have no RLS and
-// are reached through the server's own client (Database.authTablesClient),
+// are reached through the server's own client (Database.unscopedClient),
 // like better-auth's sessions. Nothing here reads or writes a user's rows.
 //
 // Secrets: a client secret and an access token are each 256 bits from the

@@ -52,7 +52,7 @@ export interface RequestLimits {
 }
 
 /** ctx.db before (or without) a transaction: any use is a bug, so it throws. */
-export const unscopedDb = new Proxy({} as ScopedDb, {
+export const dbOutsideTransaction = new Proxy({} as ScopedDb, {
   get(_target, property) {
     throw new Error(`ctx.db.${String(property)} used outside the operation's RLS transaction`);
   },
@@ -77,7 +77,7 @@ export interface ContextInput {
 export function createContextFactory({ auth, sessions, keyring, verification, clientIp, limits }: ContextDeps) {
   return async ({ request, req }: ContextInput): Promise<GraphQLContext> => ({
     viewer: await getViewer(auth, request.headers, sessions),
-    db: unscopedDb,
+    db: dbOutsideTransaction,
     keyring,
     verification,
     limits,

@@ -39,7 +39,7 @@ interface Sealed {
 }
 
 /** The database writer's view: the owner connection, no key. */
-const owner = () => server.db.authTablesClient;
+const owner = () => server.db.unscopedClient;
 
 describe(`an older ciphertext restored behind the server's back (${dbKind})`, () => {
   it('does not open once new keys were stored: nothing reaches the broker', async () => {

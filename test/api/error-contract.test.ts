@@ -614,7 +614,7 @@ describe(`error contract (${dbKind})`, () => {
   it('INTERNAL_SERVER_ERROR for anything unexpected, with no detail, logged server-side', async () => {
     // A database error the code cannot expect: a trigger that fails one insert
     // with a message quoting SQL (run as the owner, as a migration would).
-    await server.db.authTablesClient.$executeRawUnsafe(`
+    await server.db.unscopedClient.$executeRawUnsafe(`
       CREATE FUNCTION contract_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
         IF NEW.account_name = 'Unexpected' THEN
@@ -622,7 +622,7 @@ describe(`error contract (${dbKind})`, () => {
         END IF;
         RETURN NEW;
       END $$`);
-    await server.db.authTablesClient.$executeRawUnsafe(
+    await server.db.unscopedClient.$executeRawUnsafe(
       'CREATE TRIGGER contract_test_fail BEFORE INSERT ON user_accounts FOR EACH ROW EXECUTE FUNCTION contract_test_fail()',
     );
     const logged = server.logs.length;

@@ -77,7 +77,7 @@ function expectedColumnType(f: DmmfField): { type: string; length?: number | nul
 }
 
 async function q<T>(sql: string): Promise<T[]> {
-  return (await db.authTablesClient.$queryRawUnsafe(sql)) as T[];
+  return (await db.unscopedClient.$queryRawUnsafe(sql)) as T[];
 }
 
 beforeAll(async () => {

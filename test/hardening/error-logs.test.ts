@@ -21,10 +21,10 @@ beforeAll(async () => {
   tdb = await createTestDatabase();
   const db = await openDatabase(tdb.config, { migrate: true, logger: createLogger('silent') });
   try {
-    await db.authTablesClient.$executeRawUnsafe(`
+    await db.unscopedClient.$executeRawUnsafe(`
       CREATE FUNCTION refuse_account() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN RAISE EXCEPTION 'refused account %', NEW.account_name; END $$`);
-    await db.authTablesClient.$executeRawUnsafe(
+    await db.unscopedClient.$executeRawUnsafe(
       'CREATE TRIGGER refuse_account BEFORE INSERT ON user_accounts FOR EACH ROW EXECUTE FUNCTION refuse_account()',
     );
   } finally {

@@ -13,7 +13,7 @@ export type EngineClientCredentials = NewEngineClient;
 
 /** Registers a client the way the CLI does (same function, in-process). */
 export function registerClient(db: Database, name = `engine-${randomUUID().slice(0, 8)}`) {
-  return createEngineClient(db.authTablesClient, name);
+  return createEngineClient(db.unscopedClient, name);
 }
 
 export interface TokenResponse {

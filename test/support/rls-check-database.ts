@@ -1,7 +1,7 @@
 // src/db/database.ts as every test file sees it (vitest.config.ts resolves
 // imports of that module here): openDatabase with the RLS check of
 // rls-check.ts added to the instrumentation the caller passes, and an
-// authTablesClient whose use by test code goes to a fixture client the check
+// unscopedClient whose use by test code goes to a fixture client the check
 // does not watch. Everything else is the real module.
 import type { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
@@ -51,7 +51,7 @@ export async function openDatabase(config: DatabaseOptions, options: OpenOptions
   };
   return {
     ...db,
-    authTablesClient: routeFixtureAccess(db.authTablesClient, fixtureClient),
+    unscopedClient: routeFixtureAccess(db.unscopedClient, fixtureClient),
     close: async () => {
       await fixture?.$disconnect();
       await db.close();

@@ -9,10 +9,10 @@
 // vitest.config.ts), so no test file opts in.
 //
 // Test fixtures' own statements are not the code under test: what a test file
-// (or test/support) sends itself through db.authTablesClient goes through a
+// (or test/support) sends itself through db.unscopedClient goes through a
 // fixture client of its own, on a connection this check does not watch (its
 // own pool on PostgreSQL; on PGlite's single backend, calls marked by an
-// AsyncLocalStorage). Code in src that uses db.authTablesClient, even when a
+// AsyncLocalStorage). Code in src that uses db.unscopedClient, even when a
 // test calls it, stays on the watched connections.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import path from 'node:path';
@@ -324,7 +324,7 @@ const NOT_USER_DATA_MODELS = new Set([
 ]);
 
 /**
- * The real client behind a routed db.authTablesClient: for the check's own
+ * The real client behind a routed db.unscopedClient: for the check's own
  * test (test/unit/rls-check.test.ts), which sends statements as src would.
  */
 export function codeUnderTestClient<T extends object>(routed: T): T {
@@ -332,7 +332,7 @@ export function codeUnderTestClient<T extends object>(routed: T): T {
 }
 
 /**
- * db.authTablesClient as tests see it: property accesses made by test code go
+ * db.unscopedClient as tests see it: property accesses made by test code go
  * to `fixture()` (created on first use), every other access to the real client.
  */
 export function routeFixtureAccess<T extends object>(real: T, fixture: () => T): T {

@@ -18,12 +18,12 @@ const USER_MODELS = ['credential', 'userAccount', 'credentialEvent', 'engineGran
 const USER_TABLES = /\b(user_accounts|user_credentials|credential_events|engine_grants)\b/;
 
 /**
- * The names a file binds to the unscoped client: authTablesClient itself, a
+ * The names a file binds to the unscoped client: unscopedClient itself, a
  * variable or parameter it is assigned to or typed as (PrismaClient), and the
  * handle of a transaction opened on one of those.
  */
 function unscopedClientNames(text: string): string[] {
-  const names = new Set(['authTablesClient']);
+  const names = new Set(['unscopedClient']);
   for (const [, name] of text.matchAll(/(\w+)\??\s*:\s*PrismaClient\b/g)) names.add(name as string);
   let grew = true;
   while (grew) {
@@ -48,7 +48,7 @@ describe('request code', () => {
     const requestCode = [...(await sources('schema')), ...(await sources('domain'))];
     expect(requestCode.length).toBeGreaterThan(3);
     for (const { file, text } of requestCode) {
-      expect(text, file).not.toMatch(/authTablesClient|db\/database\.ts|new PrismaClient/);
+      expect(text, file).not.toMatch(/unscopedClient|db\/database\.ts|new PrismaClient/);
       expect(text, file).not.toMatch(/\$transaction|\$executeRawUnsafe|\$queryRawUnsafe/);
     }
   });
@@ -60,7 +60,7 @@ describe('request code', () => {
     ];
     expect(code.length).toBeGreaterThanOrEqual(3);
     for (const { file, text } of code) {
-      expect(text, file).not.toMatch(/authTablesClient|db\/database\.ts|new PrismaClient|\.withUser\(/);
+      expect(text, file).not.toMatch(/unscopedClient|db\/database\.ts|new PrismaClient|\.withUser\(/);
     }
   });
 

@@ -27,13 +27,13 @@ describe('the engine API', () => {
       expect(text, file).not.toMatch(/new PrismaClient|\$executeRawUnsafe|\$queryRawUnsafe/);
       // Only the store of clients and tokens opens transactions of its own (on those tables).
       if (/\$transaction/.test(text)) expect(file).toBe('engine/clients.ts');
-      const unscoped = /authTablesClient/.test(text);
+      const unscoped = /unscopedClient/.test(text);
       // api.ts hands the unscoped client to the store of clients and tokens (clients.ts), nothing else.
       if (unscoped) expect(['engine/api.ts', 'engine/clients.ts'], file).toContain(file);
       if (/user_credentials|credential_events|engine_grants|\.credential\.|\.credentialEvent\./.test(text)) {
         // Through the two scopes (admission, the grant list), or in the caller's scoped transaction (grant changes).
         expect(['engine/admission.ts', 'engine/grant-list.ts', 'engine/grant-changes.ts']).toContain(file);
-        expect(text).not.toMatch(/authTablesClient|prisma\./);
+        expect(text).not.toMatch(/unscopedClient|prisma\./);
       }
     }
   });

@@ -1,5 +1,5 @@
 // `npm run engine-client -- create NAME | list | revoke CLIENT_ID`: registers,
-// lists and revokes trading-engine clients (contract section 11), with the
+// lists and revokes trading-engine clients (docs/engines.md), with the
 // server's configuration (DATABASE_URL, or the embedded PGlite in DATA_DIR;
 // PGlite is single-process: stop the server first). Prints one line of JSON
 // on stdout: `create` {"clientId", "clientSecret", "name"} (the secret is

@@ -198,9 +198,9 @@ export interface Config {
    * hash or as text; off: the manifest is not loaded.
    */
   trustedDocuments: 'required' | 'allowed' | 'off';
-  /** Where credentials are verified (contract section 8), and how long to wait for an answer. */
+  /** Where credentials are verified (docs/verification.md), and how long to wait for an answer. */
   broker: { alpaca: { paperUrl: string; liveUrl: string }; timeoutMs: number };
-  /** Trading-engine access (contract section 11): token lifetime, forwarded requests per credential per minute. */
+  /** Trading-engine access (docs/engines.md): token lifetime, forwarded requests per credential per minute. */
   engine: { tokenTtlSeconds: number; rateLimitPerMinute: number };
   /** Prometheus metrics on their own listener (METRICS_PORT, same HOST); off when unset. */
   metrics: { port: number } | undefined;

@@ -21,7 +21,10 @@ import {
  * lock an engine out of its tokens.
  */
 export const TOKEN_ATTEMPT_LIMITS: Record<'engine-token', AttemptLimits> = {
-  'engine-token': { perClient: { max: 20, windowSeconds: 60 }, perSubjectAndClient: { max: 10, windowSeconds: 15 * 60 } },
+  'engine-token': {
+    perClient: { max: 20, windowSeconds: 60 },
+    perSubjectAndClient: { max: 10, windowSeconds: 15 * 60 },
+  },
 };
 
 export type TokenAttemptLimiter = AttemptLimiter<'engine-token'>;

@@ -20,7 +20,7 @@ export const builder = new SchemaBuilder<{
   PrismaTypes: PrismaTypes;
   AuthScopes: { signedIn: boolean };
   DefaultFieldNullability: false;
-  // Connections as the contract prints them: [Edge!]! with non-null nodes.
+  // Connections as docs/graphql.md prints them: [Edge!]! with non-null nodes.
   DefaultEdgesNullability: false;
   DefaultNodeNullability: false;
   Scalars: {

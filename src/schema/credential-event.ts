@@ -1,4 +1,4 @@
-// The audit trail in GraphQL (contract section 9): CredentialEvent, its
+// The audit trail in GraphQL (docs/audit-trail.md): CredentialEvent, its
 // Relay-style connection, Query.credentialEvents and Credential.events.
 //
 // Paging uses @pothos/plugin-relay's resolveCursorConnection (page size,

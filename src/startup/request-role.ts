@@ -1,6 +1,6 @@
 // The role requests run as must be held to row-level security, with exactly
-// the privileges the migrations give it (issue 24: a request role that
-// bypasses RLS, or holds more, lets one user read another's rows).
+// the privileges the migrations give it (a request role that bypasses RLS,
+// or holds more, lets one user read another's rows).
 //
 // What is checked, inside a transaction scoped as requests are (SET LOCAL
 // ROLE app_user, no user):

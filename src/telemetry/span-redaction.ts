@@ -1,6 +1,6 @@
 // The last step before spans leave the process: whatever an instrumentation
 // recorded, what goes out holds no secret, token, password, cookie or
-// parameter value (contract section 10). Instrumentations are configured not
+// parameter value (docs/operations.md). Instrumentations are configured not
 // to record such things in the first place (tracing.ts); this is the rule
 // that holds even if one of them, or a later version, does.
 //

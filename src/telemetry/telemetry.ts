@@ -33,7 +33,7 @@ export interface BrokerCallRecord {
   outcome?: BrokerOutcome;
 }
 
-/** What the engine API reports about one of its requests (contract section 11). */
+/** What the engine API reports about one of its requests (docs/engines.md). */
 export interface EngineCall {
   /** The client its token authenticated. */
   client(clientId: string): void;

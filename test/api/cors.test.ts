@@ -1,4 +1,4 @@
-// CORS (issue 24.4): a trusted origin gets exactly itself back with
+// CORS: a trusted origin gets exactly itself back with
 // credentials, on every route; any other origin gets no
 // Access-Control-Allow-Origin at all (never `null`, never an echo, never the
 // one configured origin), whether one origin is trusted or several.

@@ -1,4 +1,4 @@
-// The audit trail through the API (contract section 9), on an in-process
+// The audit trail through the API (docs/audit-trail.md), on an in-process
 // server (real HTTP, real database): every action and its changedFields, no
 // event for failures or no-ops, history that outlives its credential, keyset
 // paging while events arrive, isolation between users, the request's origin
@@ -454,8 +454,7 @@ describe(`the audit trail (${dbKind})`, () => {
     await store(session, accountId);
     const countAll = async () =>
       Number(
-        (await server.db.unscopedClient.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM credential_events`)[0]
-          ?.n,
+        (await server.db.unscopedClient.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM credential_events`)[0]?.n,
       );
     const before = await countAll();
     const oldKey = Buffer.from(testSecrets.ENCRYPTION_KEY, 'base64');

@@ -1,4 +1,4 @@
-// The error contract, as a client sees it: for every error a client can act
+// The error contract (docs/errors.md), as a client sees it: for every error a client can act
 // on, the HTTP status and the response body (data, message, path, code,
 // field, every other extension) under inline snapshots, so that any change to
 // what clients receive shows up in review. Update them with `npx vitest run

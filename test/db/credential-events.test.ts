@@ -33,8 +33,7 @@ async function attempt(work: () => Promise<unknown>): Promise<string> {
 beforeAll(async () => {
   tdb = await createTestDatabase();
   db = await openDatabase(tdb.config, { migrate: true, logger: createLogger('silent') });
-  for (const id of [A, B])
-    await db.unscopedClient.user.create({ data: { id, email: `${id}@example.test`, name: id } });
+  for (const id of [A, B]) await db.unscopedClient.user.create({ data: { id, email: `${id}@example.test`, name: id } });
   const account = await db.withUser(A, (tx) => tx.userAccount.create({ data: { userId: A, accountName: 'A' } }));
   credentialA = (
     await db.withUser(A, (tx) =>

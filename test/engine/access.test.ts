@@ -1,4 +1,4 @@
-// Engine clients, their OAuth tokens and users' grants (contract section 11),
+// Engine clients, their OAuth tokens and users' grants (docs/engines.md),
 // on the real server in-process and a real database: the RFC 8414 metadata,
 // the client-credentials token endpoint (both client authentications, every
 // refusal), revocation, what the database keeps of secrets; and in GraphQL

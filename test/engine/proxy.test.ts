@@ -1,4 +1,4 @@
-// The engine API's proxy (contract section 11) on the real server in-process
+// The engine API's proxy (docs/engines.md) on the real server in-process
 // and a real database, against the Alpaca stand-ins (the one mock): the whole
 // flow from a registered client to an order placed and its ENGINE_REQUEST
 // event; the keys reach the right environment and nothing else of the

@@ -1,6 +1,6 @@
 // The error log keeps what an operator needs of an unexpected error (its
 // kind, code, which call failed, where in our code) and none of the values the
-// failing call carried (issue 24.5). Prisma's messages hold them: in
+// failing call carried. Prisma's messages hold them: in
 // production (errorFormat "minimal") the database's own message, quoting the
 // row; in development a rendering of the call's arguments. Here a database
 // trigger refuses a new account quoting its name, a secret-looking value, and

@@ -1,4 +1,4 @@
-// STATEMENT_TIMEOUT_MS (contract section 7): every statement of a request
+// STATEMENT_TIMEOUT_MS (docs/configuration.md): every statement of a request
 // runs under statement_timeout, set transaction-locally in the statement that
 // opens the request's transaction (src/db/request-transaction.ts). A statement that runs
 // longer is cut by PostgreSQL, the request answers an error, and the

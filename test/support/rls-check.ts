@@ -1,4 +1,4 @@
-// The RLS promise at run time (issue 22 item 1): every statement the code
+// The RLS promise at run time (docs/architecture/request-transaction.md): every statement the code
 // under test sends that touches user data must run inside a transaction that
 // began with a recognised scope (the user's, an engine client's, or no one's)
 // under the request role, or as a reader role of the start-up checks, set transaction-locally so that it ends with that

@@ -1,4 +1,4 @@
-// Structural rules of the engine API (contract section 11): it is not
+// Structural rules of the engine API (docs/architecture/engine-proxy.md): it is not
 // GraphQL and depends on nothing of it; user data is reached only through the
 // two RLS scopes; the unscoped client touches engine clients and tokens only.
 import { readdir, readFile } from 'node:fs/promises';

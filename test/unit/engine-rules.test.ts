@@ -20,7 +20,7 @@ function route(method: string, path: string) {
 }
 
 describe('Alpaca routes', () => {
-  it('matches the contract’s templates exactly, with their scope and the audit text', () => {
+  it('matches the documented templates exactly, with their scope and the audit text', () => {
     const allowed: [string, string, string, 'READ' | 'TRADE'][] = [
       ['GET', 'v2/account', 'GET /v2/account', 'READ'],
       ['GET', 'v2/account/activities', 'GET /v2/account/activities', 'READ'],

@@ -8,16 +8,12 @@ import { PrismaClient } from '../generated/prisma/client.ts';
 import type { Database, DatabaseOptions, OpenOptions } from './database.ts';
 import { runMigrations } from './migrations.ts';
 import { probeRequests, readCredentialKeyIds } from './probes.ts';
-import {
-  createWithEngineClient,
-  createWithRequestRole,
-  createWithUser,
-  type RequestTransactionOptions,
-} from './request-transaction.ts';
+import { createRequestScopes, requestTransactionOptions } from './request-transaction.ts';
 
 // A transaction holds the one backend exclusively and the others queue behind
-// it, so waiting is normal here and must not time out early.
-const TX_LIMITS = { maxWaitMs: 60_000, timeoutMs: 15_000 };
+// it, so waiting is normal here and must not time out early. No BEGIN hook:
+// the scope is a statement of its own after BEGIN (there are no round trips).
+const TX_LIMITS = { maxWaitMs: 60_000, timeoutMs: 15_000, scopeOnBegin: false };
 
 export async function openPglite(
   config: Extract<DatabaseOptions, { kind: 'pglite' }>,
@@ -38,18 +34,10 @@ export async function openPglite(
   }
   options.instrument?.pglite?.(pglite);
   const client = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
-  const scoping: RequestTransactionOptions = {
-    requestRole: config.requestRole,
-    scopeOnBegin: false,
-    settings: {
-      statementTimeoutMs: config.statementTimeoutMs,
-      maxCredentialsPerAccount: config.maxCredentialsPerAccount,
-    },
-    ...TX_LIMITS,
-  };
-  const withUser = createWithUser(client, scoping);
-  const withEngineClient = createWithEngineClient(client, scoping);
-  const withRequestRole = createWithRequestRole(client, scoping);
+  const { withUser, withEngineClient, withRequestRole } = createRequestScopes(
+    client,
+    requestTransactionOptions(config, TX_LIMITS),
+  );
   // Transactions running or queued, for connections().
   let inTransaction = 0;
   const counted = async <T>(run: () => Promise<T>): Promise<T> => {

@@ -8,16 +8,10 @@ import type { Logger } from '../logger.ts';
 import type { Database, DatabaseOptions, Instrumentation, OpenOptions } from './database.ts';
 import { runMigrations } from './migrations.ts';
 import { probeRequests, readCredentialKeyIds } from './probes.ts';
-import {
-  createWithEngineClient,
-  createWithRequestRole,
-  createWithUser,
-  type RequestTransactionOptions,
-  scopeTransactionsOnBegin,
-} from './request-transaction.ts';
+import { createRequestScopes, requestTransactionOptions, scopeTransactionsOnBegin } from './request-transaction.ts';
 
-/** How long a request transaction waits for a pool connection, and how long it may last. */
-const TX_LIMITS = { maxWaitMs: 10_000, timeoutMs: 15_000 };
+/** How long a request transaction waits for a pool connection, and how long it may last; the scope rides on BEGIN. */
+const TX_LIMITS = { maxWaitMs: 10_000, timeoutMs: 15_000, scopeOnBegin: true };
 
 export async function openPostgres(
   config: Extract<DatabaseOptions, { kind: 'postgres' }>,
@@ -34,21 +28,11 @@ export async function openPostgres(
   const request = config.requestUrl
     ? connectPostgres(config.requestUrl, config.poolSize, logger, options.instrument, prepared)
     : owner;
-  const scoping: RequestTransactionOptions = {
-    requestRole: config.requestRole,
-    scopeOnBegin: true,
-    settings: {
-      statementTimeoutMs: config.statementTimeoutMs,
-      maxCredentialsPerAccount: config.maxCredentialsPerAccount,
-    },
-    ...TX_LIMITS,
-  };
-  const withRequestRole = createWithRequestRole(request.client, scoping);
+  const scopes = createRequestScopes(request.client, requestTransactionOptions(config, TX_LIMITS));
+  const { withRequestRole } = scopes;
   return {
     kind: 'postgres',
-    withUser: createWithUser(request.client, scoping),
-    withEngineClient: createWithEngineClient(request.client, scoping),
-    withRequestRole,
+    ...scopes,
     credentialKeyIds: () => readCredentialKeyIds(owner.client),
     ping: () => probeRequests(withRequestRole),
     connections: () => {

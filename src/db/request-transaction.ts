@@ -171,6 +171,27 @@ export function createWithRequestRole(client: PrismaClient, options: RequestTran
   return (work) => scoped('', work);
 }
 
+/** The three scopes on one client: what either database hands out (src/db/postgres.ts, src/db/pglite.ts). */
+export function createRequestScopes(
+  client: PrismaClient,
+  options: RequestTransactionOptions,
+): { withUser: WithUser; withEngineClient: WithEngineClient; withRequestRole: WithRequestRole } {
+  return {
+    withUser: createWithUser(client, options),
+    withEngineClient: createWithEngineClient(client, options),
+    withRequestRole: createWithRequestRole(client, options),
+  };
+}
+
+/** The scoping of request transactions for a database's options and its limits on waiting. */
+export function requestTransactionOptions(
+  database: { requestRole: string } & RequestTransactionSettings,
+  limits: { maxWaitMs: number; timeoutMs: number; scopeOnBegin: boolean },
+): RequestTransactionOptions {
+  const { statementTimeoutMs, maxCredentialsPerAccount } = database;
+  return { requestRole: database.requestRole, settings: { statementTimeoutMs, maxCredentialsPerAccount }, ...limits };
+}
+
 // ---------------------------------------------------------------------------
 // One transaction per operation (a GraphQL operation: src/graphql/rls-transaction.ts
 // decides when each variant runs).

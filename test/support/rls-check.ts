@@ -52,20 +52,20 @@ export const RLS_CHECK_RULES = {
     'engine_tokens',
   ],
   /**
-   * The settings a scope statement may name (rls.ts): the first statement of
+   * The settings a scope statement may name (src/db/request-transaction.ts): the first statement of
    * the transaction sets one of them and the role, both with is_local true.
    */
   scopes: { 'app.current_user_id': 'user', 'app.current_engine_client_id': 'engine client' } as Record<string, string>,
   /**
    * Scoped to no one: the request role with this setting empty sees no row of
-   * any user table (rls.ts withRequestRole: /ready's probe and the start-up
+   * any user table (request-transaction.ts withRequestRole: /ready's probe and the start-up
    * check of the request role).
    */
   noOneSetting: 'app.current_user_id',
   /**
    * Roles that scope a transaction by themselves: credential_key_reader may
    * read user_credentials.key_id and nothing else (the startup_checks
-   * migration), for the start-up key-coverage check (rls.ts readCredentialKeyIds).
+   * migration), for the start-up key-coverage check (src/db/probes.ts readCredentialKeyIds).
    */
   readerRoles: { credential_key_reader: 'key-id reader' } as Record<string, string>,
 };
@@ -167,7 +167,7 @@ class Connection {
       this.inTransaction = true;
       this.scope = undefined;
       this.awaitingScope = true;
-      // PostgreSQL: "BEGIN; SELECT set_config(...)" in one message (rls.ts scopeTransactionsOnBegin).
+      // PostgreSQL: "BEGIN; SELECT set_config(...)" in one message (request-transaction.ts scopeTransactionsOnBegin).
       sql = sql.replace(BEGIN, '').replace(/^\s*;/, '');
       if (sql.trim() === '') return;
     }

@@ -1,7 +1,6 @@
 // API throughput, latency and CPU per request: the product against a raw
-// node:http + pg baseline doing the same work (issue 7), against PostGraphile
-// V5 on the same database for W1 (issue 13), and against itself with
-// telemetry on (issue 20). Usage:
+// node:http + pg baseline doing the same work, against PostGraphile V5 on the
+// same database for W1, and against itself with telemetry on. Usage:
 //
 //   npm run bench                      # full run: ~20-25 min, hogs every core
 //   npm run bench -- --quick           # smoke run: ~3 min

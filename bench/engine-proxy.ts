@@ -1,4 +1,4 @@
-// What the engine proxy (contract section 11) costs, against the Alpaca
+// What the engine proxy (docs/architecture/engine-proxy.md) costs, against the Alpaca
 // stand-in (test/support/alpaca-stand-in.ts) in this process. Usage:
 //
 //   npm run bench:engine                         # PGlite and PostgreSQL

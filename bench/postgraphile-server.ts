@@ -1,4 +1,4 @@
-// PostGraphile V5 as a peer in `npm run bench` (issue 13): what a user
+// PostGraphile V5 as a peer in `npm run bench`: what a user
 // choosing a GraphQL layer over PostgreSQL RLS would try, on the product's own
 // database and seeded data. Amber preset, node:http through grafserv, the
 // same pool size as the product, and the same RLS: every operation runs in a

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { REQUEST_TRANSACTION_DEFAULTS } from '../src/config.ts';
+import { REQUEST_TRANSACTION_DEFAULTS } from '../src/config/load.ts';
 import { defaultKeyId, Keyring } from '../src/crypto/keyring.ts';
 import { openDatabase } from '../src/db/database.ts';
 import { createLogger } from '../src/logger.ts';

@@ -12,9 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { type Config, REQUEST_TRANSACTION_DEFAULTS } from '../src/config.ts';
+import { REQUEST_TRANSACTION_DEFAULTS } from '../src/config/load.ts';
 import { defaultKeyId, Keyring } from '../src/crypto/keyring.ts';
-import { openDatabase } from '../src/db/database.ts';
+import { type DatabaseOptions, openDatabase } from '../src/db/database.ts';
 import { createLogger } from '../src/logger.ts';
 import { seedUser } from '../test/support/seed.ts';
 
@@ -43,7 +43,7 @@ const env: Record<string, string> = {
 };
 
 const scratch = await mkdtemp(path.join(os.tmpdir(), 'bca-bench-startup-'));
-let database: Config['database'];
+let database: DatabaseOptions;
 let drop = async () => {};
 const settings = { ...REQUEST_TRANSACTION_DEFAULTS, maxCredentialsPerAccount: 1000 };
 if (values.db === 'postgres') {

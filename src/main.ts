@@ -7,7 +7,8 @@
 // to patch http and pg before they are first loaded, so the rest of the app
 // is imported once tracing is running (and without tracing, nothing of
 // OpenTelemetry is loaded at all).
-import { forListeningPort, loadConfig } from './config.ts';
+import { loadConfig } from './config/load.ts';
+import { forListeningPort } from './config/origins.ts';
 import { createLogger } from './logger.ts';
 import { type CheckTimes, checkBeforeDatabase, logCheckTimes } from './startup/checks.ts';
 import { exitCodeFor, failureLine } from './startup/failure.ts';

@@ -1,5 +1,6 @@
-// Composition: one node:http server routing to better-auth, GraphQL and the
-// health probes. Built from already-open parts, so tests can run it in-process.
+// Composition: the parts of the app built from already-open ones (so tests
+// can run it in-process), and the route table of the one node:http server:
+// better-auth, the engine API, GraphQL, the login page and the probes.
 import type http from 'node:http';
 import { toNodeHandler } from 'better-auth/node';
 import { AttemptLimiter } from './auth/attempt-limiter.ts';
@@ -7,16 +8,20 @@ import { type Auth, createAuth, databaseLimiterFactory, getViewer } from './auth
 import { createClientIpResolver, prepareAuthRequest } from './auth/request-headers.ts';
 import { SessionCache, sessionKey } from './auth/session-cache.ts';
 import { createAlpacaClient } from './brokers/alpaca.ts';
-import type { Config } from './config.ts';
+import type { Config } from './config/load.ts';
 import { Keyring } from './crypto/keyring.ts';
 import type { Database } from './db/database.ts';
 import { isDatabaseUnavailable } from './db/errors.ts';
 import { ServiceUnavailableError } from './domain/errors.ts';
-import { createEngineHandler } from './engine/handler.ts';
+import { createEngineApi, ENGINE_PATH_PREFIX } from './engine/api.ts';
 import { EngineRateLimiter, TOKEN_ATTEMPT_LIMITS } from './engine/rate-limit.ts';
+import { METADATA_PATH } from './engine/token-endpoint.ts';
 import { createGraphQLHandler } from './graphql/yoga.ts';
+import { declaredLength } from './http/body.ts';
 import { createCors } from './http/cors.ts';
+import { sendError, sendJson } from './http/json.ts';
 import { createRequestLogger } from './http/request-log.ts';
+import { createRouter, type Route } from './http/routes.ts';
 import { describeError, type Logger } from './logger.ts';
 import { VerificationLimiter } from './services/verification-limiter.ts';
 import { noTelemetry, type Telemetry } from './telemetry/telemetry.ts';
@@ -38,21 +43,27 @@ export interface App {
 /** Auth bodies are a few hundred bytes (email, password, name). */
 const AUTH_BODY_LIMIT = 16 * 1024;
 
-function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers });
-  res.end(JSON.stringify(body));
+interface Refusal {
+  status: number;
+  code: string;
+  message: string;
 }
 
 /** Refuses auth requests whose body is too big, or of unknown size, before better-auth buffers it. */
-function authBodyRefusal(req: http.IncomingMessage): { status: number; message: string } | undefined {
+function authBodyRefusal(req: http.IncomingMessage): Refusal | undefined {
   if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return undefined;
-  const length = req.headers['content-length'];
-  if (length === undefined) {
-    return req.headers['transfer-encoding'] ? { status: 411, message: 'Send a Content-Length.' } : undefined;
+  switch (declaredLength(req.headers['content-length'], AUTH_BODY_LIMIT)) {
+    case 'absent':
+      return req.headers['transfer-encoding']
+        ? { status: 411, code: 'LENGTH_REQUIRED', message: 'Send a Content-Length.' }
+        : undefined;
+    case 'invalid':
+      return { status: 400, code: 'BAD_REQUEST', message: 'Invalid Content-Length.' };
+    case 'too-large':
+      return { status: 413, code: 'PAYLOAD_TOO_LARGE', message: 'Request body too large.' };
+    case 'fits':
+      return undefined;
   }
-  if (!/^\d+$/.test(length)) return { status: 400, message: 'Invalid Content-Length.' };
-  if (Number(length) > AUTH_BODY_LIMIT) return { status: 413, message: 'Request body too large.' };
-  return undefined;
 }
 
 /**
@@ -79,7 +90,7 @@ async function forgetSessionsAfterChange(
 }
 
 export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDeps): App {
-  const auth = createAuth({ config, prisma: db.authTablesClient, logger });
+  const auth = createAuth({ config, prisma: db.unscopedClient, logger });
   const authHandler = toNodeHandler(auth);
   const keyring = new Keyring(config.encryption.current, config.encryption.previous);
   const sessions = new SessionCache(config.auth.sessionCacheTtlMs);
@@ -87,7 +98,7 @@ export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDe
   const verification = {
     alpaca,
     // Counters only, in the shared store (not user data): the resolvers get the limiter, never the client.
-    limiter: new VerificationLimiter(databaseLimiterFactory(db.authTablesClient)),
+    limiter: new VerificationLimiter(databaseLimiterFactory(db.unscopedClient)),
   };
   const clientIp = createClientIpResolver(config.trustedProxies);
   const graphql = createGraphQLHandler({
@@ -101,13 +112,13 @@ export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDe
     clientIp,
     telemetryPlugins: telemetry.graphqlPlugins,
   });
-  // The trading-engine API (contract section 11): its own routing, tokens and errors.
-  const engine = createEngineHandler({
+  // The trading-engine API: its own routing below its prefix, tokens and errors.
+  const engine = createEngineApi({
     db,
     keyring,
     alpaca,
-    limiter: new EngineRateLimiter(databaseLimiterFactory(db.authTablesClient), config.engine.rateLimitPerMinute),
-    tokenAttempts: new AttemptLimiter(databaseLimiterFactory(db.authTablesClient), TOKEN_ATTEMPT_LIMITS),
+    limiter: new EngineRateLimiter(databaseLimiterFactory(db.unscopedClient), config.engine.rateLimitPerMinute),
+    tokenAttempts: new AttemptLimiter(databaseLimiterFactory(db.unscopedClient), TOKEN_ATTEMPT_LIMITS),
     logger,
     telemetry,
     clientIp,
@@ -120,46 +131,56 @@ export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDe
   const logRequest = createRequestLogger(logger);
   const { observeHttp } = telemetry;
 
-  const route = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
-    if (cors(req, res)) return;
-    const { pathname } = new URL(req.url ?? '/', 'http://localhost');
-    if (pathname.startsWith('/api/auth/')) {
-      const refusal = authBodyRefusal(req);
-      if (refusal) return sendJson(res, refusal.status, { message: refusal.message });
-      prepareAuthRequest(req, clientIp, ownOrigin);
-      await forgetSessionsAfterChange(req, res, auth, sessions);
-      return authHandler(req, res);
-    }
-    if (engine.handles((req.url ?? '/').split('?')[0] ?? '/', pathname)) return engine.handle(req, res);
-    if (pathname === '/graphql') {
-      // Answers carry account names, hints and client IPs: no cache keeps one, errors included.
-      res.setHeader('cache-control', 'no-store');
-      return graphql(req, res);
-    }
+  const routes: Route[] = [
+    {
+      path: '/api/auth/',
+      prefix: true,
+      handler: async (req, res) => {
+        const refusal = authBodyRefusal(req);
+        if (refusal) return sendError(res, refusal.status, refusal);
+        prepareAuthRequest(req, clientIp, ownOrigin);
+        await forgetSessionsAfterChange(req, res, auth, sessions);
+        return authHandler(req, res);
+      },
+    },
+    // Also by the path as sent: the engine API refuses dot segments itself.
+    { path: ENGINE_PATH_PREFIX, prefix: true, asSent: true, handler: engine.api },
+    { path: METADATA_PATH, handler: engine.metadata },
+    {
+      path: '/graphql',
+      handler: (req, res) => {
+        // Answers carry account names, hints and client IPs: no cache keeps one, errors included.
+        res.setHeader('cache-control', 'no-store');
+        return graphql(req, res);
+      },
+    },
     // The page signs in for GraphiQL and sends the browser there: only served while GraphiQL is.
-    if (pathname === '/login' && req.method === 'GET' && config.graphiql) return sendLoginPage(res);
-    if (pathname === '/health') return sendJson(res, 200, { status: 'ok' });
-    if (pathname === '/ready') {
-      try {
-        await db.ping();
-        return sendJson(res, 200, { status: 'ready' });
-      } catch (error) {
-        logger.warn({ error: describeError(error) }, 'readiness check failed');
-        const reason = isDatabaseUnavailable(error) ? 'database not answering' : 'request transactions fail';
-        return sendJson(res, 503, { status: 'unavailable', reason });
-      }
-    }
-    if (pathname === '/' && req.method === 'GET') {
-      res.writeHead(302, { location: '/graphql' }).end();
-      return;
-    }
-    return sendJson(res, 404, { error: 'not found' });
-  };
+    ...(config.graphiql
+      ? [{ path: '/login', methods: ['GET'], handler: (_req, res) => sendLoginPage(res) } satisfies Route]
+      : []),
+    { path: '/health', handler: (_req, res) => sendJson(res, 200, { status: 'ok' }) },
+    {
+      path: '/ready',
+      handler: async (_req, res) => {
+        try {
+          await db.ping();
+          return sendJson(res, 200, { status: 'ready' });
+        } catch (error) {
+          logger.warn({ error: describeError(error) }, 'readiness check failed');
+          const reason = isDatabaseUnavailable(error) ? 'database not answering' : 'request transactions fail';
+          return sendJson(res, 503, { status: 'unavailable', reason });
+        }
+      },
+    },
+    { path: '/', methods: ['GET'], handler: (_req, res) => void res.writeHead(302, { location: '/graphql' }).end() },
+  ];
+  const route = createRouter(routes);
 
   const handler: http.RequestListener = async (req, res) => {
     logRequest(req, res);
     observeHttp?.(req, res);
     try {
+      if (cors(req, res)) return;
       await route(req, res);
     } catch (error) {
       // Errors better-auth does not answer itself (it rethrows them, see
@@ -172,16 +193,14 @@ export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDe
       }
       if (unavailable) {
         const retry = ServiceUnavailableError.retryAfterSeconds;
-        return sendJson(
+        return sendError(
           res,
           503,
           { code: 'SERVICE_UNAVAILABLE', message: new ServiceUnavailableError().message },
-          {
-            'retry-after': String(retry),
-          },
+          { 'retry-after': String(retry) },
         );
       }
-      sendJson(res, 500, { code: 'INTERNAL_SERVER_ERROR', message: 'Unexpected error.' });
+      sendError(res, 500, { code: 'INTERNAL_SERVER_ERROR', message: 'Unexpected error.' });
     }
   };
   return { handler, auth };

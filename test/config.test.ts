@@ -5,7 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, forListeningPort, loadConfig } from '../src/config.ts';
+import { ConfigError } from '../src/config/errors.ts';
+import { loadConfig } from '../src/config/load.ts';
+import { forListeningPort } from '../src/config/origins.ts';
 import { defaultKeyId } from '../src/crypto/keyring.ts';
 
 let dataDir: string;

@@ -1,10 +1,12 @@
-// Throttling of failed sign-ins and sign-ups without lockout.
+// Throttling of failed attempts without lockout: sign-ins, sign-ups, and the
+// engine token endpoint's client authentications.
 //
-// Failures are counted per client and per (email, client) pair, never per
-// email alone: however many attempts for an email fail elsewhere, the right
-// password from a client that has not been failing signs in at once (the
-// pattern rate-limiter-flexible documents for login endpoints). A client is
-// its IP address, IPv6 by /64 (clientKey).
+// Failures are counted per client and per (subject, client) pair, never per
+// subject alone. The subject is what the attempt names: an email for sign-in
+// and sign-up, a client id at the token endpoint. However many attempts for a
+// subject fail elsewhere, the right password from a client that has not been
+// failing signs in at once (the pattern rate-limiter-flexible documents for
+// login endpoints). A client is its IP address, IPv6 by /64 (clientKey).
 //
 // Points are taken before the password is checked (take), so a burst of
 // concurrent attempts is throttled like the same attempts sent one by one; a
@@ -25,7 +27,7 @@ export interface Limit {
 
 export interface AttemptLimits {
   perClient: Limit;
-  perEmailAndClient: Limit;
+  perSubjectAndClient: Limit;
   /** Failures from a browser holding a device cookie for the email (device-cookie.ts). */
   perDevice?: Limit;
 }
@@ -33,10 +35,10 @@ export interface AttemptLimits {
 export const DEFAULT_ATTEMPT_LIMITS: Record<AttemptKind, AttemptLimits> = {
   'sign-in': {
     perClient: { max: 20, windowSeconds: 60 },
-    perEmailAndClient: { max: 10, windowSeconds: 15 * 60 },
+    perSubjectAndClient: { max: 10, windowSeconds: 15 * 60 },
     perDevice: { max: 10, windowSeconds: 15 * 60 },
   },
-  'sign-up': { perClient: { max: 20, windowSeconds: 60 }, perEmailAndClient: { max: 5, windowSeconds: 60 * 60 } },
+  'sign-up': { perClient: { max: 20, windowSeconds: 60 }, perSubjectAndClient: { max: 5, windowSeconds: 60 * 60 } },
 };
 
 /** A Retry-After in whole seconds, at least 1, for a limiter's msBeforeNext. */
@@ -98,14 +100,11 @@ export type LimiterFactory = (name: string, limit: Limit) => RateLimiterAbstract
 
 interface Counters {
   perClient: RateLimiterAbstract;
-  perEmailAndClient: RateLimiterAbstract;
+  perSubjectAndClient: RateLimiterAbstract;
   perDevice?: RateLimiterAbstract;
 }
 
-/**
- * Counters for each kind of attempt it is given limits for. The "email" is
- * whatever names the account tried (the engine's token endpoint: a client id).
- */
+/** Counters for each kind of attempt it is given limits for. */
 export class AttemptLimiter<Kind extends string = AttemptKind> {
   readonly #counters: Record<Kind, Counters>;
 
@@ -116,7 +115,8 @@ export class AttemptLimiter<Kind extends string = AttemptKind> {
         kind,
         {
           perClient: create(`${kind}:ip`, limits[kind].perClient),
-          perEmailAndClient: create(`${kind}:email+ip`, limits[kind].perEmailAndClient),
+          // Stored as "email+ip" whatever the subject: counters keep their keys across versions.
+          perSubjectAndClient: create(`${kind}:email+ip`, limits[kind].perSubjectAndClient),
           ...(limits[kind].perDevice ? { perDevice: create(`${kind}:device`, limits[kind].perDevice) } : {}),
         },
       ]),
@@ -125,17 +125,17 @@ export class AttemptLimiter<Kind extends string = AttemptKind> {
 
   /**
    * Counts the attempt as a failure before it is checked: null when it may
-   * proceed, else the seconds to wait. Without an email only the client
+   * proceed, else the seconds to wait. Without a subject only the client
    * counts. With a device (a valid device cookie for this email) only the
    * device counts while it is under its limit; past it, the client's counters.
    */
-  async take(kind: Kind, ip: string, email: string | undefined, device?: string): Promise<number | null> {
-    const { perClient, perEmailAndClient, perDevice } = this.#counters[kind];
+  async take(kind: Kind, ip: string, subject: string | undefined, device?: string): Promise<number | null> {
+    const { perClient, perSubjectAndClient, perDevice } = this.#counters[kind];
     if (device && perDevice && (await takePoints([[perDevice, device]])) === null) return null;
     const client = clientKey(ip);
     return takePoints([
       [perClient, client],
-      ...(email ? [[perEmailAndClient, pairKey(email, client)] as [RateLimiterAbstract, string]] : []),
+      ...(subject ? [[perSubjectAndClient, pairKey(subject, client)] as [RateLimiterAbstract, string]] : []),
     ]);
   }
 
@@ -145,16 +145,17 @@ export class AttemptLimiter<Kind extends string = AttemptKind> {
    * point was taken, and giving one back would let a client with a cookie
    * for its own account wipe out failures it made for others).
    */
-  async succeeded(kind: Kind, ip: string, email: string | undefined, device?: string): Promise<void> {
-    const { perClient, perEmailAndClient, perDevice } = this.#counters[kind];
+  async succeeded(kind: Kind, ip: string, subject: string | undefined, device?: string): Promise<void> {
+    const { perClient, perSubjectAndClient, perDevice } = this.#counters[kind];
     const client = clientKey(ip);
     await Promise.all([
       device && perDevice ? perDevice.delete(device) : givePointBack(perClient, client),
-      email ? perEmailAndClient.delete(pairKey(email, client)) : null,
+      subject ? perSubjectAndClient.delete(pairKey(subject, client)) : null,
     ]);
   }
 }
 
-function pairKey(email: string, client: string): string {
-  return `${emailKey(email)}|${client}`;
+/** A subject is normalised as an email is (trimmed, lower-cased), a client id too. */
+function pairKey(subject: string, client: string): string {
+  return `${emailKey(subject)}|${client}`;
 }

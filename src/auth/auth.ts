@@ -6,7 +6,7 @@ import { prismaAdapter } from 'better-auth/adapters/prisma';
 import { APIError, createAuthMiddleware } from 'better-auth/api';
 import { bearer } from 'better-auth/plugins/bearer';
 import { RateLimiterPrisma } from 'rate-limiter-flexible';
-import type { Config } from '../config.ts';
+import type { Config } from '../config/load.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import { type AttemptKind, AttemptLimiter, DEFAULT_ATTEMPT_LIMITS, type LimiterFactory } from './attempt-limiter.ts';

@@ -3,9 +3,9 @@
 // only), the deadline (BROKER_TIMEOUT_MS), the header rules both ways and the
 // log line of every outbound call. Two kinds of call:
 //
-// - account(): GET <base>/v2/account for verification (contract section 8);
-// - forward(): an engine's request (contract section 11), already matched to
-//   an allowed path template by src/domain/engine.ts, sent once (never
+// - account(): GET <base>/v2/account for verification (docs/verification.md);
+// - forward(): an engine's request (docs/engines.md), already matched to
+//   an allowed path template by src/domain/engine-routes.ts, sent once (never
 //   retried) with the keys added and only content-type and accept of the
 //   engine's headers; redirects are not followed; the answer's status and
 //   body stream back with content-type, x-request-id and x-ratelimit-* only.

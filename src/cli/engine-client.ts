@@ -1,5 +1,5 @@
 // `npm run engine-client -- create NAME | list | revoke CLIENT_ID`: registers,
-// lists and revokes trading-engine clients (contract section 11), with the
+// lists and revokes trading-engine clients (docs/engines.md), with the
 // server's configuration (DATABASE_URL, or the embedded PGlite in DATA_DIR;
 // PGlite is single-process: stop the server first). Prints one line of JSON
 // on stdout: `create` {"clientId", "clientSecret", "name"} (the secret is
@@ -32,7 +32,7 @@ await runTask('engine-client', 'none', parse, async (config, { command, argument
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, process.stderr);
   const db = await openDatabase(config.database, { migrate: config.migrateOnStart, logger });
   try {
-    const prisma = db.authTablesClient;
+    const prisma = db.unscopedClient;
     if (command === 'create') {
       print(await createEngineClient(prisma, argument as string));
     } else if (command === 'list') {

@@ -4,7 +4,7 @@
 // nothing, so it needs neither ENCRYPTION_KEY nor BETTER_AUTH_SECRET.
 import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
-import { runMigrations } from '../db/database.ts';
+import { runMigrations } from '../db/migrations.ts';
 import { createLogger } from '../logger.ts';
 import { parseTaskArgs, runTask } from './task.ts';
 

@@ -4,7 +4,8 @@
 // and a failure as one line: exit 78 for configuration, naming the variable,
 // 1 for an operation that failed; never a stack trace.
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { type Config, loadConfig, type SecretsSource } from '../config.ts';
+import type { SecretsSource } from '../config/dev-secrets.ts';
+import { type Config, loadConfig } from '../config/load.ts';
 import { exitCodeFor, failureLine } from '../startup/failure.ts';
 
 /** Wrong arguments: the message (with the usage) alone, exit 1. */

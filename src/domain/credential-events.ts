@@ -1,4 +1,4 @@
-// Rules of the audit trail (contract section 9): which event a change to a
+// Rules of the audit trail (docs/audit-trail.md): which event a change to a
 // credential leaves, and what an event may say about the request. Events name
 // the fields that changed, never their values.
 import type { CredentialChanges } from './credential.ts';
@@ -10,7 +10,7 @@ export const CREDENTIAL_ACTIONS = [
   'REACTIVATED',
   'DELETED',
   'VERIFIED',
-  // Trading-engine access (contract section 11).
+  // Trading-engine access (docs/engines.md).
   'ACCESS_GRANTED',
   'ACCESS_REVOKED',
   'ENGINE_REQUEST',

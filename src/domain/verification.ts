@@ -1,4 +1,4 @@
-// Rules of broker verification (contract section 8), free of HTTP and the
+// Rules of broker verification (docs/verification.md), free of HTTP and the
 // database: which environment to ask first, when to ask the other, what an
 // answer means, and what is stored of it.
 

@@ -1,9 +1,9 @@
-// Engine clients and their access tokens (contract section 11): registered
-// by the operator (`npm run engine-client`), authenticated at the token
-// endpoint, and checked on every engine request.
+// The store of engine clients and their access tokens (docs/engines.md):
+// clients registered by the operator (`npm run engine-client`), authenticated
+// at the token endpoint, and tokens checked on every engine request.
 //
 // Not user data: the tables engine_clients and engine_tokens have no RLS and
-// are reached through the server's own client (Database.authTablesClient),
+// are reached through the server's own client (Database.unscopedClient),
 // like better-auth's sessions. Nothing here reads or writes a user's rows.
 //
 // Secrets: a client secret and an access token are each 256 bits from the

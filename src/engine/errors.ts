@@ -1,8 +1,10 @@
-// Errors of the engine API (contract section 11), one JSON shape:
-// {"error": {"code": "...", "message": "..."}}. Messages are fixed texts and
-// never quote the request (no token, key, path value or body).
-// The token endpoint answers in OAuth's own shape instead (token-endpoint.ts).
+// Errors of the engine API, in the envelope of every non-GraphQL route
+// (src/http/json.ts): {"error": {"code": "...", "message": "..."}}. Messages
+// are fixed texts and never quote the request (no token, key, path value or
+// body). The token endpoint answers in OAuth's own shape instead
+// (token-endpoint.ts).
 import type http from 'node:http';
+import { sendError } from '../http/json.ts';
 
 export type EngineErrorCode =
   | 'UNAUTHENTICATED'
@@ -104,16 +106,6 @@ export const engineErrors = {
   internal: () => new EngineError('INTERNAL_SERVER_ERROR', 'Unexpected error; nothing was forwarded.'),
 };
 
-export function sendJson(
-  res: http.ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers });
-  res.end(JSON.stringify(body));
-}
-
 export function sendEngineError(res: http.ServerResponse, error: EngineError): void {
-  sendJson(res, error.status, { error: { code: error.code, message: error.message } }, error.headers);
+  sendError(res, error.status, error, error.headers);
 }

@@ -1,29 +1,16 @@
 // METHOD /engine/v1/credentials/{credentialId}/alpaca/{path}: one engine
-// request forwarded to Alpaca with the credential's keys (contract section 11).
+// request forwarded to Alpaca with the credential's keys (docs/engines.md).
+// The checks run in the order their errors take precedence, each before
+// anything later is done, so a refused request reaches Alpaca zero times:
 //
-// The checks, in the order their errors take precedence, each before anything
-// later is done (a refused request reaches Alpaca zero times):
+//   token 401, route 403 (api.ts) -> grant 404 (client scope) -> scope 403
+//   -> body 413/400 -> rate limit 429 -> credential 409/404 + ENGINE_REQUEST
+//   event (owner's scope, one transaction) -> forward, with NO transaction open
 //
-//   token      401 UNAUTHENTICATED        (handler.ts, before this module)
-//   route      403 ROUTE_NOT_ALLOWED      (handler.ts: exact templates, domain/engine.ts)
-//   grant      404 NOT_FOUND              client scope (grants.ts step 1); same body for
-//                                         an absent, another client's, revoked or expired one
-//   scope      403 INSUFFICIENT_SCOPE
-//   body       413 PAYLOAD_TOO_LARGE / 400 BAD_REQUEST   (read before the checks, with
-//                                         nothing open; judged here)
-//   rate limit 429 TOO_MANY_REQUESTS      a point taken in the shared store
-//   credential 409 CREDENTIAL_INACTIVE / CREDENTIAL_NOT_VERIFIED / 404   (owner's scope,
-//   + event                               step 2: grant row locked, credential checked,
-//                                         ENGINE_REQUEST inserted, one transaction); a
-//                                         refusal here gives the rate-limit point back;
-//                                         if the event cannot be written, nothing goes out
-//   forward    with NO transaction open; Alpaca's answer streams back as it arrives.
-//
-// No database connection is held while Alpaca answers: the steps above are
-// short transactions that have all committed before the forward starts, and
-// nothing is written after it (so, unlike verifyCredential, there is no late
-// transaction to open). A timed-out write is never retried: its fate is
-// unknown, and the 504 says how to find out.
+// No database connection is held while Alpaca answers, and nothing is written
+// after it; a timed-out write is never retried (its fate is unknown, and the
+// 504 says how to find out). Each step explained:
+// docs/architecture/engine-proxy.md.
 import type http from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -31,18 +18,17 @@ import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import type { AlpacaClient } from '../brokers/alpaca.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { Database } from '../db/database.ts';
-import type { AlpacaRoute } from '../domain/engine.ts';
-import { scopesAllow } from '../domain/engine.ts';
+import { scopesAllow } from '../domain/engine-grants.ts';
+import type { AlpacaRoute } from '../domain/engine-routes.ts';
+import { isUuid } from '../domain/ids.ts';
+import type { BodyRead } from '../http/body.ts';
 import type { RequestOrigin } from '../services/credential-events.ts';
-import type { BodyRead } from './body.ts';
+import { findGrant, type Refusal, recordEngineRequest } from './admission.ts';
 import { type EngineError, engineErrors } from './errors.ts';
-import { findGrant, type Refusal, recordEngineRequest } from './grants.ts';
 import type { EngineRateLimiter } from './rate-limit.ts';
 
-/** Largest body forwarded (contract section 11). */
+/** Largest body forwarded (docs/engines.md). */
 export const ENGINE_BODY_LIMIT = 16 * 1024;
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface ProxyDeps {
   db: Database;
@@ -81,6 +67,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 /** A body fit to forward for this method: JSON for POST and PATCH, none for GET and DELETE. */
 export function judgeBody(method: string, body: BodyRead): EngineError | null {
   if (body.kind === 'too-large') return engineErrors.payloadTooLarge(ENGINE_BODY_LIMIT);
+  if (body.kind === 'invalid-length') return engineErrors.badRequest('The Content-Length header is invalid.');
   const takesBody = method === 'POST' || method === 'PATCH';
   if (!takesBody) return body.kind === 'none' ? null : engineErrors.badRequest('This request takes no body.');
   if (body.kind === 'none') return engineErrors.badRequest('This request needs a JSON body.');
@@ -104,7 +91,7 @@ export async function proxyRequest(
   const { db, keyring, alpaca, limiter } = deps;
   const { clientId, credentialId, route } = request;
 
-  const grant = UUID.test(credentialId) ? await findGrant(db, clientId, credentialId) : null;
+  const grant = isUuid(credentialId) ? await findGrant(db, clientId, credentialId) : null;
   if (!grant) throw engineErrors.notFound();
   if (!scopesAllow(grant.scopes, route.scope)) throw engineErrors.insufficientScope(route.scope);
   const badBody = judgeBody(route.method, request.body);

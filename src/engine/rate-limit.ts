@@ -1,4 +1,4 @@
-// ENGINE_RATE_LIMIT (contract section 11): forwarded requests per credential
+// ENGINE_RATE_LIMIT (docs/engines.md): forwarded requests per credential
 // per minute, counted in the shared store (the database table the sign-in
 // throttle and verification limits use: databaseLimiterFactory), so the limit
 // holds across instances. A point is taken before the request is forwarded,
@@ -21,7 +21,10 @@ import {
  * lock an engine out of its tokens.
  */
 export const TOKEN_ATTEMPT_LIMITS: Record<'engine-token', AttemptLimits> = {
-  'engine-token': { perClient: { max: 20, windowSeconds: 60 }, perEmailAndClient: { max: 10, windowSeconds: 15 * 60 } },
+  'engine-token': {
+    perClient: { max: 20, windowSeconds: 60 },
+    perSubjectAndClient: { max: 10, windowSeconds: 15 * 60 },
+  },
 };
 
 export type TokenAttemptLimiter = AttemptLimiter<'engine-token'>;

@@ -2,21 +2,14 @@
 // at POST /engine/v1/oauth/token, and the authorization-server metadata
 // (RFC 8414) at GET /.well-known/oauth-authorization-server.
 //
-// Written here rather than with @better-auth/oauth-provider (1.7.5, the
-// newest; checked 2026-12): its peer dependencies pin @better-auth/utils
-// 0.4.2 and better-call 1.4.0 exactly, while better-auth 1.7.25 brings 0.5.1
-// and 1.4.5, so npm refuses to install it (ERESOLVE) unless peers are
-// ignored; it stores client secrets hashed only with the JWT plugin on (its
-// options check refuses "hashed" otherwise), which adds a signing-key table
-// and a JWKS endpoint we do not need; and it is a whole OAuth 2.1 server
-// (authorization code, consent, dynamic registration, its own four tables)
-// for one grant of about a hundred lines. What the contract needs is this
-// file and clients.ts.
+// Written by hand with clients.ts (one grant, about a hundred lines); using
+// @better-auth/oauth-provider instead is evaluated separately, see
+// docs/development.md.
 import type http from 'node:http';
 import type { PrismaClient } from '../generated/prisma/client.ts';
-import { readBody } from './body.ts';
+import { readBody } from '../http/body.ts';
+import { sendJson } from '../http/json.ts';
 import { authenticateClient, issueToken } from './clients.ts';
-import { sendJson } from './errors.ts';
 import type { TokenAttemptLimiter } from './rate-limit.ts';
 
 export const TOKEN_PATH = '/engine/v1/oauth/token';
@@ -111,6 +104,9 @@ export async function handleTokenRequest(
   if (body.kind === 'too-large') {
     res.setHeader('connection', 'close');
     return sendOAuthError(res, { status: 413, error: 'invalid_request', description: 'The body is too large.' });
+  }
+  if (body.kind === 'invalid-length') {
+    return sendOAuthError(res, { status: 400, error: 'invalid_request', description: 'Invalid Content-Length.' });
   }
   const form = new URLSearchParams(body.kind === 'read' ? body.bytes.toString('utf8') : '');
   const names = [...form.keys()];

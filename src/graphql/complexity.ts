@@ -1,4 +1,4 @@
-// The complexity limit (contract section 7): an operation whose estimated
+// The complexity limit (docs/security.md): an operation whose estimated
 // work exceeds MAX_QUERY_COMPLEXITY is refused before anything runs.
 //
 // The estimate is @pothos/plugin-complexity's, from the complexities declared

@@ -1,29 +1,10 @@
-// One RLS transaction per GraphQL operation.
-//
-// Why per operation and not per resolver: @pothos/plugin-prisma loads
-// relations from many resolvers through the context's client; one transaction
-// gives them all one snapshot and one connection, and costs the wrapper's 2
-// round trips on PostgreSQL (BEGIN with the user scope, COMMIT; see
-// src/db/rls.ts) once per request instead of once per resolver. A mutation commits only if the whole operation succeeded, so no
-// request ever leaves half its writes behind.
-//
-// Operations that touch no data (introspection, viewer, __typename) open no
-// transaction at all: ctx.db stays a guard that throws if used. How the
-// transaction reaches resolvers as ctx.db: src/graphql/context.ts.
-//
-// Fields that wait on the network opt out. A transaction holds a pool
-// connection (PGlite: the only backend) for as long as it is open, so a root
-// field that calls the broker must not run inside one: 15 users waiting 5 s
-// on Alpaca would otherwise starve everyone else. Such a field declares
-// `extensions: { [OWN_TRANSACTION]: true }` on its Pothos definition; its
-// operation then executes with no transaction open and ctx.steps set
-// (runWithLateTransaction in context.ts): the field reads in short withUser
-// steps, does its waiting with nothing open, then opens the operation's
-// transaction for its write, and the rest of the operation (its selection,
-// relation loads) runs in that, committing as usual. Every statement still
-// runs in withUser. Such a field must be the operation's only root field
-// (soleOwnTransactionField, a validation rule): a sibling would run before
-// the transaction exists, or a second broker wait would happen inside it.
+// When GraphQL uses the request transaction (src/db/request-transaction.ts):
+// an envelop plugin that wraps the execution of every operation that reads
+// data in one transaction scoped to the viewer, and a validation rule for the
+// fields that wait on the network and so run without it until they ask for
+// it. Operations that touch no data (introspection, viewer, __typename) open
+// none. Why per operation, and how a field opts out:
+// docs/architecture/request-transaction.md.
 import {
   type ASTVisitor,
   type DocumentNode,
@@ -40,9 +21,15 @@ import {
 } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { Database } from '../db/database.ts';
-import { type GraphQLContext, runInOperationTransaction, runWithLateTransaction } from './context.ts';
+import { runInOperationTransaction, runWithLateTransaction, type WithUser } from '../db/request-transaction.ts';
+import type { GraphQLContext } from './context.ts';
 
-/** The field extension by which a root field opts out of the per-operation transaction. */
+/**
+ * The field extension by which a root field opts out of the per-operation
+ * transaction (`extensions: { [OWN_TRANSACTION]: true }`): its operation runs
+ * with ctx.steps, and the field opens the transaction for its write. It must
+ * be the only root field of its operation (soleOwnTransactionField).
+ */
 export const OWN_TRANSACTION = 'ownTransaction';
 
 /** Root fields answered without the database. */
@@ -144,6 +131,7 @@ export function runsOwnTransaction(
 }
 
 export function useRlsTransaction(db: Database): Plugin<GraphQLContext> {
+  const withUser: WithUser = (userId, work, commitIf) => db.withUser(userId, work, commitIf);
   return {
     onValidate({ addValidationRule }) {
       addValidationRule(soleOwnTransactionField);
@@ -157,7 +145,7 @@ export function useRlsTransaction(db: Database): Plugin<GraphQLContext> {
       const run = hasOwnTransactionField(args.schema, root) ? runWithLateTransaction : runInOperationTransaction;
       setExecuteFn((executeArgs) =>
         run(
-          db,
+          withUser,
           executeArgs.contextValue as GraphQLContext,
           viewer.id,
           async () => {

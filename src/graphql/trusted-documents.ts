@@ -6,7 +6,7 @@
 // persisted-query links) or as `documentId` ("sha256:<hash>" or the bare
 // hash, the GraphQL-over-HTTP draft's form), and the server runs the text.
 //
-// TRUSTED_DOCUMENTS (src/config.ts):
+// TRUSTED_DOCUMENTS (src/config/load.ts):
 //   required  only documents of the manifest, by hash; any other text is
 //             refused before parsing (GraphiQL is off: it sends ad-hoc text);
 //   allowed   by hash or as text (the default);

@@ -11,7 +11,7 @@ import { createGraphQLError, createYoga, type Plugin } from 'graphql-yoga';
 import type { Auth } from '../auth/auth.ts';
 import type { ClientIpResolver } from '../auth/request-headers.ts';
 import type { SessionCache } from '../auth/session-cache.ts';
-import type { Config } from '../config.ts';
+import type { Config } from '../config/load.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { Database } from '../db/database.ts';
 import type { Logger } from '../logger.ts';

@@ -92,7 +92,7 @@ builder.mutationFields((t) => ({
       // the race, so exactly one concurrent call inserts and none fails.
       // Written by hand because Prisma never caches createMany's query plan
       // (its skipDuplicates form): it compiled the query on every call, the
-      // bulk of this mutation's CPU (issue 13). Same statement, same transaction.
+      // bulk of this mutation's CPU. Same statement, same transaction.
       const count = await ctx.db
         .$executeRaw`INSERT INTO user_accounts (user_id, account_name) VALUES (${userId}, ${accountName}) ON CONFLICT (user_id) DO NOTHING`;
       const account = await ctx.db.userAccount.findUniqueOrThrow({

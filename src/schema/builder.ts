@@ -7,7 +7,7 @@ import PrismaPlugin from '@pothos/plugin-prisma';
 import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import { DateTimeResolver, UUIDResolver } from 'graphql-scalars';
-import { runtimeEnv } from '../config.ts';
+import { runtimeEnv } from '../config/load.ts';
 import { UnauthenticatedError } from '../domain/errors.ts';
 import type PrismaTypes from '../generated/pothos-types.ts';
 import { getDatamodel } from '../generated/pothos-types.ts';
@@ -20,7 +20,7 @@ export const builder = new SchemaBuilder<{
   PrismaTypes: PrismaTypes;
   AuthScopes: { signedIn: boolean };
   DefaultFieldNullability: false;
-  // Connections as the contract prints them: [Edge!]! with non-null nodes.
+  // Connections as docs/graphql.md prints them: [Edge!]! with non-null nodes.
   DefaultEdgesNullability: false;
   DefaultNodeNullability: false;
   Scalars: {

@@ -1,4 +1,4 @@
-// The audit trail in GraphQL (contract section 9): CredentialEvent, its
+// The audit trail in GraphQL (docs/audit-trail.md): CredentialEvent, its
 // Relay-style connection, Query.credentialEvents and Credential.events.
 //
 // Paging uses @pothos/plugin-relay's resolveCursorConnection (page size,
@@ -10,6 +10,7 @@ import { decodeBase64, encodeBase64 } from '@pothos/core';
 import { resolveCursorConnection } from '@pothos/plugin-relay';
 import { CHANGEABLE_FIELDS, CREDENTIAL_ACTIONS, type CredentialAction } from '../domain/credential-events.ts';
 import { InvalidInputError } from '../domain/errors.ts';
+import { isUuid } from '../domain/ids.ts';
 import type { VerificationStatus } from '../domain/verification.ts';
 import type { CredentialEvent } from '../generated/prisma/client.ts';
 import type { GraphQLContext } from '../graphql/context.ts';
@@ -70,7 +71,6 @@ const CredentialEventConnection = builder.connectionObject(
 );
 
 const CURSOR_PREFIX = 'CredentialEvent:';
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** A cursor names an event; the paging query compares with its (occurredAt, id). */
 function toCursor(event: CredentialEvent): string {
@@ -85,7 +85,7 @@ function eventIdOf(cursor: string): string {
     // not base64, so not one of ours: refused below
   }
   const id = text.startsWith(CURSOR_PREFIX) ? text.slice(CURSOR_PREFIX.length) : '';
-  if (!UUID.test(id)) throw new InvalidInputError('after', INVALID_CURSOR);
+  if (!isUuid(id)) throw new InvalidInputError('after', INVALID_CURSOR);
   return id;
 }
 

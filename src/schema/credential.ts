@@ -22,7 +22,7 @@ export const CredentialRef = builder.prismaObject('Credential', {
   description: 'A stored brokerage credential. Its secrets are write-only: only a masked hint of the API key is shown.',
   // Load only what the selection needs: never the ciphertexts. nickname's
   // columns are always loaded: a field-level select would make plugin-prisma
-  // wrap the field and map a selection path for every row (issue 13).
+  // wrap the field and map a selection path for every row.
   select: { id: true, nickname: true, credentialType: true },
   fields: (t) => ({
     id: t.expose('id', { type: 'UUID' }),
@@ -168,7 +168,7 @@ builder.mutationFields((t) => ({
           // New keys have not been checked: back to UNVERIFIED, and a check of
           // the old ones still in flight will not write (its version is stale).
           ...verificationColumns(UNVERIFIED),
-          // Engines stop until the new keys are verified (contract section 11).
+          // Engines stop until the new keys are verified (docs/engines.md).
           verifiedEnvironment: null,
         };
       }

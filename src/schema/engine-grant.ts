@@ -1,20 +1,20 @@
-// Trading-engine access in GraphQL (contract section 11): the engine clients
-// a user can choose from, the grants of a credential, and the mutations that
-// grant and revoke. Rules are in src/domain/engine.ts, the writes (with their
-// audit events) in src/services/engine-grants.ts; the engine API itself is
-// src/engine.
+// Trading-engine access in GraphQL (docs/engines.md): the engine clients a
+// user can choose from, the grants of a credential, and the mutations that
+// grant and revoke. Rules are in src/domain/engine-grants.ts, the writes
+// (with their audit events) in src/engine/grant-changes.ts; the engine API
+// itself is src/engine (docs/architecture/engine-proxy.md).
 //
 // Lists are capped so no query makes unbounded work: engineClients answers
 // the ENGINE_CLIENTS_MAX newest unrevoked clients, Credential.engineGrants
 // the ENGINE_GRANTS_MAX newest grants of the credential (revoked included).
 // Their caps are their complexity multipliers (src/schema/complexity.ts). 25
-// grants is many engines per credential, and keeps the contract's all-fields
+// grants is many engines per credential, and keeps the documented all-fields
 // accounts query (100 credentials each) within the default limit; older
 // revoked grants stay in the audit trail (ACCESS_GRANTED / ACCESS_REVOKED).
-import { cleanGrantTerms, ENGINE_SCOPES, type EngineScope, isGrantActive } from '../domain/engine.ts';
+import { cleanGrantTerms, ENGINE_SCOPES, type EngineScope, isGrantActive } from '../domain/engine-grants.ts';
 import { NotFoundError, UnsupportedCredentialTypeError } from '../domain/errors.ts';
 import { VERIFIABLE_TYPES } from '../domain/verification.ts';
-import { grantAccess, isActiveEngineClient, lockCredentialForGrant, revokeAccess } from '../services/engine-grants.ts';
+import { grantAccess, isActiveEngineClient, lockCredentialForGrant, revokeAccess } from '../engine/grant-changes.ts';
 import { builder, viewerId } from './builder.ts';
 import { cappedList } from './complexity.ts';
 import { CredentialRef } from './credential.ts';

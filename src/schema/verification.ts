@@ -1,4 +1,4 @@
-// Broker verification (contract section 8): the CredentialVerification type
+// Broker verification (docs/verification.md): the CredentialVerification type
 // and its enums (VerificationStatus is also CredentialEvent.verificationStatus).
 // Credential.verification and verifyCredential are in
 // credential.ts.

@@ -1,7 +1,7 @@
 // Writing and reading the audit trail. Always through the caller's scoped db
 // (the operation's RLS transaction), so an event is committed with the change
 // it records, or rolled back with it.
-import type { ScopedDb } from '../db/rls.ts';
+import type { ScopedDb } from '../db/request-transaction.ts';
 import type { ChangeableField, CredentialAction } from '../domain/credential-events.ts';
 import { InvalidInputError } from '../domain/errors.ts';
 import type { VerificationStatus } from '../domain/verification.ts';

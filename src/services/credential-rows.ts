@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { type CredentialIdentity, type SealedSecrets, sealSecrets } from '../crypto/credential-sealing.ts';
 import type { Keyring } from '../crypto/keyring.ts';
-import type { ScopedDb } from '../db/rls.ts';
+import type { ScopedDb } from '../db/request-transaction.ts';
 import { apiKeyHint, type NewCredential } from '../domain/credential.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 

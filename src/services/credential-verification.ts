@@ -1,21 +1,20 @@
-// verifyCredential (contract section 8): check a stored credential's keys at
-// the broker without holding a database connection while it answers.
+// verifyCredential: check a stored credential's keys at the broker without
+// holding a database connection while it answers (docs/verification.md).
 //
 //   1. limits       the shared counters (database, before anything else)
 //   2. read         one short withUser step: the sealed secrets and their version
 //   3. broker       Alpaca is asked with NO transaction open (src/brokers/alpaca.ts)
 //   4. write        in the operation's transaction, opened only now, and only if
 //                   the keys are still the version that was checked
-//                   (recordVerification, with its VERIFIED audit event); the field's selection is then read in
-//                   the same transaction.
+//                   (recordVerification, with its VERIFIED audit event); the
+//                   field's selection is then read in the same transaction.
 //
-// The GraphQL side of this (how a field runs without the per-operation
-// transaction) is in src/graphql/rls-transaction.ts and context.ts.
+// How a field runs without the per-operation transaction:
+// docs/architecture/request-transaction.md.
 import type { AlpacaClient } from '../brokers/alpaca.ts';
 import { openSecrets } from '../crypto/credential-sealing.ts';
 import type { Keyring } from '../crypto/keyring.ts';
-import type { OperationSteps } from '../db/operation-steps.ts';
-import type { ScopedDb } from '../db/rls.ts';
+import type { OperationSteps, ScopedDb } from '../db/request-transaction.ts';
 import { NotFoundError, UnsupportedCredentialTypeError } from '../domain/errors.ts';
 import {
   fitsInHeader,
@@ -57,7 +56,7 @@ export async function recordVerification(
   const v = verificationColumns(state);
   // SQL rather than updateMany: Prisma's @updatedAt would move updated_at, but
   // a check at the broker changes nothing the user stored (checkedAt says when).
-  // verified_environment, where engine requests go (contract section 11):
+  // verified_environment, where engine requests go (docs/engines.md):
   // set by VERIFIED, kept by UNREACHABLE (a broker briefly down says nothing
   // about the keys, and must not cut engines off), cleared by INVALID.
   const count = await db.$executeRaw`

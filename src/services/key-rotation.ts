@@ -34,7 +34,7 @@ const USER_PAGE = 1000;
 async function* allUserIds(db: Database): AsyncGenerator<string> {
   let cursor: string | undefined;
   for (;;) {
-    const page = await db.authTablesClient.user.findMany({
+    const page = await db.unscopedClient.user.findMany({
       select: { id: true },
       orderBy: { id: 'asc' },
       take: USER_PAGE,

@@ -1,4 +1,4 @@
-// Limits on broker verifications (contract section 8): 5 per credential and
+// Limits on broker verifications (docs/verification.md): 5 per credential and
 // 30 per user per minute, counted in the shared store (the database: see
 // databaseLimiterFactory in src/auth/auth.ts), so they hold across instances.
 // Every attempt counts, whatever the broker answers: each may reach Alpaca.

@@ -1,11 +1,11 @@
-// The start-up checks (contract section 3): a server that cannot serve what
+// The start-up checks (docs/operations.md): a server that cannot serve what
 // it stores does not start. Each refusal is a ConfigError (exit 78, one line
 // per problem naming the variable). Their time is measured here and logged
 // once at info ("start-up checks passed"), which is how their cost is known.
 // Those that need the database are in database-checks.ts: that module loads
 // pg, which main.ts may only load once tracing runs (it patches pg).
 import { performance } from 'node:perf_hooks';
-import type { Config } from '../config.ts';
+import type { Config } from '../config/load.ts';
 import type { Logger } from '../logger.ts';
 import { checkListenAddress } from './listen-address.ts';
 

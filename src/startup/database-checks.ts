@@ -1,11 +1,28 @@
 // The start-up checks that need the open (and migrated) database, run before
 // listening (see checks.ts for the frame and their timing).
-import type { Config } from '../config.ts';
-import type { Database } from '../db/database.ts';
-import { checkPreparedStatements } from '../db/prepared-statements.ts';
+
+import { invalid } from '../config/errors.ts';
+import type { Config } from '../config/load.ts';
+import type { Database, DatabaseOptions } from '../db/database.ts';
+import { preparedStatementsLost } from '../db/prepared-statements.ts';
 import { type CheckTimes, timed } from './checks.ts';
 import { checkKeyCoverage } from './key-coverage.ts';
 import { checkRequestRole, checkRequestTransaction } from './request-role.ts';
+
+/** DATABASE_PREPARED_STATEMENTS=true where the connection cannot carry named statements refuses to start. */
+async function checkPreparedStatements(database: DatabaseOptions): Promise<void> {
+  const lost = await preparedStatementsLost(database);
+  if (lost === null) return;
+  throw invalid([
+    {
+      variable: 'DATABASE_PREPARED_STATEMENTS',
+      message:
+        `named prepared statements do not survive this connection (${lost}): ` +
+        'a transaction-pooling PgBouncer before 1.21, or without max_prepared_statements, cannot carry them; ' +
+        'set it to false (or give PgBouncer max_prepared_statements)',
+    },
+  ]);
+}
 
 /** Once the database is open and migrated, before listening. */
 export async function checkDatabase(config: Config, db: Database, times: CheckTimes): Promise<void> {

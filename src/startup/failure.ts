@@ -2,7 +2,7 @@
 // (main.ts and the CLI tasks). Configuration problems name their variable
 // (ConfigError, exit 78); anything else is an operation that failed (exit 1):
 // its message on one line (for a migration, the runner's own account of it).
-import { ConfigError } from '../config.ts';
+import { ConfigError } from '../config/errors.ts';
 
 export function exitCodeFor(error: unknown): 78 | 1 {
   return error instanceof ConfigError ? 78 : 1;

@@ -2,7 +2,8 @@
 // keyring: a server missing one would start, answer /ready, and then fail
 // every read and verification of those credentials. The ids are read without
 // opening any row (Database.credentialKeyIds, as credential_key_reader).
-import { type Config, invalid } from '../config.ts';
+import { invalid } from '../config/errors.ts';
+import type { Config } from '../config/load.ts';
 import type { Database } from '../db/database.ts';
 
 /** The stored key ids that no configured key has, sorted. */

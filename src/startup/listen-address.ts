@@ -3,7 +3,7 @@
 // (an address that is not local, a port in use): either way one line naming
 // the variable, instead of the stack trace node:net throws.
 import { lookup } from 'node:dns/promises';
-import { invalid } from '../config.ts';
+import { invalid } from '../config/errors.ts';
 
 export async function checkListenAddress(host: string | undefined): Promise<void> {
   if (host === undefined) return;

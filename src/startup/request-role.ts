@@ -1,6 +1,6 @@
 // The role requests run as must be held to row-level security, with exactly
-// the privileges the migrations give it (issue 24: a request role that
-// bypasses RLS, or holds more, lets one user read another's rows).
+// the privileges the migrations give it (a request role that bypasses RLS,
+// or holds more, lets one user read another's rows).
 //
 // What is checked, inside a transaction scoped as requests are (SET LOCAL
 // ROLE app_user, no user):
@@ -17,8 +17,9 @@
 //   may run, equal REQUEST_ROLE_GRANTS, no more and no fewer;
 // - every user-data table has row-level security enabled and forced, and
 //   no policy there applies to PUBLIC (which would include the owner).
-import { type Config, invalid, REQUEST_ROLE } from '../config.ts';
-import type { Database } from '../db/database.ts';
+import { invalid } from '../config/errors.ts';
+import { REQUEST_ROLE } from '../config/load.ts';
+import type { Database, DatabaseOptions } from '../db/database.ts';
 
 type TablePrivilege = 'SELECT' | 'INSERT' | 'UPDATE' | 'DELETE';
 
@@ -198,7 +199,7 @@ async function readRoleFacts(db: Database, userDataTables: string[]): Promise<Ro
 }
 
 /** Which variable points at the database (and the login) the requests use. */
-function databaseVariable(database: Config['database']): string {
+function databaseVariable(database: DatabaseOptions): string {
   if (database.kind === 'pglite') return 'DATA_DIR';
   return database.requestUrl ? 'DATABASE_REQUEST_URL' : 'DATABASE_URL';
 }
@@ -291,13 +292,13 @@ function roleEntryRefusal(error: unknown, variable: string): Error | undefined {
 }
 
 /** A request transaction works at all (what /ready runs, Database.ping). */
-export async function checkRequestTransaction(db: Database, database: Config['database']): Promise<void> {
+export async function checkRequestTransaction(db: Database, database: DatabaseOptions): Promise<void> {
   await db.ping().catch((error: unknown) => {
     throw roleEntryRefusal(error, databaseVariable(database)) ?? error;
   });
 }
 
-export async function checkRequestRole(db: Database, database: Config['database']): Promise<void> {
+export async function checkRequestRole(db: Database, database: DatabaseOptions): Promise<void> {
   const variable = databaseVariable(database);
   const userDataTables = Object.entries(REQUEST_ROLE_GRANTS.tables)
     .filter(([, g]) => g.rls)

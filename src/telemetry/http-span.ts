@@ -3,7 +3,7 @@
 // Written here instead of @opentelemetry/instrumentation-http: that
 // instrumentation builds attributes, extracts context and binds req/res on
 // every request before the sampler has a say, which cost about a third of
-// throughput (issue 20). Here the SDK's configured sampler
+// throughput. Here the SDK's configured sampler
 // (OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG, parent-based by default, so
 // a sampled traceparent is honoured) decides once, when the request comes in:
 // - sampled: a SERVER span named by route (`POST /graphql`) with the method,

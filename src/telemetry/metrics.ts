@@ -15,9 +15,9 @@ import client from 'prom-client';
 import type { PoolConnections } from '../db/database.ts';
 import { methodName, routeName } from './routes.ts';
 import {
-  BROKER_ENVIRONMENTS,
+  BROKER_ENVIRONMENT_LABELS,
   BROKER_OUTCOMES,
-  type BrokerEnvironment,
+  type BrokerEnvironmentLabel,
   type BrokerOutcome,
   type EngineCallRecord,
   type MetricsHooks,
@@ -86,7 +86,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     registers,
   });
   // Every series exists from the start, so rate() and alerts see 0, not nothing.
-  for (const environment of BROKER_ENVIRONMENTS) {
+  for (const environment of BROKER_ENVIRONMENT_LABELS) {
     for (const outcome of BROKER_OUTCOMES) brokerRequests.inc({ environment, outcome }, 0);
   }
 
@@ -145,7 +145,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       });
     },
     graphqlPlugin: graphqlPlugin as Plugin,
-    countBrokerRequest(environment: BrokerEnvironment, outcome: BrokerOutcome) {
+    countBrokerRequest(environment: BrokerEnvironmentLabel, outcome: BrokerOutcome) {
       brokerRequests.inc({ environment, outcome });
     },
     countEngineRequest(record: EngineCallRecord) {

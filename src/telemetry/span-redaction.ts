@@ -1,12 +1,12 @@
 // The last step before spans leave the process: whatever an instrumentation
 // recorded, what goes out holds no secret, token, password, cookie or
-// parameter value (contract section 10). Instrumentations are configured not
+// parameter value (docs/operations.md). Instrumentations are configured not
 // to record such things in the first place (tracing.ts); this is the rule
 // that holds even if one of them, or a later version, does.
 //
 // - SQL text keeps its shape, with every quoted literal replaced by `?` (the
 //   placeholder OpenTelemetry's SQL conventions use): Prisma sends values as
-//   $1, $2 parameters, but rls.ts inlines the user id and role into the
+//   $1, $2 parameters, but request-transaction.ts inlines the user id and role into the
 //   BEGIN it sends (escapeLiteral), and those are values too.
 // - URLs lose their query string (GET /graphql?query=...&variables=... can
 //   carry variables); url.query is dropped.

@@ -6,12 +6,13 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import type { Plugin } from 'graphql-yoga';
 import type { Instrumentation } from '../db/database.ts';
 
-export type BrokerEnvironment = 'paper' | 'live';
-export const BROKER_ENVIRONMENTS: readonly BrokerEnvironment[] = ['paper', 'live'];
+/** The broker environment as a metric label value (the domain's PAPER and LIVE, lower-cased). */
+export type BrokerEnvironmentLabel = 'paper' | 'live';
+export const BROKER_ENVIRONMENT_LABELS: readonly BrokerEnvironmentLabel[] = ['paper', 'live'];
 /**
  * What one broker answer meant, a fixed set of label values: for a
- * verification (contract section 8) verified, invalid or unreachable; for an
- * engine request forwarded (section 11) forwarded (Alpaca answered, whatever
+ * verification (docs/verification.md) verified, invalid or unreachable; for
+ * an engine request forwarded (docs/engines.md) forwarded (Alpaca answered, whatever
  * its status) or unreachable.
  */
 export const BROKER_OUTCOMES = ['verified', 'invalid', 'unreachable', 'forwarded'] as const;
@@ -27,12 +28,12 @@ export interface BrokerCall {
 
 /** A broker call in progress, as metrics.ts and tracing.ts read it once it ended. */
 export interface BrokerCallRecord {
-  environment: BrokerEnvironment;
+  environment: BrokerEnvironmentLabel;
   status?: number;
   outcome?: BrokerOutcome;
 }
 
-/** What the engine API reports about one of its requests (contract section 11). */
+/** What the engine API reports about one of its requests (docs/engines.md). */
 export interface EngineCall {
   /** The client its token authenticated. */
   client(clientId: string): void;
@@ -55,7 +56,7 @@ export interface EngineCallRecord {
 export interface MetricsHooks {
   observeHttp(req: IncomingMessage, res: ServerResponse): void;
   graphqlPlugin: Plugin;
-  countBrokerRequest(environment: BrokerEnvironment, outcome: BrokerOutcome): void;
+  countBrokerRequest(environment: BrokerEnvironmentLabel, outcome: BrokerOutcome): void;
   countEngineRequest(record: EngineCallRecord): void;
 }
 
@@ -82,7 +83,7 @@ export interface Telemetry {
    * broker_requests_total{environment,outcome} and traced as `broker.request`
    * (environment, HTTP status and outcome only: no URL, no header, no key).
    */
-  brokerRequest<T>(environment: BrokerEnvironment, call: (observed: BrokerCall) => Promise<T>): Promise<T>;
+  brokerRequest<T>(environment: BrokerEnvironmentLabel, call: (observed: BrokerCall) => Promise<T>): Promise<T>;
   /**
    * One request to the engine API: counted in engine_requests_total{client,
    * outcome} and traced as `engine.request` (client id, "METHOD /template",

@@ -13,7 +13,7 @@
 // spans.ts on PGlite: statement text, never the parameter values),
 // better-auth's own, each broker call and each engine request.
 import { register as registerImportHooks } from 'import-in-the-middle/register-hooks.mjs';
-import type { TracingConfig } from '../config.ts';
+import type { TracingConfig } from '../config/load.ts';
 import type { Logger } from '../logger.ts';
 import type { TracingHooks } from './telemetry.ts';
 

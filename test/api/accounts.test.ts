@@ -194,7 +194,7 @@ describe(`without a valid session (${dbKind})`, () => {
 
   it('viewer is null without a session, and nothing was written', async () => {
     const counts = () =>
-      server.db.authTablesClient.$queryRaw<Record<string, number>[]>`
+      server.db.unscopedClient.$queryRaw<Record<string, number>[]>`
         SELECT (SELECT count(*)::int FROM auth_users) AS users, (SELECT count(*)::int FROM auth_sessions) AS sessions,
                (SELECT count(*)::int FROM user_accounts) AS accounts`;
     const before = await counts();

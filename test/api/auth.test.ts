@@ -76,7 +76,7 @@ describe(`sessions (${dbKind})`, () => {
   it('treats an expired session as no session', async () => {
     const session = await signUp(url);
     // The owner's client reaches better-auth's tables on either database.
-    const expired = await server.db.authTablesClient.$executeRaw`
+    const expired = await server.db.unscopedClient.$executeRaw`
       UPDATE auth_sessions SET expires_at = now() - interval '1 second' WHERE user_id = ${session.user.id}`;
     expect(expired).toBe(1);
     const res = await gql(url, ACCOUNTS, undefined, session);
@@ -97,7 +97,7 @@ describe(`session cache bound (${dbKind})`, () => {
   const TTL_MS = 2000;
   const server = useInProcessServer({ env: { SESSION_CACHE_TTL_MS: String(TTL_MS) } });
   const deleteSessions = (userId: string) =>
-    server.db.authTablesClient.$executeRaw`DELETE FROM auth_sessions WHERE user_id = ${userId}`;
+    server.db.unscopedClient.$executeRaw`DELETE FROM auth_sessions WHERE user_id = ${userId}`;
 
   it('keeps a session deleted behind its back usable for at most SESSION_CACHE_TTL_MS', async () => {
     // Both halves without timing luck. Still served from the cache: only

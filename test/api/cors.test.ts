@@ -1,4 +1,4 @@
-// CORS (issue 24.4): a trusted origin gets exactly itself back with
+// CORS: a trusted origin gets exactly itself back with
 // credentials, on every route; any other origin gets no
 // Access-Control-Allow-Origin at all (never `null`, never an echo, never the
 // one configured origin), whether one origin is trusted or several.
@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.ts';
+import { loadConfig } from '../../src/config/load.ts';
 import { signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
 import { type InProcessServer, useInProcessServer } from '../support/in-process.ts';

@@ -1,4 +1,4 @@
-// The audit trail through the API (contract section 9), on an in-process
+// The audit trail through the API (docs/audit-trail.md), on an in-process
 // server (real HTTP, real database): every action and its changedFields, no
 // event for failures or no-ops, history that outlives its credential, keyset
 // paging while events arrive, isolation between users, the request's origin
@@ -120,7 +120,7 @@ const history = async (session: Session, credentialId?: string) =>
 
 /** Every event row of a user, read past RLS (the test connects as a superuser). */
 async function rowsOf(userId: string): Promise<Record<string, unknown>[]> {
-  return server.db.authTablesClient.$queryRaw<Record<string, unknown>[]>`
+  return server.db.unscopedClient.$queryRaw<Record<string, unknown>[]>`
     SELECT * FROM credential_events WHERE user_id = ${userId}`;
 }
 
@@ -279,20 +279,20 @@ describe(`the audit trail (${dbKind})`, () => {
     const id = await store(session, accountId, distinct('Before'));
     const CREDENTIAL = 'query($id: UUID!) { credential(id: $id) { nickname isActive apiKeyHint updatedAt } }';
     const stored = async () =>
-      server.db.authTablesClient.$queryRaw<Record<string, unknown>[]>`
+      server.db.unscopedClient.$queryRaw<Record<string, unknown>[]>`
         SELECT nickname, is_active, api_key_hint, api_key_ciphertext, secret_key_ciphertext, secrets_version, updated_at
           FROM user_credentials WHERE account_id = ${accountId}::uuid ORDER BY id`;
     const before = { api: await ok(CREDENTIAL, { id }, session), rows: await stored() };
     // The code cannot make its own INSERT fail: a trigger (installed as the
     // owner, as a migration would) refuses the events of one user agent.
     const failingAgent = `event-write-fails-${randomUUID()}`;
-    await server.db.authTablesClient.$executeRawUnsafe(`
+    await server.db.unscopedClient.$executeRawUnsafe(`
       CREATE FUNCTION events_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
         IF NEW.user_agent = '${failingAgent}' THEN RAISE EXCEPTION 'event write refused by the test'; END IF;
         RETURN NEW;
       END $$`);
-    await server.db.authTablesClient.$executeRawUnsafe(
+    await server.db.unscopedClient.$executeRawUnsafe(
       'CREATE TRIGGER events_test_refuse BEFORE INSERT ON credential_events FOR EACH ROW EXECUTE FUNCTION events_test_refuse()',
     );
     try {
@@ -308,8 +308,8 @@ describe(`the audit trail (${dbKind})`, () => {
         expect(res.text).not.toContain('event write refused');
       }
     } finally {
-      await server.db.authTablesClient.$executeRawUnsafe('DROP TRIGGER events_test_refuse ON credential_events');
-      await server.db.authTablesClient.$executeRawUnsafe('DROP FUNCTION events_test_refuse()');
+      await server.db.unscopedClient.$executeRawUnsafe('DROP TRIGGER events_test_refuse ON credential_events');
+      await server.db.unscopedClient.$executeRawUnsafe('DROP FUNCTION events_test_refuse()');
     }
     // The trigger did fire (the same requests succeed without it), and undid everything.
     expect(await ok(CREDENTIAL, { id }, session)).toEqual(before.api);
@@ -454,8 +454,7 @@ describe(`the audit trail (${dbKind})`, () => {
     await store(session, accountId);
     const countAll = async () =>
       Number(
-        (await server.db.authTablesClient.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM credential_events`)[0]
-          ?.n,
+        (await server.db.unscopedClient.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM credential_events`)[0]?.n,
       );
     const before = await countAll();
     const oldKey = Buffer.from(testSecrets.ENCRYPTION_KEY, 'base64');
@@ -484,7 +483,7 @@ describe(`the audit trail (${dbKind})`, () => {
     expect((await history(session, id)).map((e) => e.action)).toEqual(['DELETED', 'DEACTIVATED', 'STORED']);
     expect(forbidden.length).toBeGreaterThanOrEqual(7);
     const everything = JSON.stringify(
-      await server.db.authTablesClient.$queryRaw`SELECT * FROM credential_events`,
+      await server.db.unscopedClient.$queryRaw`SELECT * FROM credential_events`,
       (_key, value) => (typeof value === 'bigint' ? String(value) : value),
     );
     const responses = eventResponses.join('\n');
@@ -495,7 +494,7 @@ describe(`the audit trail (${dbKind})`, () => {
       expect(responses).not.toContain(value);
     }
     // Names of changed fields only.
-    const fields = await server.db.authTablesClient.$queryRaw<{ field: string }[]>`
+    const fields = await server.db.unscopedClient.$queryRaw<{ field: string }[]>`
       SELECT DISTINCT unnest(changed_fields) AS field FROM credential_events`;
     expect(fields.map((f) => f.field).sort()).toEqual(['apiKey', 'isActive', 'nickname', 'secretKey']);
   });

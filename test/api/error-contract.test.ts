@@ -1,4 +1,4 @@
-// The error contract, as a client sees it: for every error a client can act
+// The error contract (docs/errors.md), as a client sees it: for every error a client can act
 // on, the HTTP status and the response body (data, message, path, code,
 // field, every other extension) under inline snapshots, so that any change to
 // what clients receive shows up in review. Update them with `npx vitest run
@@ -614,7 +614,7 @@ describe(`error contract (${dbKind})`, () => {
   it('INTERNAL_SERVER_ERROR for anything unexpected, with no detail, logged server-side', async () => {
     // A database error the code cannot expect: a trigger that fails one insert
     // with a message quoting SQL (run as the owner, as a migration would).
-    await server.db.authTablesClient.$executeRawUnsafe(`
+    await server.db.unscopedClient.$executeRawUnsafe(`
       CREATE FUNCTION contract_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
         IF NEW.account_name = 'Unexpected' THEN
@@ -622,7 +622,7 @@ describe(`error contract (${dbKind})`, () => {
         END IF;
         RETURN NEW;
       END $$`);
-    await server.db.authTablesClient.$executeRawUnsafe(
+    await server.db.unscopedClient.$executeRawUnsafe(
       'CREATE TRIGGER contract_test_fail BEFORE INSERT ON user_accounts FOR EACH ROW EXECUTE FUNCTION contract_test_fail()',
     );
     const logged = server.logs.length;

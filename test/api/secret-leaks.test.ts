@@ -9,7 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { PGlite } from '@electric-sql/pglite';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.ts';
+import { loadConfig } from '../../src/config/load.ts';
 import { gql, rawSignIn, rawSignUp, type Session, signUp } from '../support/client.ts';
 import { dbKind } from '../support/databases.ts';
 import { testSecrets, useServer } from '../support/server.ts';

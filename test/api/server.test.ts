@@ -3,6 +3,7 @@
 // a production start, and graceful shutdown through the README's start command.
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -14,6 +15,26 @@ import { eventually } from '../support/poll.ts';
 import { startServer, testSecrets } from '../support/server.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
+
+/** One request with the path exactly as given (fetch would resolve dot segments) and, if any, a body. */
+function rawRequest(
+  base: string,
+  options: http.RequestOptions,
+  body?: string,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ hostname, port, ...options }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => {
+        text += chunk;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 
 describe(`HTTP surface (${dbKind})`, () => {
   const server = useInProcessServer();
@@ -51,6 +72,49 @@ describe(`HTTP surface (${dbKind})`, () => {
 
   it('answers unknown paths with 404', async () => {
     expect((await fetch(`${server.url}/nope`)).status).toBe(404);
+  });
+
+  it('answers the errors of its own routes in one envelope, {"error": {"code", "message"}}', async () => {
+    const envelope = (code: string) => ({ error: { code, message: expect.any(String) } });
+    const cases: [string, http.RequestOptions, string | undefined, number, string][] = [
+      ['an unknown path', { path: '/nope' }, undefined, 404, 'NOT_FOUND'],
+      ['a method a route does not answer', { path: '/', method: 'POST' }, '', 404, 'NOT_FOUND'],
+      [
+        'the metadata route, not GET',
+        { path: '/.well-known/oauth-authorization-server', method: 'POST' },
+        '',
+        405,
+        'METHOD_NOT_ALLOWED',
+      ],
+      [
+        'an auth body over its limit',
+        { path: '/api/auth/sign-in/email', method: 'POST', headers: { 'content-type': 'application/json' } },
+        'x'.repeat(17 * 1024),
+        413,
+        'PAYLOAD_TOO_LARGE',
+      ],
+      [
+        'an auth body of unknown length',
+        { path: '/api/auth/sign-in/email', method: 'POST', headers: { 'transfer-encoding': 'chunked' } },
+        '{}',
+        411,
+        'LENGTH_REQUIRED',
+      ],
+      // Routed by the path as sent: the engine API takes it (and refuses it), GraphQL never sees it.
+      [
+        'a path into the engine API that resolves elsewhere',
+        { path: '/engine/../graphql' },
+        undefined,
+        401,
+        'UNAUTHENTICATED',
+      ],
+    ];
+    for (const [what, options, body, status, code] of cases) {
+      const res = await rawRequest(server.url, options, body);
+      expect(res.status, what).toBe(status);
+      expect(res.headers['content-type'], what).toMatch(/^application\/json/);
+      expect(JSON.parse(res.text), what).toEqual(envelope(code));
+    }
   });
 
   it('marks every /graphql answer no-store, errors included: they carry account names, hints and client IPs', async () => {

@@ -1,4 +1,4 @@
-// The session cache and sign-out (issue 24.5): a session lookup that began
+// The session cache and sign-out: a session lookup that began
 // before a sign-out and ends after it must not put the revoked session back
 // into the cache (it would stay usable for SESSION_CACHE_TTL_MS).
 import { describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
-// Throttling without lockout, taken before the check (contract sections 5
-// and 7): failures from other clients never stop the right password from a
+// Throttling without lockout, taken before the check (docs/security.md):
+// failures from other clients never stop the right password from a
 // clean client; a burst of concurrent failures gets no more password checks
 // than the limit; the engine token endpoint counts failed client
 // authentications the same way. Clients are told apart by X-Forwarded-For

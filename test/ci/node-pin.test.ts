@@ -1,4 +1,4 @@
-// .ci/run's Node (issue 24.5): only the pinned release runs CI, checked by
+// .ci/run's Node: only the pinned release runs CI, checked by
 // SHA-256 before every use. .ci/node.sh is run as CI runs it, with a cache of
 // its own (XDG_CACHE_HOME); the registry it fetches from is a local one here
 // that serves a tarball other than the pinned one.

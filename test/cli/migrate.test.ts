@@ -8,7 +8,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { PGlite } from '@electric-sql/pglite';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readLocalMigrations } from '../../src/db/migrate.ts';
+import { readLocalMigrations } from '../../src/db/migrations.ts';
 import { gql, signUp } from '../support/client.ts';
 import { createTestDatabase, dbKind, queryDatabase, type TestDatabase } from '../support/databases.ts';
 import { startServer, testSecrets } from '../support/server.ts';

@@ -4,14 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { withMigrationConnection } from '../../src/db/database.ts';
 import {
   applyMigrations,
   MIGRATIONS_DIR,
   type MigrationConnection,
   MigrationError,
   readLocalMigrations,
-} from '../../src/db/migrate.ts';
+  withMigrationConnection,
+} from '../../src/db/migrations.ts';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/databases.ts';
 
 let tdb: TestDatabase;

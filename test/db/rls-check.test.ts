@@ -39,7 +39,7 @@ afterAll(async () => {
 });
 
 /** The owner client as src code reaches it (not the fixture client test code gets). */
-const asSrc = () => codeUnderTestClient(db.authTablesClient);
+const asSrc = () => codeUnderTestClient(db.unscopedClient);
 
 describe(`the RLS check (${dbKind})`, () => {
   it('fails on a statement sent outside the wrapper, naming it', async () => {
@@ -85,9 +85,9 @@ describe(`the RLS check (${dbKind})`, () => {
     expect(takeRlsViolations()).toEqual([]);
   });
 
-  it('passes fixtures: what a test file sends itself through db.authTablesClient', async () => {
-    expect(await db.authTablesClient.credential.count()).toBe(1);
-    await db.authTablesClient.$transaction((tx) => tx.credentialEvent.findMany());
+  it('passes fixtures: what a test file sends itself through db.unscopedClient', async () => {
+    expect(await db.unscopedClient.credential.count()).toBe(1);
+    await db.unscopedClient.$transaction((tx) => tx.credentialEvent.findMany());
     expect(takeRlsViolations()).toEqual([]);
   });
 });

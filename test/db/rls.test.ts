@@ -3,9 +3,9 @@
 import { randomUUID } from 'node:crypto';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REQUEST_TRANSACTION_DEFAULTS } from '../../src/config.ts';
+import { REQUEST_TRANSACTION_DEFAULTS } from '../../src/config/load.ts';
 import { type Database, openDatabase } from '../../src/db/database.ts';
-import { createWithUser, type ScopedDb } from '../../src/db/rls.ts';
+import { createWithUser, type ScopedDb } from '../../src/db/request-transaction.ts';
 import { PrismaClient } from '../../src/generated/prisma/client.ts';
 import { createLogger } from '../../src/logger.ts';
 import { adminQuery, createTestDatabase, dbKind, type TestDatabase, withDatabase } from '../support/databases.ts';
@@ -32,7 +32,7 @@ function credentialData(accountId: string, userId: string) {
 
 /** Runs SQL in a transaction as the request role with the given user setting (or none). */
 async function asRequestRole<T = unknown[]>(userSetting: string | null, sql: string): Promise<T> {
-  return db.authTablesClient.$transaction(async (tx) => {
+  return db.unscopedClient.$transaction(async (tx) => {
     await tx.$executeRawUnsafe(`SELECT set_config('role', 'app_user', true)`);
     if (userSetting !== null) {
       await tx.$executeRawUnsafe(`SELECT set_config('app.current_user_id', $1, true)`, userSetting);
@@ -48,7 +48,7 @@ beforeAll(async () => {
     [A, 'a@example.test'],
     [B, 'b@example.test'],
   ] as const) {
-    await db.authTablesClient.user.create({ data: { id, email, name: id } });
+    await db.unscopedClient.user.create({ data: { id, email, name: id } });
   }
   accountA = (await db.withUser(A, (tx) => tx.userAccount.create({ data: { userId: A, accountName: 'A' } }))).id;
   accountB = (await db.withUser(B, (tx) => tx.userAccount.create({ data: { userId: B, accountName: 'B' } }))).id;
@@ -110,7 +110,7 @@ describe(`RLS wrapper (${dbKind})`, () => {
     const bare =
       tdb.config.kind === 'postgres'
         ? new PrismaClient({ adapter: new PrismaPg({ connectionString: tdb.config.url, max: 1 }) })
-        : db.authTablesClient;
+        : db.unscopedClient;
     try {
       const withUser = createWithUser(bare, {
         requestRole: 'app_user',
@@ -127,7 +127,7 @@ describe(`RLS wrapper (${dbKind})`, () => {
       ).rejects.toThrow(/began without its user scope/);
       expect(ran).toBe(false);
     } finally {
-      if (bare !== db.authTablesClient) await bare.$disconnect();
+      if (bare !== db.unscopedClient) await bare.$disconnect();
     }
   });
 
@@ -218,7 +218,7 @@ describe(`RLS wrapper (${dbKind})`, () => {
   });
 
   it('is a NOLOGIN role that cannot bypass RLS and is not a member of the owner', async () => {
-    const [role] = (await db.authTablesClient.$queryRawUnsafe(`
+    const [role] = (await db.unscopedClient.$queryRawUnsafe(`
       SELECT r.rolcanlogin, r.rolbypassrls, r.rolsuper,
              pg_has_role('app_user', t.tableowner, 'MEMBER') AS member_of_owner
       FROM pg_roles r, pg_tables t
@@ -273,7 +273,7 @@ describe(`transaction-local scope (${dbKind})`, () => {
         : db;
     try {
       await single.withUser(A, (tx) => tx.userAccount.findMany());
-      const [after] = (await single.authTablesClient.$queryRawUnsafe(
+      const [after] = (await single.unscopedClient.$queryRawUnsafe(
         `SELECT current_user AS role, coalesce(current_setting('app.current_user_id', true), '') AS uid`,
       )) as { role: string; uid: string }[];
       expect(after).toEqual({ role: expect.not.stringMatching(/^app_user$/), uid: '' });
@@ -284,7 +284,7 @@ describe(`transaction-local scope (${dbKind})`, () => {
 });
 
 async function adminCount(table: string) {
-  return db.authTablesClient.$queryRawUnsafe(`SELECT count(*)::int AS n FROM ${table}`);
+  return db.unscopedClient.$queryRawUnsafe(`SELECT count(*)::int AS n FROM ${table}`);
 }
 
 // A login that is only a member of the request role (DATABASE_REQUEST_URL):
@@ -316,7 +316,7 @@ describe.runIf(dbKind === 'postgres')('separate request login (postgres)', () =>
   });
 
   it('cannot SET ROLE to the owner, and RESET ROLE leaves it with no rights at all', async () => {
-    const [{ owner }] = (await db.authTablesClient.$queryRawUnsafe(
+    const [{ owner }] = (await db.unscopedClient.$queryRawUnsafe(
       `SELECT tableowner AS owner FROM pg_tables WHERE tablename = 'user_accounts'`,
     )) as [{ owner: string }];
     await expect(scoped.withUser(A, (tx) => tx.$executeRawUnsafe(`SET ROLE "${owner}"`))).rejects.toThrow(

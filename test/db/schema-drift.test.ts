@@ -87,7 +87,7 @@ function expectedColumnType(f: DmmfField): {
 }
 
 async function q<T>(sql: string): Promise<T[]> {
-  return (await db.authTablesClient.$queryRawUnsafe(sql)) as T[];
+  return (await db.unscopedClient.$queryRawUnsafe(sql)) as T[];
 }
 
 beforeAll(async () => {

@@ -1,4 +1,4 @@
-// Engine clients, their OAuth tokens and users' grants (contract section 11),
+// Engine clients, their OAuth tokens and users' grants (docs/engines.md),
 // on the real server in-process and a real database: the RFC 8414 metadata,
 // the client-credentials token endpoint (both client authentications, every
 // refusal), revocation, what the database keeps of secrets; and in GraphQL
@@ -135,21 +135,21 @@ describe(`engine clients and tokens (${dbKind})`, () => {
     const client = await registerClient(server.db);
     const token = await accessToken(server.url, client);
     expect((await engineRequest(server.url, 'GET', '/engine/v1/grants', { token })).status).toBe(200);
-    const revoked = await revokeEngineClient(server.db.authTablesClient, client.clientId);
+    const revoked = await revokeEngineClient(server.db.unscopedClient, client.clientId);
     expect(revoked).toMatchObject({ id: client.clientId, revokedAt: expect.any(Date) });
     expect((await engineRequest(server.url, 'GET', '/engine/v1/grants', { token })).status).toBe(401);
     const again = await requestToken(server.url, client);
     expect(again.status).toBe(401);
     expect(again.body).toEqual({ error: 'invalid_client' });
-    expect(await revokeEngineClient(server.db.authTablesClient, 'ec_nobody')).toBeNull();
+    expect(await revokeEngineClient(server.db.unscopedClient, 'ec_nobody')).toBeNull();
   });
 
   it('keeps only SHA-256 hashes of client secrets and tokens: the tables hold nothing usable', async () => {
     const client = await registerClient(server.db);
     const token = await accessToken(server.url, client);
     const stored = JSON.stringify({
-      clients: await server.db.authTablesClient.engineClient.findMany(),
-      tokens: await server.db.authTablesClient.engineToken.findMany(),
+      clients: await server.db.unscopedClient.engineClient.findMany(),
+      tokens: await server.db.unscopedClient.engineToken.findMany(),
     });
     expect(stored).not.toContain(client.clientSecret);
     expect(stored).not.toContain(token);
@@ -161,16 +161,16 @@ describe(`engine clients and tokens (${dbKind})`, () => {
   it('expires tokens after ENGINE_TOKEN_TTL_SECONDS: the next call is 401', async () => {
     const client = await registerClient(server.db);
     const token = await accessToken(server.url, client);
-    const row = await server.db.authTablesClient.engineToken.findUniqueOrThrow({ where: { tokenHash: sha256(token) } });
+    const row = await server.db.unscopedClient.engineToken.findUniqueOrThrow({ where: { tokenHash: sha256(token) } });
     expect(row.expiresAt.getTime() - row.createdAt.getTime()).toBe(600_000);
-    await server.db.authTablesClient.engineToken.update({
+    await server.db.unscopedClient.engineToken.update({
       where: { tokenHash: sha256(token) },
       data: { expiresAt: new Date(Date.now() - 1) },
     });
     expect((await engineRequest(server.url, 'GET', '/engine/v1/grants', { token })).status).toBe(401);
     // Issuing the next token clears the client's expired ones.
     await accessToken(server.url, client);
-    expect(await server.db.authTablesClient.engineToken.findUnique({ where: { tokenHash: sha256(token) } })).toBeNull();
+    expect(await server.db.unscopedClient.engineToken.findUnique({ where: { tokenHash: sha256(token) } })).toBeNull();
   });
 });
 
@@ -194,7 +194,7 @@ describe(`engine grants in GraphQL (${dbKind})`, () => {
   it('lists the registered, unrevoked clients in engineClients', async () => {
     const kept = await registerClient(server.db, 'Kept engine');
     const gone = await registerClient(server.db, 'Gone engine');
-    await revokeEngineClient(server.db.authTablesClient, gone.clientId);
+    await revokeEngineClient(server.db.unscopedClient, gone.clientId);
     const who = await owner(server.url);
     const res = await gql(server.url, '{ engineClients { id name } }', undefined, who.session);
     const clients = res.body.data?.engineClients as { id: string; name: string }[];
@@ -285,13 +285,13 @@ describe(`engine grants in GraphQL (${dbKind})`, () => {
     const before = await grantsOf(who, credential.id);
     // The code cannot make its own INSERT fail: a trigger (installed as the
     // owner, as a migration would) refuses every event of this credential.
-    await server.db.authTablesClient.$executeRawUnsafe(`
+    await server.db.unscopedClient.$executeRawUnsafe(`
       CREATE FUNCTION grants_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
         IF NEW.credential_id = '${credential.id}' THEN RAISE EXCEPTION 'event write refused by the test'; END IF;
         RETURN NEW;
       END $$`);
-    await server.db.authTablesClient.$executeRawUnsafe(
+    await server.db.unscopedClient.$executeRawUnsafe(
       'CREATE TRIGGER grants_test_refuse BEFORE INSERT ON credential_events FOR EACH ROW EXECUTE FUNCTION grants_test_refuse()',
     );
     try {
@@ -312,8 +312,8 @@ describe(`engine grants in GraphQL (${dbKind})`, () => {
       expect(errorOf(replacing).code).toBe('INTERNAL_SERVER_ERROR');
       expect(errorOf(await revokeGrant(server.url, who, keptGrant.id)).code).toBe('INTERNAL_SERVER_ERROR');
     } finally {
-      await server.db.authTablesClient.$executeRawUnsafe('DROP TRIGGER grants_test_refuse ON credential_events');
-      await server.db.authTablesClient.$executeRawUnsafe('DROP FUNCTION grants_test_refuse()');
+      await server.db.unscopedClient.$executeRawUnsafe('DROP TRIGGER grants_test_refuse ON credential_events');
+      await server.db.unscopedClient.$executeRawUnsafe('DROP FUNCTION grants_test_refuse()');
     }
     expect(await grantsOf(who, credential.id)).toEqual(before);
     expect(before).toMatchObject([{ id: keptGrant.id, isActive: true, scopes: ['READ'] }]);
@@ -330,7 +330,7 @@ describe(`engine grants in GraphQL (${dbKind})`, () => {
     const his = await storeCredential(server.url, bob);
     const client = await registerClient(server.db);
     const revokedClient = await registerClient(server.db);
-    await revokeEngineClient(server.db.authTablesClient, revokedClient.clientId);
+    await revokeEngineClient(server.db.unscopedClient, revokedClient.clientId);
     const attempt = (input: Record<string, unknown>) =>
       gql(
         server.url,

@@ -1,5 +1,5 @@
-// Trading-engine access where the process is the point (contract section
-// 11): `npm run engine-client` against the server's own configuration, a
+// Trading-engine access where the process is the point (docs/engines.md):
+// `npm run engine-client` against the server's own configuration, a
 // real server process serving engines while logging at trace level with
 // metrics and traces on, and a revocation by the CLI taking effect at the
 // next request. Then no key, client secret or access token in any log line,

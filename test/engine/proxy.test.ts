@@ -1,4 +1,4 @@
-// The engine API's proxy (contract section 11) on the real server in-process
+// The engine API's proxy (docs/engines.md) on the real server in-process
 // and a real database, against the Alpaca stand-ins (the one mock): the whole
 // flow from a registered client to an order placed and its ENGINE_REQUEST
 // event; the keys reach the right environment and nothing else of the
@@ -305,7 +305,7 @@ describe(`engine proxy (${dbKind})`, () => {
     const { credential } = await granted();
     const path = proxyPath(credential.id, 'v2/account');
     const expired = await accessToken(server.url, client);
-    await server.db.authTablesClient.engineToken.updateMany({
+    await server.db.unscopedClient.engineToken.updateMany({
       where: { tokenHash: (await import('node:crypto')).createHash('sha256').update(expired).digest('hex') },
       data: { expiresAt: new Date(Date.now() - 1000) },
     });
@@ -598,7 +598,7 @@ describe(`engine proxy (${dbKind})`, () => {
     // A real failure of the event's INSERT: the request role loses the right for a moment
     // (on PostgreSQL from a connection of the test's own; PGlite has only the app's).
     const admin = (sql: string) =>
-      server.testDb.url ? queryDatabase(server.testDb.url, sql) : server.db.authTablesClient.$executeRawUnsafe(sql);
+      server.testDb.url ? queryDatabase(server.testDb.url, sql) : server.db.unscopedClient.$executeRawUnsafe(sql);
     await admin('REVOKE INSERT ON credential_events FROM app_user');
     let res: EngineResponse;
     try {

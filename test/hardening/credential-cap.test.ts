@@ -1,4 +1,4 @@
-// MAX_CREDENTIALS_PER_ACCOUNT (contract section 7): storeCredential beyond it
+// MAX_CREDENTIALS_PER_ACCOUNT (docs/configuration.md): storeCredential beyond it
 // fails with LIMIT_EXCEEDED and writes nothing, and concurrent stores at the
 // boundary cannot pass it, because the database counts under a lock on the
 // account (migration 20261202000200_credential_cap).

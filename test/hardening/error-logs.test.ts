@@ -1,6 +1,6 @@
 // The error log keeps what an operator needs of an unexpected error (its
 // kind, code, which call failed, where in our code) and none of the values the
-// failing call carried (issue 24.5). Prisma's messages hold them: in
+// failing call carried. Prisma's messages hold them: in
 // production (errorFormat "minimal") the database's own message, quoting the
 // row; in development a rendering of the call's arguments. Here a database
 // trigger refuses a new account quoting its name, a secret-looking value, and
@@ -21,10 +21,10 @@ beforeAll(async () => {
   tdb = await createTestDatabase();
   const db = await openDatabase(tdb.config, { migrate: true, logger: createLogger('silent') });
   try {
-    await db.authTablesClient.$executeRawUnsafe(`
+    await db.unscopedClient.$executeRawUnsafe(`
       CREATE FUNCTION refuse_account() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN RAISE EXCEPTION 'refused account %', NEW.account_name; END $$`);
-    await db.authTablesClient.$executeRawUnsafe(
+    await db.unscopedClient.$executeRawUnsafe(
       'CREATE TRIGGER refuse_account BEFORE INSERT ON user_accounts FOR EACH ROW EXECUTE FUNCTION refuse_account()',
     );
   } finally {

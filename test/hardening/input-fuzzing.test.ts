@@ -1,5 +1,5 @@
 // Property-based: hostile strings for every input field. The server accepts
-// exactly the values the contract's rules (section 4, written out again below,
+// exactly the values the input rules of docs/graphql.md (written out again below,
 // not imported from src) call valid: it stores those and returns them
 // verbatim (trimmed), and answers BAD_USER_INPUT naming the field, writing
 // nothing, for every other; never a 500.
@@ -42,10 +42,10 @@ const hostile = fc.oneof(
   fc.constantFrom('', ' ', '\t\n', 'alpaca', 'Alpaca', 'a', 'alpaca_paper_2'),
 );
 
-// The contract's input rules (section 4). Lengths are in code points, after
+// The input rules (docs/graphql.md). Lengths are in code points, after
 // trimming (String#trim). "Control characters" are Unicode's (general
 // category Cc: C0, DEL, C1). Text with a lone surrogate is not text: it could
-// be neither stored nor returned verbatim. The contract names control
+// be neither stored nor returned verbatim. The rules name control
 // characters for the keys; the server applies the same text rule to the names
 // too (src/domain/text.ts), and this oracle holds it to that.
 const codePoints = (value: string) => [...value].length;
@@ -64,7 +64,7 @@ const VALID: Record<'accountName' | 'nickname' | 'credentialType' | 'apiKey' | '
 };
 
 /**
- * apiKeyHint as the contract shows it ("••••X7Q2"): the mask, then at most
+ * apiKeyHint as docs/graphql.md shows it ("••••X7Q2"): the mask, then at most
  * the last 4 characters of the (trimmed) key, never more than half of it,
  * and all 4 once the key has 8 or more.
  */

@@ -1,6 +1,6 @@
-// STATEMENT_TIMEOUT_MS (contract section 7): every statement of a request
+// STATEMENT_TIMEOUT_MS (docs/configuration.md): every statement of a request
 // runs under statement_timeout, set transaction-locally in the statement that
-// opens the request's transaction (src/db/rls.ts). A statement that runs
+// opens the request's transaction (src/db/request-transaction.ts). A statement that runs
 // longer is cut by PostgreSQL, the request answers an error, and the
 // connection goes back to the pool at once.
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -37,7 +37,7 @@ describe(`statement timeout (${dbKind})`, () => {
     );
     expect(row?.timeout).toBe(`${TIMEOUT_MS}ms`);
     // Transaction-local: the pooled connection itself keeps no timeout (safe behind PgBouncer).
-    const [outside] = await server.db.authTablesClient.$queryRaw<
+    const [outside] = await server.db.unscopedClient.$queryRaw<
       { timeout: string }[]
     >`SELECT current_setting('statement_timeout') AS timeout`;
     expect(outside?.timeout).toBe('0');
@@ -58,13 +58,13 @@ describe(`statement timeout (${dbKind})`, () => {
     it('cuts a slow statement, answers an error, and frees the only connection for the next request', async () => {
       // A statement the code cannot make slow by itself: a trigger (installed
       // as the owner, as a migration would) that sleeps for one account name.
-      await server.db.authTablesClient.$executeRawUnsafe(`
+      await server.db.unscopedClient.$executeRawUnsafe(`
         CREATE FUNCTION timeout_test_sleep() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
           IF NEW.account_name = 'Slow' THEN PERFORM pg_sleep(60); END IF;
           RETURN NEW;
         END $$`);
-      await server.db.authTablesClient.$executeRawUnsafe(
+      await server.db.unscopedClient.$executeRawUnsafe(
         'CREATE TRIGGER timeout_test_sleep BEFORE INSERT ON user_accounts FOR EACH ROW EXECUTE FUNCTION timeout_test_sleep()',
       );
       const bob = await signUp(server.url);

@@ -1,6 +1,6 @@
 // With introspection off, no error names a schema member the client did not
 // write: graphql-js's "Did you mean …?" is hidden in validation errors and in
-// the errors of variables whose values do not fit their types (issue 24.5).
+// the errors of variables whose values do not fit their types.
 // In development (introspection on) the suggestions stay: they help.
 import { describe, expect, it } from 'vitest';
 import { gql, signUp } from '../support/client.ts';

@@ -81,7 +81,7 @@ describe(`rotateCredentialKeys (${dbKind})`, () => {
   it('moves values of the format before secrets_version was bound in to the current one, under the same key', async () => {
     const keyring = new Keyring(nextKey, [oldKey]);
     const user = await seedUser(db, new Keyring(nextKey), 4);
-    // As every credential stored before issue 24 is: version byte 1, associated data without secrets_version.
+    // The older format (version 1): version byte 1, associated data without secrets_version.
     const legacyAad = (id: string, field: string) =>
       Buffer.from(JSON.stringify(['bca-credential-v1', id, user.userId, field, nextKey.id]), 'utf8');
     await db.withUser(user.userId, async (tx) => {

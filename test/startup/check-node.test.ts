@@ -1,4 +1,4 @@
-// The preinstall check (contract section 3): `npm install` / `npm ci` on a
+// The preinstall check (docs/development.md): `npm install` / `npm ci` on a
 // Node.js older than 24 stops with a line naming both versions. Run here with
 // the machine's system Node (Debian's, 20) and with the Node running the tests.
 import { execFile } from 'node:child_process';

@@ -54,7 +54,7 @@ describe(`CLI tasks (${dbKind})`, () => {
 
   it('a migration that cannot run: one line, exit 1', async () => {
     const db = await openDatabase(tdb.config, { migrate: true, logger: createLogger('silent') });
-    await db.authTablesClient.$executeRawUnsafe(
+    await db.unscopedClient.$executeRawUnsafe(
       `INSERT INTO _prisma_migrations (id, checksum, migration_name, logs) VALUES ('x', 'abc', '29990101000000_failed', 'boom')`,
     );
     await db.close();

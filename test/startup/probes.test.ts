@@ -10,7 +10,7 @@ describe(`/ready (${dbKind})`, () => {
 
   it('answers 503 while the request role cannot read its tables, 200 again once it can', async () => {
     expect((await fetch(`${server.url}/ready`)).status).toBe(200);
-    const owner = server.db.authTablesClient;
+    const owner = server.db.unscopedClient;
     await owner.$executeRawUnsafe('REVOKE SELECT ON "user_credentials" FROM app_user');
     try {
       const res = await fetch(`${server.url}/ready`);

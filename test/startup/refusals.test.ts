@@ -1,4 +1,4 @@
-// Start-up refusals (contract section 3, issues 23 and 24): a spawned
+// Start-up refusals (docs/operations.md): a spawned
 // server, as an operator starts it, stops before it listens with exit status
 // 78 and one line naming the variable; no stack trace. On both databases
 // where the database is involved; PostgreSQL-only where the cluster is
@@ -14,7 +14,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { defaultKeyId, Keyring } from '../../src/crypto/keyring.ts';
 import { openDatabase } from '../../src/db/database.ts';
-import { applyMigrations, readLocalMigrations } from '../../src/db/migrate.ts';
+import { applyMigrations, readLocalMigrations } from '../../src/db/migrations.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createTestDatabase, dbKind, queryDatabase, type TestDatabase, testDatabaseUrl } from '../support/databases.ts';
 import { findPgBouncer, type PgBouncer, startPgBouncer } from '../support/pgbouncer.ts';

@@ -9,7 +9,8 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { type Config, REQUEST_TRANSACTION_DEFAULTS } from '../../src/config.ts';
+import { REQUEST_TRANSACTION_DEFAULTS } from '../../src/config/load.ts';
+import type { DatabaseOptions } from '../../src/db/database.ts';
 
 export const testDatabaseUrl = process.env.TEST_DATABASE_URL || undefined;
 export const dbKind: 'postgres' | 'pglite' = testDatabaseUrl ? 'postgres' : 'pglite';
@@ -23,7 +24,7 @@ const pgliteVersion = (
 export const PGLITE_TEMPLATE_DIR = path.join(os.tmpdir(), `bca-test-pglite-template-${pgliteVersion}`);
 
 export interface TestDatabase {
-  config: Config['database'];
+  config: DatabaseOptions;
   /** Connection URL (PostgreSQL only). */
   url?: string;
   /** Environment variables that point a server process at this database. */

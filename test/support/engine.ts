@@ -1,4 +1,4 @@
-// Helpers for the trading-engine tests (contract section 11): an engine
+// Helpers for the trading-engine tests (docs/engines.md): an engine
 // client and its token, engine API calls (over fetch, as an engine would, or
 // over node:http when the path must travel exactly as written: fetch resolves
 // dot segments before sending), and a user with a verified Alpaca credential.
@@ -13,7 +13,7 @@ export type EngineClientCredentials = NewEngineClient;
 
 /** Registers a client the way the CLI does (same function, in-process). */
 export function registerClient(db: Database, name = `engine-${randomUUID().slice(0, 8)}`) {
-  return createEngineClient(db.authTablesClient, name);
+  return createEngineClient(db.unscopedClient, name);
 }
 
 export interface TokenResponse {

@@ -1,6 +1,6 @@
 // A stand-in for an OpenTelemetry Collector (none can run here): a local
 // OTLP/HTTP receiver that accepts POST /v1/traces in both encodings the
-// contract names, http/json and http/protobuf, and keeps the spans.
+// server sends (docs/operations.md), http/json and http/protobuf, and keeps the spans.
 // Protobuf bodies are decoded with protobufjs from the official OTLP .proto
 // files (vendored under otlp-proto/, from open-telemetry/opentelemetry-proto
 // v1.11.0, Apache-2.0), so an encoding mistake would show here as it would in

@@ -1,13 +1,18 @@
 // src/db/database.ts as every test file sees it (vitest.config.ts resolves
 // imports of that module here): openDatabase with the RLS check of
 // rls-check.ts added to the instrumentation the caller passes, and an
-// authTablesClient whose use by test code goes to a fixture client the check
+// unscopedClient whose use by test code goes to a fixture client the check
 // does not watch. Everything else is the real module.
 import type { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
-import type { Config } from '../../src/config.ts';
-import { type Database, type Instrumentation, type OpenOptions, openDatabase as open } from '../../src/db/database.ts';
+import {
+  type Database,
+  type DatabaseOptions,
+  type Instrumentation,
+  type OpenOptions,
+  openDatabase as open,
+} from '../../src/db/database.ts';
 import { PrismaClient } from '../../src/generated/prisma/client.ts';
 import { fixturePglite, rlsCheck, routeFixtureAccess } from './rls-check.ts';
 
@@ -27,7 +32,7 @@ function both(check: Instrumentation, other?: Instrumentation): Instrumentation 
   };
 }
 
-export async function openDatabase(config: Config['database'], options: OpenOptions): Promise<Database> {
+export async function openDatabase(config: DatabaseOptions, options: OpenOptions): Promise<Database> {
   let pglite: PGlite | undefined;
   const check = rlsCheck(config.requestRole, (db) => {
     pglite = db;
@@ -46,7 +51,7 @@ export async function openDatabase(config: Config['database'], options: OpenOpti
   };
   return {
     ...db,
-    authTablesClient: routeFixtureAccess(db.authTablesClient, fixtureClient),
+    unscopedClient: routeFixtureAccess(db.unscopedClient, fixtureClient),
     close: async () => {
       await fixture?.$disconnect();
       await db.close();

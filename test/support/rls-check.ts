@@ -1,4 +1,4 @@
-// The RLS promise at run time (issue 22 item 1): every statement the code
+// The RLS promise at run time (docs/architecture/request-transaction.md): every statement the code
 // under test sends that touches user data must run inside a transaction that
 // began with a recognised scope (the user's, an engine client's, or no one's)
 // under the request role, or as a reader role of the start-up checks, set transaction-locally so that it ends with that
@@ -9,10 +9,10 @@
 // vitest.config.ts), so no test file opts in.
 //
 // Test fixtures' own statements are not the code under test: what a test file
-// (or test/support) sends itself through db.authTablesClient goes through a
+// (or test/support) sends itself through db.unscopedClient goes through a
 // fixture client of its own, on a connection this check does not watch (its
 // own pool on PostgreSQL; on PGlite's single backend, calls marked by an
-// AsyncLocalStorage). Code in src that uses db.authTablesClient, even when a
+// AsyncLocalStorage). Code in src that uses db.unscopedClient, even when a
 // test calls it, stays on the watched connections.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import path from 'node:path';
@@ -77,20 +77,20 @@ export const RLS_CHECK_RULES = {
     'engine_tokens',
   ],
   /**
-   * The settings a scope statement may name (rls.ts): the first statement of
+   * The settings a scope statement may name (src/db/request-transaction.ts): the first statement of
    * the transaction sets one of them and the role, both with is_local true.
    */
   scopes: { 'app.current_user_id': 'user', 'app.current_engine_client_id': 'engine client' } as Record<string, string>,
   /**
    * Scoped to no one: the request role with this setting empty sees no row of
-   * any user table (rls.ts withRequestRole: /ready's probe and the start-up
+   * any user table (request-transaction.ts withRequestRole: /ready's probe and the start-up
    * check of the request role).
    */
   noOneSetting: 'app.current_user_id',
   /**
    * Roles that scope a transaction by themselves: credential_key_reader may
    * read user_credentials.key_id and nothing else (the startup_checks
-   * migration), for the start-up key-coverage check (rls.ts readCredentialKeyIds).
+   * migration), for the start-up key-coverage check (src/db/probes.ts readCredentialKeyIds).
    */
   readerRoles: { credential_key_reader: 'key-id reader' } as Record<string, string>,
 };
@@ -192,7 +192,7 @@ class Connection {
       this.inTransaction = true;
       this.scope = undefined;
       this.awaitingScope = true;
-      // PostgreSQL: "BEGIN; SELECT set_config(...)" in one message (rls.ts scopeTransactionsOnBegin).
+      // PostgreSQL: "BEGIN; SELECT set_config(...)" in one message (request-transaction.ts scopeTransactionsOnBegin).
       sql = sql.replace(BEGIN, '').replace(/^\s*;/, '');
       if (sql.trim() === '') return;
     }
@@ -349,7 +349,7 @@ const NOT_USER_DATA_MODELS = new Set([
 ]);
 
 /**
- * The real client behind a routed db.authTablesClient: for the check's own
+ * The real client behind a routed db.unscopedClient: for the check's own
  * test (test/unit/rls-check.test.ts), which sends statements as src would.
  */
 export function codeUnderTestClient<T extends object>(routed: T): T {
@@ -357,7 +357,7 @@ export function codeUnderTestClient<T extends object>(routed: T): T {
 }
 
 /**
- * db.authTablesClient as tests see it: property accesses made by test code go
+ * db.unscopedClient as tests see it: property accesses made by test code go
  * to `fixture()` (created on first use), every other access to the real client.
  */
 export function routeFixtureAccess<T extends object>(real: T, fixture: () => T): T {

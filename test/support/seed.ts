@@ -14,7 +14,7 @@ export interface SeededUser {
 
 export async function seedUser(db: Database, keyring: Keyring, credentials: number): Promise<SeededUser> {
   const userId = `seed-${randomUUID()}`;
-  await db.authTablesClient.user.create({ data: { id: userId, email: `${userId}@example.test`, name: 'Seed' } });
+  await db.unscopedClient.user.create({ data: { id: userId, email: `${userId}@example.test`, name: 'Seed' } });
   const account = await db.withUser(userId, (tx) => tx.userAccount.create({ data: { userId, accountName: 'Seeded' } }));
   return {
     userId,

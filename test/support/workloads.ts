@@ -1,4 +1,4 @@
-// The three operations issue 7 measures (npm run bench, test/perf): one
+// The three operations the benchmark measures (npm run bench, test/perf): one
 // definition, so the benchmark and the round-trip test load the same thing.
 // Named operations: the raw baseline server (bench/baseline-server.ts)
 // dispatches on operationName, so both servers receive identical bytes.

@@ -158,17 +158,20 @@ for (const protocol of ['http/protobuf', 'http/json'] as const) {
       expect(byName('mutation Verify')).toHaveLength(1);
     });
 
-    it.runIf(dbKind === 'postgres')('redacts the literals rls.ts inlines into BEGIN (user id, role, limits)', () => {
-      const begins = receiver.spans
-        .map((s) => String(s.attributes['db.query.text'] ?? ''))
-        .filter((t) => t.startsWith('BEGIN') && t.includes('set_config'));
-      expect(begins.length).toBeGreaterThan(0);
-      for (const text of begins) {
-        expect(text).toBe(
-          'BEGIN; SELECT set_config(?, ?, true), set_config(?, ?, true), set_config(?, ?, true), set_config(?, ?, true)',
-        );
-      }
-    });
+    it.runIf(dbKind === 'postgres')(
+      'redacts the literals request-transaction.ts inlines into BEGIN (user id, role, limits)',
+      () => {
+        const begins = receiver.spans
+          .map((s) => String(s.attributes['db.query.text'] ?? ''))
+          .filter((t) => t.startsWith('BEGIN') && t.includes('set_config'));
+        expect(begins.length).toBeGreaterThan(0);
+        for (const text of begins) {
+          expect(text).toBe(
+            'BEGIN; SELECT set_config(?, ?, true), set_config(?, ?, true), set_config(?, ?, true), set_config(?, ?, true)',
+          );
+        }
+      },
+    );
 
     it('names the HTTP spans by route and records no query string and no header', () => {
       const servers = receiver.spans.filter((s) => s.kind === SPAN_KIND_SERVER);

@@ -1,4 +1,9 @@
-// Structural rules that keep user data behind the RLS wrapper.
+// Structural rules that keep user data behind the RLS wrapper, where an
+// import rule cannot say them: how the unscoped client and database clients
+// are used. Which folder may import which is checked by Biome
+// (noRestrictedImports in biome.jsonc, run by `npm run lint`): src/domain
+// imports nothing with I/O, src/services, src/brokers and src/engine nothing
+// of GraphQL, src/schema never the database, src/db nothing above it.
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -18,12 +23,12 @@ const USER_MODELS = ['credential', 'userAccount', 'credentialEvent', 'engineGran
 const USER_TABLES = /\b(user_accounts|user_credentials|credential_events|engine_grants)\b/;
 
 /**
- * The names a file binds to the unscoped client: authTablesClient itself, a
+ * The names a file binds to the unscoped client: unscopedClient itself, a
  * variable or parameter it is assigned to or typed as (PrismaClient), and the
  * handle of a transaction opened on one of those.
  */
 function unscopedClientNames(text: string): string[] {
-  const names = new Set(['authTablesClient']);
+  const names = new Set(['unscopedClient']);
   for (const [, name] of text.matchAll(/(\w+)\??\s*:\s*PrismaClient\b/g)) names.add(name as string);
   let grew = true;
   while (grew) {
@@ -48,7 +53,7 @@ describe('request code', () => {
     const requestCode = [...(await sources('schema')), ...(await sources('domain'))];
     expect(requestCode.length).toBeGreaterThan(3);
     for (const { file, text } of requestCode) {
-      expect(text, file).not.toMatch(/authTablesClient|db\/database\.ts|new PrismaClient/);
+      expect(text, file).not.toMatch(/unscopedClient|new PrismaClient/);
       expect(text, file).not.toMatch(/\$transaction|\$executeRawUnsafe|\$queryRawUnsafe/);
     }
   });
@@ -60,7 +65,7 @@ describe('request code', () => {
     ];
     expect(code.length).toBeGreaterThanOrEqual(3);
     for (const { file, text } of code) {
-      expect(text, file).not.toMatch(/authTablesClient|db\/database\.ts|new PrismaClient|\.withUser\(/);
+      expect(text, file).not.toMatch(/unscopedClient|db\/database\.ts|new PrismaClient|\.withUser\(/);
     }
   });
 
@@ -76,7 +81,7 @@ describe('request code', () => {
       ...(await sources('.')).filter((s) => s.file === 'server.ts'),
     ];
     expect(code.map((s) => s.file)).toEqual(
-      expect.arrayContaining(['server.ts', 'services/key-rotation.ts', 'engine/handler.ts', 'http/request-log.ts']),
+      expect.arrayContaining(['server.ts', 'services/key-rotation.ts', 'engine/api.ts', 'http/request-log.ts']),
     );
     for (const { file, text } of code) {
       const unscoped = unscopedClientNames(text);
@@ -92,6 +97,22 @@ describe('request code', () => {
         if (USER_TABLES.test(statement)) expect(unscoped, `${file}: ${statement.slice(0, 80)}`).not.toContain(handle);
       }
     }
+  });
+
+  it('names the unscoped client only where it is listed', async () => {
+    // Where it is built, composed, and used on the tables that hold no user data.
+    const listed = [
+      'db/database.ts',
+      'db/postgres.ts',
+      'db/pglite.ts',
+      'server.ts',
+      'engine/api.ts',
+      'engine/clients.ts',
+      'services/key-rotation.ts',
+      'cli/engine-client.ts',
+    ];
+    const naming = (await sources('.')).filter((s) => /\bunscopedClient\b/.test(s.text)).map((s) => s.file);
+    expect(naming.sort()).toEqual(listed.sort());
   });
 
   it('has no module besides src/db creating database clients', async () => {

@@ -55,7 +55,7 @@ describe('emailKey', () => {
 
 describe('AttemptLimiter', () => {
   const limits = {
-    'sign-in': { perClient: { max: 4, windowSeconds: 60 }, perEmailAndClient: { max: 2, windowSeconds: 60 } },
+    'sign-in': { perClient: { max: 4, windowSeconds: 60 }, perSubjectAndClient: { max: 2, windowSeconds: 60 } },
   };
 
   it('throttles the (email, client) pair and the client, never the email for other clients', async () => {
@@ -104,10 +104,10 @@ describe('AttemptLimiter', () => {
     expect(DEFAULT_ATTEMPT_LIMITS).toEqual({
       'sign-in': {
         perClient: { max: 20, windowSeconds: 60 },
-        perEmailAndClient: { max: 10, windowSeconds: 900 },
+        perSubjectAndClient: { max: 10, windowSeconds: 900 },
         perDevice: { max: 10, windowSeconds: 900 },
       },
-      'sign-up': { perClient: { max: 20, windowSeconds: 60 }, perEmailAndClient: { max: 5, windowSeconds: 3600 } },
+      'sign-up': { perClient: { max: 20, windowSeconds: 60 }, perSubjectAndClient: { max: 5, windowSeconds: 3600 } },
     });
   });
 });

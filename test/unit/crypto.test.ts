@@ -133,7 +133,7 @@ describe('credential sealing', () => {
   });
 
   it('opens values sealed before secrets_version was bound in (version 1), and not a version 2 value relabelled 1', () => {
-    // The format every credential stored before issue 24 has: version byte 1,
+    // The older format (version 1): version byte 1,
     // associated data without the secrets version.
     const legacyAad = (field: string) =>
       Buffer.from(JSON.stringify(['bca-credential-v1', who.id, who.userId, field, current.id]), 'utf8');

@@ -1,6 +1,7 @@
-// Structural rules of the engine API (contract section 11): it is not
-// GraphQL and depends on nothing of it; user data is reached only through the
-// two RLS scopes; the unscoped client touches engine clients and tokens only.
+// Structural rules of the engine API (docs/architecture/engine-proxy.md): user
+// data is reached only through the two RLS scopes; the unscoped client touches
+// engine clients and tokens only. That it depends on nothing of GraphQL is an
+// import rule, checked by Biome (biome.jsonc, `npm run lint`).
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -16,30 +17,26 @@ async function sources(dir: string): Promise<{ file: string; text: string }[]> {
 }
 
 describe('the engine API', () => {
-  it('and the services import nothing from src/graphql or src/schema', async () => {
-    const code = [...(await sources('engine')), ...(await sources('services')), ...(await sources('brokers'))];
-    expect(code.length).toBeGreaterThan(10);
-    for (const { file, text } of code) expect(text, file).not.toMatch(/from '\.\.\/(graphql|schema)\//);
-  });
-
   it('reads user data only through withUser and withEngineClient; the unscoped client only for tokens and clients', async () => {
     for (const { file, text } of await sources('engine')) {
       expect(text, file).not.toMatch(/new PrismaClient|\$executeRawUnsafe|\$queryRawUnsafe/);
       // Only the store of clients and tokens opens transactions of its own (on those tables).
       if (/\$transaction/.test(text)) expect(file).toBe('engine/clients.ts');
-      const unscoped = /authTablesClient/.test(text);
-      // handler.ts hands the unscoped client to the store of clients and tokens (clients.ts), nothing else.
-      if (unscoped) expect(['engine/handler.ts', 'engine/clients.ts'], file).toContain(file);
+      const unscoped = /unscopedClient/.test(text);
+      // api.ts hands the unscoped client to the store of clients and tokens (clients.ts), nothing else.
+      if (unscoped) expect(['engine/api.ts', 'engine/clients.ts'], file).toContain(file);
       if (/user_credentials|credential_events|engine_grants|\.credential\.|\.credentialEvent\./.test(text)) {
-        expect(file).toBe('engine/grants.ts');
-        expect(text).not.toMatch(/authTablesClient|prisma\./);
+        // Through the two scopes (admission, the grant list), or in the caller's scoped transaction (grant changes).
+        expect(['engine/admission.ts', 'engine/grant-list.ts', 'engine/grant-changes.ts']).toContain(file);
+        expect(text).not.toMatch(/unscopedClient|prisma\./);
       }
     }
   });
 
-  it('is mounted by src/server.ts and routed there by path only', async () => {
+  it('is mounted in the route table of src/server.ts, by path only', async () => {
     const server = await readFile(path.join(SRC, 'server.ts'), 'utf8');
-    expect(server).toMatch(/createEngineHandler\(/);
-    expect(server).toMatch(/engine\.handles\(.*\) return engine\.handle\(req, res\)/);
+    expect(server).toMatch(/createEngineApi\(/);
+    expect(server).toMatch(/\{ path: ENGINE_PATH_PREFIX, prefix: true, asSent: true, handler: engine\.api \}/);
+    expect(server).toMatch(/\{ path: METADATA_PATH, handler: engine\.metadata \}/);
   });
 });

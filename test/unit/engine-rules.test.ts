@@ -3,16 +3,12 @@
 // terms, the token endpoint's Basic parsing, the bearer header, body rules.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.ts';
-import {
-  cleanGrantTerms,
-  isGrantActive,
-  matchAlpacaRoute,
-  plainSegments,
-  scopesAllow,
-} from '../../src/domain/engine.ts';
+import { ConfigError } from '../../src/config/errors.ts';
+import { loadConfig } from '../../src/config/load.ts';
+import { cleanGrantTerms, isGrantActive, scopesAllow } from '../../src/domain/engine-grants.ts';
+import { matchAlpacaRoute, plainSegments } from '../../src/domain/engine-routes.ts';
 import { InvalidInputError } from '../../src/domain/errors.ts';
-import { bearerToken } from '../../src/engine/handler.ts';
+import { bearerToken } from '../../src/engine/api.ts';
 import { judgeBody } from '../../src/engine/proxy.ts';
 import { authorizationServerMetadata, basicCredentials } from '../../src/engine/token-endpoint.ts';
 
@@ -24,7 +20,7 @@ function route(method: string, path: string) {
 }
 
 describe('Alpaca routes', () => {
-  it('matches the contract’s templates exactly, with their scope and the audit text', () => {
+  it('matches the documented templates exactly, with their scope and the audit text', () => {
     const allowed: [string, string, string, 'READ' | 'TRADE'][] = [
       ['GET', 'v2/account', 'GET /v2/account', 'READ'],
       ['GET', 'v2/account/activities', 'GET /v2/account/activities', 'READ'],

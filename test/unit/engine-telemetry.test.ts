@@ -1,4 +1,4 @@
-// Metrics and spans of engine requests (contract sections 10 and 11):
+// Metrics and spans of engine requests (docs/operations.md, docs/engines.md):
 // engine_requests_total{client,outcome} with bounded labels, an
 // engine.request span with safe attributes only, and fixed route names.
 import { context, ROOT_CONTEXT, trace } from '@opentelemetry/api';

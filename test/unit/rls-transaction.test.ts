@@ -1,6 +1,6 @@
 import { parse, specifiedRules, validate } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { unscopedDb } from '../../src/graphql/context.ts';
+import { dbOutsideTransaction } from '../../src/graphql/context.ts';
 import { needsDatabase, runsOwnTransaction, soleOwnTransactionField } from '../../src/graphql/rls-transaction.ts';
 import { schema } from '../../src/schema/index.ts';
 
@@ -21,9 +21,9 @@ describe('needsDatabase', () => {
   });
 });
 
-describe('unscopedDb', () => {
+describe('dbOutsideTransaction', () => {
   it('throws on any use, so no query can run outside the RLS transaction', () => {
-    expect(() => unscopedDb.userAccount).toThrow(/outside the operation's RLS transaction/);
+    expect(() => dbOutsideTransaction.userAccount).toThrow(/outside the operation's RLS transaction/);
   });
 });
 

@@ -1,7 +1,7 @@
 // The start-up checks' rules, without a database: what a set of facts about
 // the request role, the keyring or a failed listen() is refused for.
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/config.ts';
+import { ConfigError } from '../../src/config/errors.ts';
 import { exitCodeFor, failureLine } from '../../src/startup/failure.ts';
 import { uncoveredKeyIds } from '../../src/startup/key-coverage.ts';
 import { listenRefusal } from '../../src/startup/listen-address.ts';

@@ -1,21 +1,18 @@
-// All configuration, read from the environment and validated once at start.
-// Every other module receives the typed Config; nothing else reads process.env.
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { isIPv4 } from 'node:net';
+// All configuration, read from the environment and validated once at start:
+// the environment's schema, loadConfig and the Config it returns. Every other
+// module receives the typed Config; nothing else reads process.env. The
+// variables are described in docs/configuration.md.
 import path from 'node:path';
 import proxyAddr from 'proxy-addr';
 import { z } from 'zod';
-import { decodesTo32Bytes, defaultKeyId, type EncryptionKey, KEY_ID, parseKeyList } from './crypto/keyring.ts';
-
-/**
- * A configuration value that is invalid, unusable or inconsistent with the
- * database: the process stops before it listens, exit status 78 (EX_CONFIG),
- * printing the message (one line per problem, each naming the variable).
- */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+import { defaultKeyId, type EncryptionKey, KEY_ID, parseKeyList } from '../crypto/keyring.ts';
+import type { DatabaseOptions } from '../db/database.ts';
+import type { RequestTransactionSettings } from '../db/request-transaction.ts';
+import { brokerUrl } from './broker-urls.ts';
+import { type GeneratedSecrets, missingSecrets, type SecretsSource } from './dev-secrets.ts';
+import { base64Key, olderKeys } from './encryption-keys.ts';
+import { invalid } from './errors.ts';
+import { localOrigins, parseOrigin } from './origins.ts';
 
 /** The role request transactions run as: created, granted and named in every policy by the migrations. */
 export const REQUEST_ROLE = 'app_user';
@@ -30,10 +27,6 @@ const int = (min: number, max: number) =>
     .regex(/^\d+$/, 'must be a whole number')
     .transform(Number)
     .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
-
-const base64Key = z.string().refine((v) => decodesTo32Bytes(v), {
-  message: 'must be the base64 encoding of exactly 32 bytes (generate one with: openssl rand -base64 32)',
-});
 
 const list = (value: string | undefined) =>
   (value ?? '')
@@ -57,42 +50,7 @@ const otlpProtocol = z.enum(['http/protobuf', 'http/json'], {
 
 const blankAsUnset = (v: unknown) => (v === '' ? undefined : v);
 
-/** localhost, 127.0.0.0/8 or ::1: traffic that never leaves the machine. */
-export function isLoopbackHost(hostname: string): boolean {
-  const host = hostname.toLowerCase().replace(/^\[|\]$/g, '');
-  if (host === 'localhost' || host === '::1') return true;
-  return isIPv4(host) && host.startsWith('127.');
-}
-
-/**
- * A broker base URL: https, or plain http to a loopback address only (a local
- * stand-in or proxy), since the request carries the user's keys. No path
- * beyond "/", query or credentials: /v2/account is appended to it.
- */
-const brokerUrl = z
-  .string()
-  .refine((v) => URL.canParse(v), 'must be a URL such as https://paper-api.alpaca.markets')
-  .transform((v) => new URL(v))
-  .refine(
-    (u) => u.protocol === 'https:' || (u.protocol === 'http:' && isLoopbackHost(u.hostname)),
-    'must be an https:// URL (plain http only on a loopback address: 127.0.0.0/8, ::1, localhost)',
-  )
-  .refine(
-    (u) => !u.username && !u.password && !u.search && !u.hash && u.pathname === '/',
-    'must be a base URL without path, query or user info',
-  )
-  .transform((u) => u.origin);
-
-/**
- * What every request transaction is scoped with besides the user (src/db/rls.ts):
- * PostgreSQL's statement_timeout, and the credential cap the database enforces
- * (prisma/migrations/20261202000200_credential_cap).
- */
-export interface RequestTransactionSettings {
-  statementTimeoutMs: number;
-  maxCredentialsPerAccount: number;
-}
-
+/** What request transactions are scoped with when the environment does not say (src/db/request-transaction.ts). */
 export const REQUEST_TRANSACTION_DEFAULTS: RequestTransactionSettings = {
   statementTimeoutMs: 5000,
   maxCredentialsPerAccount: 100,
@@ -105,18 +63,6 @@ export const REQUEST_TRANSACTION_DEFAULTS: RequestTransactionSettings = {
  * through with a third to spare, and refuses it twice over (aliases).
  */
 export const QUERY_COMPLEXITY_DEFAULT = 250_000;
-
-/**
- * A browser origin as written in configuration: http(s)://host[:port], with
- * no path (not even "/"), query, fragment, user info or wildcard. Returns it
- * as browsers send it in Origin (lower-case host, default port left out), or
- * undefined when the value is not such an origin. TRUSTED_ORIGINS entries
- * must pass it: a CORS allow-list entry is compared with Origin exactly.
- */
-export function parseOrigin(value: string): string | undefined {
-  if (!/^https?:\/\/[^/?#@*\s]+$/i.test(value) || !URL.canParse(value)) return undefined;
-  return new URL(value).origin;
-}
 
 const originList = z.string().transform((value, ctx) => {
   const origins: string[] = [];
@@ -218,20 +164,7 @@ export interface Config {
   host: string | undefined;
   port: number;
   logLevel: Env['LOG_LEVEL'];
-  database: (
-    | {
-        kind: 'postgres';
-        url: string;
-        /** A separate login for request traffic (see README, "Database roles"). */
-        requestUrl?: string;
-        poolSize: number;
-        requestRole: string;
-        /** Named prepared statements (see README, "Benchmark"); not through PgBouncer before 1.21. */
-        preparedStatements?: boolean;
-      }
-    | { kind: 'pglite'; dataDir: string; requestRole: string }
-  ) &
-    RequestTransactionSettings;
+  database: DatabaseOptions;
   dataDir: string;
   migrateOnStart: boolean;
   /** The key new ciphertexts are sealed with, plus older keys that still decrypt. */
@@ -265,9 +198,9 @@ export interface Config {
    * hash or as text; off: the manifest is not loaded.
    */
   trustedDocuments: 'required' | 'allowed' | 'off';
-  /** Where credentials are verified (contract section 8), and how long to wait for an answer. */
+  /** Where credentials are verified (docs/verification.md), and how long to wait for an answer. */
   broker: { alpaca: { paperUrl: string; liveUrl: string }; timeoutMs: number };
-  /** Trading-engine access (contract section 11): token lifetime, forwarded requests per credential per minute. */
+  /** Trading-engine access (docs/engines.md): token lifetime, forwarded requests per credential per minute. */
   engine: { tokenTtlSeconds: number; rateLimitPerMinute: number };
   /** Prometheus metrics on their own listener (METRICS_PORT, same HOST); off when unset. */
   metrics: { port: number } | undefined;
@@ -283,146 +216,8 @@ export interface TracingConfig {
   serviceName: string;
 }
 
-/** Secrets a development start may generate; production must be given them. */
-interface GeneratedSecrets {
-  encryptionKey?: string;
-  authSecret?: string;
-}
-
-const DEV_SECRETS_FILE = 'dev-secrets.json';
-
-/** One line per problem, each naming its variable: `Invalid configuration: PORT: must be a whole number`. */
-export function invalid(problems: { variable: string; message: string }[]): ConfigError {
-  return new ConfigError(problems.map((p) => `Invalid configuration: ${p.variable}: ${p.message}`).join('\n'));
-}
-
 function issues(error: z.ZodError) {
   return error.issues.map((i) => ({ variable: i.path.join('.'), message: i.message }));
-}
-
-async function readDevSecrets(file: string): Promise<GeneratedSecrets> {
-  try {
-    return JSON.parse(await readFile(file, 'utf8')) as GeneratedSecrets;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw invalid([{ variable: 'DATA_DIR', message: `cannot read ${file}: ${(error as Error).message}` }]);
-  }
-}
-
-async function loadOrCreateDevSecrets(dataDir: string, needed: (keyof GeneratedSecrets)[]): Promise<GeneratedSecrets> {
-  const file = path.join(dataDir, DEV_SECRETS_FILE);
-  const stored = await readDevSecrets(file);
-  const missing = needed.filter((k) => !stored[k]);
-  if (missing.length === 0) return stored;
-  for (const k of missing) {
-    stored[k] = randomBytes(32).toString('base64');
-  }
-  await mkdir(dataDir, { recursive: true });
-  await writeFile(file, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 });
-  return stored;
-}
-
-const SECRET_VARIABLES: Record<keyof GeneratedSecrets, string> = {
-  encryptionKey: 'ENCRYPTION_KEY',
-  authSecret: 'BETTER_AUTH_SECRET',
-};
-
-/**
- * Where a process gets the secrets it was not given:
- * - 'server': in development, generated once into DATA_DIR with a warning
- *   (data and sessions survive restarts); production requires both.
- * - 'keys' (rotate-key): the encryption key the servers use, given or, on the
- *   embedded database only, the DATA_DIR's development file; never generated,
- *   written or warned about. The auth secret is not used.
- * - 'none' (migrate, engine-client): the task seals and signs nothing; what
- *   is missing is a throwaway random value, never written.
- */
-export type SecretsSource = 'server' | 'keys' | 'none';
-
-async function missingSecrets(
-  source: SecretsSource,
-  needed: (keyof GeneratedSecrets)[],
-  dataDir: string,
-  embedded: boolean,
-  warn: (message: string) => void,
-): Promise<GeneratedSecrets> {
-  if (needed.length === 0) return {};
-  if (source === 'server') {
-    const generated = await loadOrCreateDevSecrets(dataDir, needed);
-    warn(
-      `${needed.map((k) => SECRET_VARIABLES[k]).join(' and ')} not set: using a development value generated once into ` +
-        `${path.join(dataDir, DEV_SECRETS_FILE)}. Set them explicitly in production.`,
-    );
-    return generated;
-  }
-  const throwaway = () => randomBytes(32).toString('base64');
-  const secrets: GeneratedSecrets = Object.fromEntries(needed.map((k) => [k, throwaway()]));
-  if (source === 'keys' && needed.includes('encryptionKey')) {
-    const stored = embedded ? await readDevSecrets(path.join(dataDir, DEV_SECRETS_FILE)) : {};
-    if (!stored.encryptionKey) {
-      throw invalid([
-        {
-          variable: 'ENCRYPTION_KEY',
-          message: embedded
-            ? `not set, and ${path.join(dataDir, DEV_SECRETS_FILE)} holds none: set it (and ENCRYPTION_KEYS) as the server has them`
-            : 'not set: set it (and ENCRYPTION_KEYS) as the servers have them',
-        },
-      ]);
-    }
-    secrets.encryptionKey = stored.encryptionKey;
-  }
-  return secrets;
-}
-
-/**
- * The older keys of ENCRYPTION_KEYS. A ciphertext names its key by id, so an
- * id must mean one key: an entry giving the current key's id (or another
- * entry's) a different key is refused, since data sealed under one of the two
- * would not open. The very same key again is accepted and dropped: listing
- * every key, the current one included, keeps one list for all servers during
- * a rotation. Messages name entries and ids, never keys.
- */
-function olderKeys(current: EncryptionKey, listed: EncryptionKey[]): EncryptionKey[] {
-  const byId = new Map<string, { key: Buffer; name: string }>([
-    [current.id, { key: current.key, name: 'ENCRYPTION_KEY' }],
-  ]);
-  const older: EncryptionKey[] = [];
-  listed.forEach((entry, i) => {
-    const known = byId.get(entry.id);
-    if (!known) {
-      byId.set(entry.id, { key: entry.key, name: `entry ${i + 1}` });
-      older.push(entry);
-    } else if (!known.key.equals(entry.key)) {
-      throw new Error(
-        `entry ${i + 1} has the id "${entry.id}" of ${known.name} but another key: ciphertexts name their key ` +
-          'by id, so give it an id of its own (id:base64key)',
-      );
-    }
-  });
-  return older;
-}
-
-/** How a browser on this machine reaches an unconfigured server. */
-function localOrigins(port: number): string[] {
-  return [`http://localhost:${port}`, `http://127.0.0.1:${port}`, `http://[::1]:${port}`];
-}
-
-/**
- * The configuration once the server listens: without BETTER_AUTH_URL, the
- * public URL is http://localhost on the port actually bound (PORT=0 picks one).
- */
-export function forListeningPort(config: Config, port: number): Config {
-  if (config.auth.baseURLConfigured || port === config.port) return config;
-  const stale = new Set(localOrigins(config.port));
-  return {
-    ...config,
-    port,
-    auth: {
-      ...config.auth,
-      baseURL: `http://localhost:${port}`,
-      trustedOrigins: [...localOrigins(port), ...config.auth.trustedOrigins.filter((o) => !stale.has(o))],
-    },
-  };
 }
 
 /**

@@ -1,5 +1,6 @@
-// Applies the SQL migrations in prisma/migrations (Prisma's folder layout) and
-// records them in `_prisma_migrations` exactly as Prisma's schema engine does.
+// The migration runner: applies the SQL migrations in prisma/migrations
+// (Prisma's folder layout) and records them in `_prisma_migrations` exactly as
+// Prisma's schema engine does, on PostgreSQL or on the open PGlite.
 //
 // Why our own runner: `prisma migrate deploy` needs Prisma's native schema
 // engine, which is downloaded at first use and cannot be fetched on machines
@@ -20,6 +21,10 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+import type { Logger } from '../logger.ts';
+import type { DatabaseOptions } from './database.ts';
 
 /** The smallest surface the runner needs; pg.Client and PGlite both fit it. */
 export interface MigrationConnection {
@@ -192,4 +197,61 @@ export async function applyMigrations(
     }
     return { applied, alreadyApplied };
   });
+}
+
+function pgliteMigrationConnection(db: PGlite): MigrationConnection {
+  return {
+    query: async <R>(sql: string, params?: unknown[]) => (await db.query<R>(sql, params)).rows,
+    exec: async (script) => {
+      await db.exec(script);
+    },
+  };
+}
+
+function pgMigrationConnection(client: pg.Client): MigrationConnection {
+  return {
+    query: async <R>(sql: string, params?: unknown[]) => (await client.query(sql, params)).rows as R[],
+    exec: async (script) => {
+      await client.query(script);
+    },
+  };
+}
+
+/** Runs `work` on a migration connection: the open PGlite, or a fresh pg.Client. */
+export async function withMigrationConnection<T>(
+  config: DatabaseOptions,
+  work: (conn: MigrationConnection) => Promise<T>,
+  pglite?: PGlite,
+): Promise<T> {
+  if (config.kind === 'pglite') {
+    if (!pglite) throw new Error('migrations on PGlite need the open instance');
+    return work(pgliteMigrationConnection(pglite));
+  }
+  const client = new pg.Client({ connectionString: config.url });
+  await client.connect();
+  try {
+    return await work(pgMigrationConnection(client));
+  } finally {
+    await client.end();
+  }
+}
+
+/** Applies every pending migration of prisma/migrations and logs what it did. */
+export async function runMigrations(
+  config: DatabaseOptions,
+  logger: Logger,
+  pglite?: PGlite,
+): Promise<MigrationResult> {
+  const local = await readLocalMigrations();
+  const started = Date.now();
+  const result = await withMigrationConnection(
+    config,
+    (conn) => applyMigrations(conn, local, (m) => logger.info(m)),
+    pglite,
+  );
+  logger.info(
+    { applied: result.applied.length, alreadyApplied: result.alreadyApplied, ms: Date.now() - started },
+    'migrations up to date',
+  );
+  return result;
 }

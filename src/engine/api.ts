@@ -1,17 +1,17 @@
-// The engine API (contract section 11), a second HTTP surface beside GraphQL:
-// routing, the bearer-token check, errors, one log line and the telemetry of
-// each request. src/server.ts only mounts it.
+// The engine API, a second HTTP surface beside GraphQL: the bearer-token
+// check, where each request goes, its errors, one log line and the telemetry
+// of each request. src/server.ts mounts it in its route table.
 //
 //   GET  /.well-known/oauth-authorization-server       RFC 8414 metadata (token-endpoint.ts)
 //   POST /engine/v1/oauth/token                         client credentials (token-endpoint.ts)
-//   GET  /engine/v1/grants                              the client's active grants (grants.ts)
+//   GET  /engine/v1/grants                              the client's active grants (grant-list.ts)
 //   *    /engine/v1/credentials/{id}/alpaca/{path}      the proxy (proxy.ts)
 //
 // Bearer-only: a token is never ambient (no cookie), so there is no CSRF or
-// origin check here, and the Fetch-Metadata headers Node's fetch adds
-// (sec-fetch-mode...) mean nothing. Routing reads the path exactly as sent:
-// dot segments, percent-encoding and empty segments anywhere in it are
-// refused, never normalised (see domain/engine.ts).
+// origin check here. Routing reads the path exactly as sent: dot segments,
+// percent-encoding and empty segments anywhere in it are refused, never
+// normalised (src/domain/engine-routes.ts). The request's way through the
+// checks: docs/architecture/engine-proxy.md.
 import type http from 'node:http';
 import type { ClientIpResolver } from '../auth/request-headers.ts';
 import type { AlpacaClient } from '../brokers/alpaca.ts';
@@ -19,17 +19,19 @@ import type { Keyring } from '../crypto/keyring.ts';
 import type { Database } from '../db/database.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
 import { eventClientIp, eventUserAgent } from '../domain/credential-events.ts';
-import { type AlpacaRoute, matchAlpacaRoute, plainSegments } from '../domain/engine.ts';
+import { type AlpacaRoute, matchAlpacaRoute, plainSegments } from '../domain/engine-routes.ts';
 import { ServiceUnavailableError } from '../domain/errors.ts';
+import { readBody } from '../http/body.ts';
+import { sendError, sendJson } from '../http/json.ts';
+import type { Handler } from '../http/routes.ts';
 import { describeError, type Logger } from '../logger.ts';
 import type { EngineCall, Telemetry } from '../telemetry/telemetry.ts';
-import { readBody } from './body.ts';
 import { checkToken } from './clients.ts';
-import { EngineError, engineErrors, sendEngineError, sendJson } from './errors.ts';
-import { listClientGrants } from './grants.ts';
+import { EngineError, engineErrors, sendEngineError } from './errors.ts';
+import { listClientGrants } from './grant-list.ts';
 import { ENGINE_BODY_LIMIT, proxyRequest } from './proxy.ts';
 import type { EngineRateLimiter, TokenAttemptLimiter } from './rate-limit.ts';
-import { authorizationServerMetadata, handleTokenRequest, METADATA_PATH, TOKEN_PATH } from './token-endpoint.ts';
+import { authorizationServerMetadata, handleTokenRequest, TOKEN_PATH } from './token-endpoint.ts';
 
 export interface EngineDeps {
   db: Database;
@@ -49,10 +51,14 @@ export interface EngineDeps {
   baseURL: string;
 }
 
-export interface EngineHandler {
-  /** Whether a request belongs to the engine API (by its path as sent, or as normalised). */
-  handles(rawPath: string, pathname: string): boolean;
-  handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void>;
+/** Every path of the engine API but the metadata starts with this. */
+export const ENGINE_PATH_PREFIX = '/engine/';
+
+export interface EngineApi {
+  /** GET /.well-known/oauth-authorization-server (METADATA_PATH). */
+  metadata: Handler;
+  /** Every request whose path starts with ENGINE_PATH_PREFIX: the token endpoint and the API. */
+  api: Handler;
 }
 
 const single = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
@@ -82,10 +88,10 @@ function target(method: string, rawPath: string): Target {
   return { kind: 'refused', error: engineErrors.noSuchEndpoint() };
 }
 
-export function createEngineHandler(deps: EngineDeps): EngineHandler {
+export function createEngineApi(deps: EngineDeps): EngineApi {
   const { db, logger, telemetry } = deps;
   const log = logger.child({ component: 'engine' });
-  const prisma = db.authTablesClient;
+  const prisma = db.unscopedClient;
 
   /** One API request, from the token check to the last byte of the answer. */
   async function serve(req: http.IncomingMessage, res: http.ServerResponse, observed: EngineCall): Promise<void> {
@@ -163,14 +169,14 @@ export function createEngineHandler(deps: EngineDeps): EngineHandler {
   }
 
   return {
-    handles: (rawPath, pathname) =>
-      rawPath.startsWith('/engine/') || pathname.startsWith('/engine/') || pathname === METADATA_PATH,
-    handle: async (req, res) => {
-      const rawPath = (req.url ?? '/').split('?')[0];
-      if (rawPath === METADATA_PATH) {
-        if (req.method !== 'GET') return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET' });
-        return sendJson(res, 200, authorizationServerMetadata(deps.baseURL));
+    metadata: (req, res) => {
+      if (req.method !== 'GET') {
+        return sendError(res, 405, { code: 'METHOD_NOT_ALLOWED', message: 'Use GET.' }, { allow: 'GET' });
       }
+      return sendJson(res, 200, authorizationServerMetadata(deps.baseURL));
+    },
+    api: (req, res) => {
+      const rawPath = (req.url ?? '/').split('?')[0];
       if (rawPath === TOKEN_PATH) {
         return handleTokenRequest(req, res, {
           prisma,

@@ -1,15 +1,13 @@
-// Rules of trading-engine access (contract section 11), free of HTTP and the
-// database: scopes, grant input, and which Alpaca requests an engine may send.
+// Which Alpaca requests an engine may send, and the scope each needs: the
+// allow-list of routes (docs/engines.md), free of HTTP and the database.
 //
-// Paths are matched exactly against the contract's templates, on the path as
-// the engine sent it: no prefix matching, no decoding. A path that holds a
+// Paths are matched exactly against these templates, on the path as the
+// engine sent it: no prefix matching, no decoding. A path that holds a
 // percent sign (so no encoded slash, backslash or dot), a backslash, a dot
 // segment or an empty segment never matches, whatever it would decode or
 // normalise to: only what is checked is what is forwarded.
-import { InvalidInputError } from './errors.ts';
-
-export const ENGINE_SCOPES = ['READ', 'TRADE'] as const;
-export type EngineScope = (typeof ENGINE_SCOPES)[number];
+import type { EngineScope } from './engine-grants.ts';
+import { isUuid } from './ids.ts';
 
 /** The methods the allowed routes use. */
 export type EngineMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
@@ -43,9 +41,9 @@ const ROUTES: readonly RouteDefinition[] = [
 ];
 
 /** What a parameter segment may be: an order id is a UUID; a symbol (or asset id) letters, digits, dots, dashes. */
-const PARAMETERS: Record<string, RegExp> = {
-  '{id}': /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/,
-  '{symbol}': /^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$/,
+const PARAMETERS: Record<string, (segment: string) => boolean> = {
+  '{id}': isUuid,
+  '{symbol}': (segment) => /^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$/.test(segment),
 };
 
 /** Characters a path may hold at all: no %, \, ?, # or anything outside visible ASCII. */
@@ -82,7 +80,7 @@ function matches(template: string, segments: string[]): boolean {
   return parts.every((part, i) => {
     const segment = segments[i] as string;
     const parameter = PARAMETERS[part];
-    return parameter ? parameter.test(segment) : part === segment;
+    return parameter ? parameter(segment) : part === segment;
   });
 }
 
@@ -100,36 +98,4 @@ export function matchAlpacaRoute(method: string, segments: string[]): AlpacaRout
     scope: route.scope,
     request: `${route.method} /${route.template}`,
   };
-}
-
-/** Whether a grant's scopes permit a route's: TRADE includes READ. */
-export function scopesAllow(granted: readonly string[], needed: EngineScope): boolean {
-  return granted.includes(needed) || (needed === 'READ' && granted.includes('TRADE'));
-}
-
-/** Whether a grant is in force at `now`: not revoked and not past its expiry. */
-export function isGrantActive(grant: { revokedAt: Date | null; expiresAt: Date | null }, now: Date): boolean {
-  return grant.revokedAt === null && (grant.expiresAt === null || grant.expiresAt > now);
-}
-
-/** A grant as grantEngineAccess stores it. */
-export interface GrantTerms {
-  scopes: EngineScope[];
-  expiresAt: Date | null;
-}
-
-/** Validates grantEngineAccess's scopes and expiry; scopes come back once each, in ENGINE_SCOPES order. */
-export function cleanGrantTerms(
-  input: { scopes: readonly string[]; expiresAt?: Date | null },
-  now: Date = new Date(),
-): GrantTerms {
-  const scopes = ENGINE_SCOPES.filter((s) => input.scopes.includes(s));
-  if (scopes.length === 0 || scopes.length !== new Set(input.scopes).size) {
-    throw new InvalidInputError('scopes', 'scopes must name at least one of READ, TRADE.');
-  }
-  const expiresAt = input.expiresAt ?? null;
-  if (expiresAt !== null && !(expiresAt.getTime() > now.getTime())) {
-    throw new InvalidInputError('expiresAt', 'expiresAt must be in the future (or null: until revoked).');
-  }
-  return { scopes, expiresAt };
 }

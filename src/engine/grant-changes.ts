@@ -1,7 +1,7 @@
-// The writes behind grantEngineAccess and revokeEngineAccess (contract
-// section 11), in the caller's scoped transaction (the operation's RLS
-// transaction), each with its audit event, so a grant change and its event
-// commit or roll back together.
+// Grant changes: the writes behind GraphQL's grantEngineAccess and
+// revokeEngineAccess (src/schema/engine-grant.ts), in the caller's scoped
+// transaction (the operation's RLS transaction), each with its audit event,
+// so a grant change and its event commit or roll back together.
 //
 // Replacing a grant: granting a client that already holds an active grant on
 // the credential revokes that grant first (revokedAt = now, an
@@ -11,9 +11,9 @@
 // credential, so at most one grant per client and credential is ever active.
 // A grant that merely expired is left as it is (it is not active, and was not
 // revoked).
-import type { ScopedDb } from '../db/rls.ts';
-import type { GrantTerms } from '../domain/engine.ts';
-import { type RequestOrigin, recordCredentialEvent } from './credential-events.ts';
+import type { ScopedDb } from '../db/request-transaction.ts';
+import type { GrantTerms } from '../domain/engine-grants.ts';
+import { type RequestOrigin, recordCredentialEvent } from '../services/credential-events.ts';
 
 /**
  * Locks the credential (FOR UPDATE, until the transaction ends) and returns

@@ -1,0 +1,9 @@
+// Identifiers as the API accepts them.
+
+/** A UUID in its text form, in either case (PostgreSQL's uuid type reads both). */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Whether `value` is a UUID: checked before it reaches a `::uuid` cast, which would fail the statement. */
+export function isUuid(value: string): boolean {
+  return UUID.test(value);
+}

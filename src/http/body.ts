@@ -1,0 +1,58 @@
+// Request body limits for node:http, in one place: what a Content-Length
+// header says against a limit, and reading a bounded body before any
+// transaction is open (a slow sender then costs no database connection).
+// Node's HTTP parser never hands over more of a body than its Content-Length,
+// so when there is one, checking the header is the whole limit; only a body
+// without one (chunked) must be counted as it arrives.
+import type http from 'node:http';
+
+export type DeclaredLength = 'absent' | 'invalid' | 'too-large' | 'fits';
+
+// Only one non-negative integer is a valid Content-Length (not "1, 2", as in smuggling attempts).
+const CONTENT_LENGTH = /^\d+$/;
+
+/** What a Content-Length header (null or undefined: none) says about a body limited to `limit` bytes. */
+export function declaredLength(value: string | null | undefined, limit: number): DeclaredLength {
+  if (value == null) return 'absent';
+  if (!CONTENT_LENGTH.test(value)) return 'invalid';
+  return Number(value) > limit ? 'too-large' : 'fits';
+}
+
+export type BodyRead =
+  | { kind: 'none' }
+  | { kind: 'read'; bytes: Buffer }
+  /** Longer than the limit: the rest was not read (answer, then close the connection). */
+  | { kind: 'too-large' }
+  /** A Content-Length that is not one whole number: nothing was read. */
+  | { kind: 'invalid-length' };
+
+/**
+ * Reads the body of `req`, at most `limit` bytes: a Content-Length over the
+ * limit is refused without reading a byte; a body without one is read up to
+ * the limit and no further.
+ */
+export async function readBody(req: http.IncomingMessage, limit: number): Promise<BodyRead> {
+  const declared = declaredLength(req.headers['content-length'], limit);
+  if (declared === 'too-large') return { kind: 'too-large' };
+  if (declared === 'invalid') return { kind: 'invalid-length' };
+  if (declared === 'absent' && req.headers['transfer-encoding'] === undefined) return { kind: 'none' };
+  // Events rather than `for await`: leaving an async iterator early destroys
+  // the request, and with it the socket the refusal must still go out on.
+  return new Promise<BodyRead>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (result: BodyRead) => {
+      req.off('data', onData).off('end', onEnd).off('error', reject);
+      resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.pause();
+        done({ kind: 'too-large' });
+      } else chunks.push(chunk);
+    };
+    const onEnd = () => done(size === 0 ? { kind: 'none' } : { kind: 'read', bytes: Buffer.concat(chunks) });
+    req.on('data', onData).once('end', onEnd).once('error', reject);
+  });
+}

@@ -1,0 +1,29 @@
+// JSON answers of the routes that are neither GraphQL nor OAuth (GraphQL
+// answers as GraphQL over HTTP does; better-auth and the token endpoint in
+// their own shapes). Every error of these routes has one envelope:
+//
+//   {"error": {"code": "NOT_FOUND", "message": "No such route."}}
+//
+// where the code is stable (clients branch on it) and the message a fixed
+// text for people, which never quotes the request.
+import type http from 'node:http';
+
+export function sendJson(
+  res: http.ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers });
+  res.end(JSON.stringify(body));
+}
+
+/** An error in the envelope above. */
+export function sendError(
+  res: http.ServerResponse,
+  status: number,
+  error: { code: string; message: string },
+  headers: Record<string, string> = {},
+): void {
+  sendJson(res, status, { error: { code: error.code, message: error.message } }, headers);
+}

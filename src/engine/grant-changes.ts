@@ -128,7 +128,9 @@ export interface NewGrantGuardrails {
 
 /** The guardrails `input` asks for over the defaults (absent: the defaults). Throws InvalidInputError. */
 export function newGrantGuardrails(input: GuardrailsInput | null | undefined): NewGrantGuardrails {
-  return input ? applyGuardrailsInput(DEFAULT_GUARDRAILS, input) : { guardrails: { ...DEFAULT_GUARDRAILS }, changed: [] };
+  return input
+    ? applyGuardrailsInput(DEFAULT_GUARDRAILS, input)
+    : { guardrails: { ...DEFAULT_GUARDRAILS }, changed: [] };
 }
 
 /**

@@ -48,7 +48,10 @@ function asBadVariable(error: GraphQLError): GraphQLError | undefined {
   if (!variable || error.extensions?.code) return undefined;
   const named = /Field "(\w+)" (?:of required type|is not defined)/.exec(error.message)?.[1];
   const at = / at "([\w.[\]]+)"; /.exec(error.message)?.[1];
-  const inside = (at ?? '').replace(/\[\d+\]/g, '').split('.').slice(1);
+  const inside = (at ?? '')
+    .replace(/\[\d+\]/g, '')
+    .split('.')
+    .slice(1);
   const field = [...inside, ...(named ? [named] : [])].join('.') || variable[1];
   return new GraphQLError(error.message, {
     nodes: error.nodes,

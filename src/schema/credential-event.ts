@@ -80,8 +80,7 @@ const EngineOrderSummaryRef = builder.objectRef<EngineOrderSummary>('EngineOrder
     estimatedNotional: t.expose('estimatedNotional', {
       type: 'Decimal',
       nullable: true,
-      description:
-        'USD the checks counted; null when no rule needed it and the order alone does not give it.',
+      description: 'USD the checks counted; null when no rule needed it and the order alone does not give it.',
     }),
     referencePrice: t.expose('referencePrice', {
       type: 'Decimal',
@@ -108,7 +107,8 @@ const EngineResponseRef = builder
 const CHANGED_FIELDS_MAX = Math.max(CHANGEABLE_FIELDS.length, GUARDRAIL_FIELDS.length);
 
 const CredentialEventRef = builder.objectRef<ListedCredentialEvent>('CredentialEvent').implement({
-  description: 'One change to a credential, or one use of it by an engine. It names the fields that changed, never their values.',
+  description:
+    'One change to a credential, or one use of it by an engine. It names the fields that changed, never their values.',
   fields: (t) => ({
     id: t.expose('id', { type: 'UUID' }),
     credentialId: t.expose('credentialId', {
@@ -159,7 +159,8 @@ const CredentialEventRef = builder.objectRef<ListedCredentialEvent>('CredentialE
     engineResponse: t.field({
       type: EngineResponseRef,
       nullable: true,
-      description: 'For ENGINE_REQUEST: how Alpaca answered; null while nothing came back (a timeout, a connection error).',
+      description:
+        'For ENGINE_REQUEST: how Alpaca answered; null while nothing came back (a timeout, a connection error).',
       resolve: (e) => e.engineResponse,
     }),
   }),

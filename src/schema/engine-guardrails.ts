@@ -15,7 +15,7 @@ import {
   MAX_PRICE_COLLAR_PERCENT,
   MAX_SYMBOLS,
   ORDER_TYPES,
-  TRADING_STATES,
+  type TRADING_STATES,
 } from '../domain/guardrails.ts';
 import { builder } from './builder.ts';
 
@@ -63,7 +63,8 @@ export const EngineGuardrailsRef = builder.objectRef<Guardrails>('EngineGuardrai
     allowShortSelling: t.exposeBoolean('allowShortSelling', { description: 'Default false.' }),
     allowExtendedHours: t.exposeBoolean('allowExtendedHours', { description: 'Default false.' }),
     allowAccountWideActions: t.exposeBoolean('allowAccountWideActions', {
-      description: 'Cancelling all orders and closing all positions of the account (DELETE v2/orders, v2/positions). Default false.',
+      description:
+        'Cancelling all orders and closing all positions of the account (DELETE v2/orders, v2/positions). Default false.',
     }),
     maxOrderNotional: t.expose('maxOrderNotional', {
       type: 'Decimal',

@@ -152,7 +152,12 @@ describe(`guardrails of a grant: defaults and refusals (${dbKind})`, () => {
   });
 
   it('applies grantEngineAccess guardrails over the defaults, with one event naming the fields that differ', async () => {
-    const { who, credential, client, grant: made } = await granted({
+    const {
+      who,
+      credential,
+      client,
+      grant: made,
+    } = await granted({
       maxOrderNotional: '5000.50',
       tradingState: 'ACTIVE',
       assetClasses: ['CRYPTO', 'US_EQUITY', 'CRYPTO'],
@@ -342,7 +347,11 @@ describe(`haltEngineAccess, the kill switch (${dbKind})`, () => {
   it('halts every grant in force, or those on one credential, with an event per grant changed', async () => {
     const who = await owner(server.url);
     const [a, b] = [await storeCredential(server.url, who), await storeCredential(server.url, who)];
-    const [x, y, z] = [await registerClient(server.db), await registerClient(server.db), await registerClient(server.db)];
+    const [x, y, z] = [
+      await registerClient(server.db),
+      await registerClient(server.db),
+      await registerClient(server.db),
+    ];
     const ax = await grant(server.url, who, { credentialId: a.id, clientId: x.clientId, scopes: ['TRADE'] });
     const ay = await grant(server.url, who, { credentialId: a.id, clientId: y.clientId, scopes: ['TRADE'] });
     const az = await grant(server.url, who, { credentialId: a.id, clientId: z.clientId, scopes: ['READ'] });
@@ -357,7 +366,12 @@ describe(`haltEngineAccess, the kill switch (${dbKind})`, () => {
       { id: ax.id, credentialId: a.id, guardrails: { tradingState: 'HALTED' } },
     ]);
     const aEvents = await eventsOf(who, a.id);
-    expect(aEvents.slice(0, 2).map((e) => [e.action, e.changedFields, e.engineClientId]).sort()).toEqual(
+    expect(
+      aEvents
+        .slice(0, 2)
+        .map((e) => [e.action, e.changedFields, e.engineClientId])
+        .sort(),
+    ).toEqual(
       [
         ['GUARDRAILS_CHANGED', ['tradingState'], x.clientId],
         ['GUARDRAILS_CHANGED', ['tradingState'], y.clientId],
@@ -559,8 +573,9 @@ describe(`engine events in the audit trail (${dbKind})`, () => {
     const first = ok(await page(), 'credentialEvents');
     expect(statements.filter((sql) => /credential_events|engine_responses/.test(sql))).toHaveLength(1);
     const second = ok(await page(first.pageInfo.endCursor), 'credentialEvents');
-    const nodes = [...first.edges, ...second.edges].map((e: { node: unknown }) => e.node);
-    expect(nodes.map((n: any) => n.action)).toEqual([
+    type Node = { id: string; action: string; engineResponse: { status: number } | null };
+    const nodes: Node[] = [...first.edges, ...second.edges].map((e: { node: Node }) => e.node);
+    expect(nodes.map((n) => n.action)).toEqual([
       'ENGINE_REQUEST',
       'ENGINE_REQUEST',
       'ENGINE_REQUEST',
@@ -568,8 +583,8 @@ describe(`engine events in the audit trail (${dbKind})`, () => {
       'ENGINE_REQUEST',
       'ACCESS_GRANTED',
     ]);
-    expect(new Set(nodes.map((n: any) => n.id)).size).toBe(6);
-    expect(nodes.slice(0, 5).every((n: any) => n.engineResponse?.status === 200)).toBe(true);
+    expect(new Set(nodes.map((n) => n.id)).size).toBe(6);
+    expect(nodes.slice(0, 5).every((n) => n.engineResponse?.status === 200)).toBe(true);
     expect(second.pageInfo.hasNextPage).toBe(true);
   });
 });

@@ -144,8 +144,7 @@ describe(`query complexity counts pages, and refuses before anything runs (${dbK
 
   it('refuses pages multiplied by aliases or back-links with HTTP 400 and QUERY_LIMIT_EXCEEDED, sending no SQL', async () => {
     // Seven event pages per credential at first: 100 are over the limit, at first: 10 well under it.
-    const sevenTimes = (events: string) =>
-      `{ ${Array.from({ length: 7 }, (_, i) => `a${i}: ${events}`).join(' ')} }`;
+    const sevenTimes = (events: string) => `{ ${Array.from({ length: 7 }, (_, i) => `a${i}: ${events}`).join(' ')} }`;
     const refused = [
       `{ a: ${LARGEST} b: ${LARGEST} }`,
       sevenTimes(EVENTS),

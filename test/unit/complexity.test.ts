@@ -30,9 +30,9 @@ import {
 } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { QUERY_COMPLEXITY_DEFAULT, REQUEST_TRANSACTION_DEFAULTS } from '../../src/config/load.ts';
-import { operationComplexity } from '../../src/graphql/complexity.ts';
 import { ACTIVE_GRANTS_PER_CREDENTIAL_MAX } from '../../src/domain/engine-grants.ts';
 import { MAX_SYMBOLS } from '../../src/domain/guardrails.ts';
+import { operationComplexity } from '../../src/graphql/complexity.ts';
 import { UNCAPPED_LIST_MULTIPLIER } from '../../src/schema/complexity.ts';
 import { ENGINE_GRANTS_MAX } from '../../src/schema/engine-grant.ts';
 import { schema } from '../../src/schema/index.ts';
@@ -246,7 +246,7 @@ describe('query complexity', () => {
     expect(complexityOf('{ credential(id: "00000000-0000-4000-8000-000000000000") { account { id } } }')).toBe(3);
   });
 
-  it('counts a grant\'s symbols at their cap, and haltEngineAccess at the grants that can be in force', () => {
+  it("counts a grant's symbols at their cap, and haltEngineAccess at the grants that can be in force", () => {
     const id = '"00000000-0000-4000-8000-000000000000"';
     expect(complexityOf(`{ credential(id: ${id}) { engineGrants { guardrails { symbols } } } }`)).toBe(
       1 + 1 + ENGINE_GRANTS_MAX * (1 + MAX_SYMBOLS),

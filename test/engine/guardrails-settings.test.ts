@@ -314,6 +314,16 @@ describe(`setEngineGuardrails (${dbKind})`, () => {
     expect(row.guardrailsVersion).toBe(3);
   });
 
+  it('serialises concurrent changes of one grant: each event names what really changed', async () => {
+    const { who, credential, grant: made } = await granted();
+    const results = await Promise.all(
+      Array.from({ length: 4 }, () => setGuardrails(who, made.id, { maxOrderNotional: '100' })),
+    );
+    for (const res of results) expect(ok(res, 'setEngineGuardrails').guardrails.maxOrderNotional).toBe('100');
+    const changes = (await eventsOf(who, credential.id)).filter((e) => e.action === 'GUARDRAILS_CHANGED');
+    expect(changes.map((e) => e.changedFields)).toEqual([['maxOrderNotional']]);
+  });
+
   it("answers NOT_FOUND for a revoked, an expired, another user's or an absent grant, and changes none", async () => {
     const { who, credential, grant: revoked } = await granted();
     expect(errorOf(await revokeGrant(server.url, who, revoked.id)).code).toBeUndefined();
@@ -392,6 +402,24 @@ describe(`haltEngineAccess, the kill switch (${dbKind})`, () => {
     // The revoked grant stayed as it was.
     const grants = await grantsOf(who, a.id);
     expect(grants.find((g) => g.id === az.id)?.guardrails.tradingState).toBe('ACTIVE');
+  });
+
+  it('halts each grant once when two kill switches race', async () => {
+    const who = await owner(server.url);
+    const credential = await storeCredential(server.url, who);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      const client = await registerClient(server.db);
+      ids.push(
+        (await grant(server.url, who, { credentialId: credential.id, clientId: client.clientId, scopes: ['TRADE'] }))
+          .id,
+      );
+    }
+    const answers = await Promise.all([gql(server.url, HALT, {}, who.session), gql(server.url, HALT, {}, who.session)]);
+    const halted = answers.flatMap((res) => ok<{ id: string }[]>(res, 'haltEngineAccess').map((g) => g.id));
+    expect(halted.sort()).toEqual([...ids].sort());
+    const events = (await eventsOf(who, credential.id)).filter((e) => e.action === 'GUARDRAILS_CHANGED');
+    expect(events).toHaveLength(3);
   });
 
   it("answers NOT_FOUND for another user's credential or an absent one, and halts nothing", async () => {

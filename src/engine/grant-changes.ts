@@ -259,7 +259,7 @@ export async function haltGrants(
     ), recorded AS (
       INSERT INTO credential_events (user_id, credential_id, action, changed_fields, engine_client_id, client_ip, user_agent)
       SELECT user_id, credential_id, 'GUARDRAILS_CHANGED', ARRAY['tradingState'], client_id,
-             ${who.request.clientIp}, ${who.request.userAgent}
+             ${who.request.clientIp}::text, ${who.request.userAgent}::text
         FROM halted ORDER BY created_at, id
     )
     SELECT id::text AS "id" FROM halted ORDER BY created_at DESC, id DESC`;

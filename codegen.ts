@@ -22,7 +22,9 @@ const config: CodegenConfig = {
     // A scalar added to the schema must get a type here, not silently become `any`.
     strictScalars: true,
     scalars: {
+      Date: { input: 'string', output: 'string' },
       DateTime: { input: 'string', output: 'string' },
+      Decimal: { input: 'string', output: 'string' },
       UUID: { input: 'string', output: 'string' },
     },
   },

@@ -2,6 +2,7 @@
 // credential leaves, and what an event may say about the request. Events name
 // the fields that changed, never their values.
 import type { CredentialChanges } from './credential.ts';
+import type { GuardrailField } from './guardrails.ts';
 
 export const CREDENTIAL_ACTIONS = [
   'STORED',
@@ -14,12 +15,23 @@ export const CREDENTIAL_ACTIONS = [
   'ACCESS_GRANTED',
   'ACCESS_REVOKED',
   'ENGINE_REQUEST',
+  // Guardrails on a grant (docs/engines.md): a change of its limits, and an
+  // engine request they refused.
+  'GUARDRAILS_CHANGED',
+  'ENGINE_REFUSED',
 ] as const;
 export type CredentialAction = (typeof CREDENTIAL_ACTIONS)[number];
 
 /** The fields an update can change, in the order changedFields lists them. */
 export const CHANGEABLE_FIELDS = ['nickname', 'apiKey', 'secretKey', 'isActive'] as const;
 export type ChangeableField = (typeof CHANGEABLE_FIELDS)[number];
+
+/**
+ * What an event's changedFields may name: a credential's fields (UPDATED,
+ * DEACTIVATED, REACTIVATED) or a grant's guardrails (GUARDRAILS_CHANGED,
+ * GUARDRAIL_FIELDS), never both in one event.
+ */
+export type ChangedField = ChangeableField | GuardrailField;
 
 export const USER_AGENT_MAX = 256;
 

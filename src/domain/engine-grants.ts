@@ -6,6 +6,13 @@ import { InvalidInputError } from './errors.ts';
 export const ENGINE_SCOPES = ['READ', 'TRADE'] as const;
 export type EngineScope = (typeof ENGINE_SCOPES)[number];
 
+/**
+ * Most grants of one credential in force at once (one per engine client). It
+ * bounds what haltEngineAccess can change and answer: this many per
+ * credential, so MAX_CREDENTIALS_PER_ACCOUNT times this many per user.
+ */
+export const ACTIVE_GRANTS_PER_CREDENTIAL_MAX = 10;
+
 /** Whether a grant's scopes permit a route's: TRADE includes READ. */
 export function scopesAllow(granted: readonly string[], needed: EngineScope): boolean {
   return granted.includes(needed) || (needed === 'READ' && granted.includes('TRADE'));

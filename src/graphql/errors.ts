@@ -37,18 +37,22 @@ function toClientError(domain: DomainError, located: GraphQLError | undefined): 
 
 /**
  * Variables that do not fit their types (a missing or unknown input field, a
- * string where a number belongs, a malformed UUID) are bad user input: give
- * them the code and the field, as for our own validation.
+ * string where a number belongs, a malformed UUID or Decimal) are bad user
+ * input: give them the code and the field, as for our own validation. The
+ * field is its path inside the variable, without list positions: "apiKey"
+ * for $input.apiKey, "guardrails.maxOrderNotional" for a nested input's
+ * field (as resolvers name them), the variable's name when it is the value.
  */
 function asBadVariable(error: GraphQLError): GraphQLError | undefined {
   const variable = /^Variable "\$(\w+)" got invalid value /.exec(error.message);
   if (!variable || error.extensions?.code) return undefined;
-  const named = /Field "([\w.]+)" (?:of required type|is not defined)/.exec(error.message)?.[1];
+  const named = /Field "(\w+)" (?:of required type|is not defined)/.exec(error.message)?.[1];
   const at = / at "([\w.[\]]+)"; /.exec(error.message)?.[1];
-  const field = (named ?? at ?? variable[1] ?? '')
+  const inside = (at ?? '')
+    .replace(/\[\d+\]/g, '')
     .split('.')
-    .pop()
-    ?.replace(/\[\d+\]$/, '');
+    .slice(1);
+  const field = [...inside, ...(named ? [named] : [])].join('.') || variable[1];
   return new GraphQLError(error.message, {
     nodes: error.nodes,
     extensions: { ...error.extensions, code: 'BAD_USER_INPUT', field },

@@ -6,14 +6,16 @@ import ComplexityPlugin from '@pothos/plugin-complexity';
 import PrismaPlugin from '@pothos/plugin-prisma';
 import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
-import { DateTimeResolver, UUIDResolver } from 'graphql-scalars';
+import { DateResolver, DateTimeResolver, UUIDResolver } from 'graphql-scalars';
 import { runtimeEnv } from '../config/load.ts';
+import type { Decimal } from '../domain/decimal.ts';
 import { UnauthenticatedError } from '../domain/errors.ts';
 import type PrismaTypes from '../generated/pothos-types.ts';
 import { getDatamodel } from '../generated/pothos-types.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { GraphQLContext } from '../graphql/context.ts';
 import { EDGES_COMPLEXITY, PAGE_INFO_COMPLEXITY, UNCAPPED_LIST_MULTIPLIER } from './complexity.ts';
+import { DecimalScalar } from './decimal-scalar.ts';
 
 export const builder = new SchemaBuilder<{
   Context: GraphQLContext;
@@ -26,6 +28,10 @@ export const builder = new SchemaBuilder<{
   Scalars: {
     DateTime: { Input: Date; Output: Date };
     UUID: { Input: string; Output: string };
+    // A calendar day: resolvers return "YYYY-MM-DD" (or a Date at UTC midnight).
+    Date: { Input: Date; Output: Date | string };
+    // Resolvers may return Prisma's Decimal too: the scalar converts it.
+    Decimal: { Input: Decimal; Output: Decimal | string };
   };
 }>({
   plugins: [ScopeAuthPlugin, ComplexityPlugin, RelayPlugin, PrismaPlugin],
@@ -65,6 +71,8 @@ export const builder = new SchemaBuilder<{
 
 builder.addScalarType('DateTime', DateTimeResolver);
 builder.addScalarType('UUID', UUIDResolver);
+builder.addScalarType('Date', DateResolver);
+builder.addScalarType('Decimal', DecimalScalar);
 
 // Every root field needs a signed-in user unless it says otherwise (viewer).
 builder.queryType({ authScopes: { signedIn: true } });

@@ -6,6 +6,10 @@
 // anything runs, and nesting alone does not make a query costly; asking for
 // more rows does. The limit is enforced in src/graphql/complexity.ts.
 //
+// A list of scalars or enums (changedFields, EngineGuardrails.symbols) has no
+// selection to multiply: its field counts its longest length instead
+// (`complexity: MAX`).
+//
 // Every list of objects declares its length here or at its field:
 //   someList: t.field({ type: [Thing], complexity: cappedList(MAX_THINGS), ... })
 // A list that does not gets UNCAPPED_LIST_MULTIPLIER, which makes any query

@@ -5,16 +5,17 @@
 // hasNextPage, edges); the query behind it is keyset paging on
 // (occurred_at, id), newest first (src/services/credential-events.ts). A
 // cursor names an event (its id, base64-encoded so that clients treat it as
-// opaque).
+// opaque). The page's rows carry everything an event shows (Alpaca's answer
+// is joined in), so no field of an event makes a query of its own.
 import { decodeBase64, encodeBase64 } from '@pothos/core';
 import { resolveCursorConnection } from '@pothos/plugin-relay';
 import { CHANGEABLE_FIELDS, CREDENTIAL_ACTIONS, type CredentialAction } from '../domain/credential-events.ts';
 import { InvalidInputError } from '../domain/errors.ts';
+import { GUARDRAIL_FIELDS } from '../domain/guardrails.ts';
 import { isUuid } from '../domain/ids.ts';
 import type { VerificationStatus } from '../domain/verification.ts';
-import type { CredentialEvent } from '../generated/prisma/client.ts';
 import type { GraphQLContext } from '../graphql/context.ts';
-import { INVALID_CURSOR, listCredentialEvents } from '../services/credential-events.ts';
+import { INVALID_CURSOR, type ListedCredentialEvent, listCredentialEvents } from '../services/credential-events.ts';
 import { builder, viewerId } from './builder.ts';
 import { connectionPage } from './complexity.ts';
 import { CredentialRef } from './credential.ts';
@@ -27,8 +28,87 @@ const eventsPageComplexity = connectionPage(PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX);
 
 const CredentialActionEnum = builder.enumType('CredentialAction', { values: CREDENTIAL_ACTIONS });
 
-const CredentialEventRef = builder.prismaObject('CredentialEvent', {
-  description: 'One change to a credential. It names the fields that changed, never their values.',
+/** An order's summary as the proxy stores it (jsonb): strings, decimals as plain text. */
+interface EngineOrderSummary {
+  symbol: string;
+  side: string;
+  type: string;
+  qty: string | null;
+  notional: string | null;
+  clientOrderId: string | null;
+  estimatedNotional: string | null;
+  referencePrice: string | null;
+}
+
+const PLAIN_DECIMAL = /^\d+(\.\d+)?$/;
+
+/** The stored summary, or null when there is none (or it lacks what the type promises). */
+function orderSummaryOf(stored: unknown): EngineOrderSummary | null {
+  if (typeof stored !== 'object' || stored === null || Array.isArray(stored)) return null;
+  const o = stored as Record<string, unknown>;
+  const text = (key: string) => (typeof o[key] === 'string' ? (o[key] as string) : null);
+  const decimal = (key: string) => {
+    const value = text(key);
+    return value !== null && PLAIN_DECIMAL.test(value) ? value : null;
+  };
+  const symbol = text('symbol');
+  const side = text('side');
+  const type = text('type');
+  if (symbol === null || side === null || type === null) return null;
+  return {
+    symbol,
+    side,
+    type,
+    qty: decimal('qty'),
+    notional: decimal('notional'),
+    clientOrderId: text('clientOrderId'),
+    estimatedNotional: decimal('estimatedNotional'),
+    referencePrice: decimal('referencePrice'),
+  };
+}
+
+const EngineOrderSummaryRef = builder.objectRef<EngineOrderSummary>('EngineOrderSummary').implement({
+  description:
+    'An order an engine sent (a new order or a replacement), as the order gave it, and what the guardrail checks counted.',
+  fields: (t) => ({
+    symbol: t.exposeString('symbol', { description: 'As the order gave it, e.g. "AAPL".' }),
+    side: t.exposeString('side', { description: 'As the order gave it, e.g. "buy".' }),
+    type: t.exposeString('type', { description: 'As the order gave it, e.g. "limit".' }),
+    qty: t.expose('qty', { type: 'Decimal', nullable: true }),
+    notional: t.expose('notional', { type: 'Decimal', nullable: true, description: 'USD, for a notional order.' }),
+    clientOrderId: t.exposeString('clientOrderId', { nullable: true }),
+    estimatedNotional: t.expose('estimatedNotional', {
+      type: 'Decimal',
+      nullable: true,
+      description: 'USD the checks counted; null when no rule needed it and the order alone does not give it.',
+    }),
+    referencePrice: t.expose('referencePrice', {
+      type: 'Decimal',
+      nullable: true,
+      description: "The market price used, when one was read (Alpaca's market data, never the engine's).",
+    }),
+  }),
+});
+
+const EngineResponseRef = builder
+  .objectRef<{ status: number; brokerRequestId: string | null }>('EngineResponse')
+  .implement({
+    description: 'How Alpaca answered a forwarded engine request.',
+    fields: (t) => ({
+      status: t.exposeInt('status', { description: "Alpaca's HTTP status." }),
+      brokerRequestId: t.exposeString('brokerRequestId', {
+        nullable: true,
+        description: "Alpaca's X-Request-ID, to quote to Alpaca's support.",
+      }),
+    }),
+  });
+
+/** At most one list of names per event: a credential's fields or a grant's guardrails. */
+const CHANGED_FIELDS_MAX = Math.max(CHANGEABLE_FIELDS.length, GUARDRAIL_FIELDS.length);
+
+const CredentialEventRef = builder.objectRef<ListedCredentialEvent>('CredentialEvent').implement({
+  description:
+    'One change to a credential, or one use of it by an engine. It names the fields that changed, never their values.',
   fields: (t) => ({
     id: t.expose('id', { type: 'UUID' }),
     credentialId: t.expose('credentialId', {
@@ -37,9 +117,11 @@ const CredentialEventRef = builder.prismaObject('CredentialEvent', {
     }),
     action: t.field({ type: CredentialActionEnum, resolve: (e) => e.action as CredentialAction }),
     changedFields: t.exposeStringList('changedFields', {
-      // One per changeable field at most.
-      complexity: CHANGEABLE_FIELDS.length,
-      description: 'For UPDATED, DEACTIVATED and REACTIVATED: which of nickname, apiKey, secretKey, isActive changed.',
+      // One list per event: of a credential's fields or of a grant's guardrails.
+      complexity: CHANGED_FIELDS_MAX,
+      description:
+        'For UPDATED, DEACTIVATED and REACTIVATED: which of nickname, apiKey, secretKey, isActive changed. For ' +
+        'GUARDRAILS_CHANGED: which guardrails of the grant changed (EngineGuardrails field names).',
     }),
     verificationStatus: t.field({
       type: VerificationStatusRef,
@@ -55,12 +137,31 @@ const CredentialEventRef = builder.prismaObject('CredentialEvent', {
     userAgent: t.exposeString('userAgent', { nullable: true, description: 'At most 256 characters.' }),
     engineClientId: t.exposeString('engineClientId', {
       nullable: true,
-      description: 'For ACCESS_GRANTED, ACCESS_REVOKED and ENGINE_REQUEST: the engine client.',
+      description:
+        'For ACCESS_GRANTED, ACCESS_REVOKED, GUARDRAILS_CHANGED, ENGINE_REQUEST and ENGINE_REFUSED: the engine client.',
     }),
     engineRequest: t.exposeString('engineRequest', {
       nullable: true,
       description:
-        'For ENGINE_REQUEST: the request forwarded to Alpaca as "METHOD /path-template" (e.g. "POST /v2/orders"), never a value.',
+        'For ENGINE_REQUEST and ENGINE_REFUSED: the request as "METHOD /path-template" (e.g. "POST /v2/orders"), never a value.',
+    }),
+    guardrailRule: t.exposeString('guardrailRule', {
+      nullable: true,
+      description:
+        'For ENGINE_REFUSED: the rule that refused the request (an EngineGuardrails field name, orderClass, symbol or marketData).',
+    }),
+    engineOrder: t.field({
+      type: EngineOrderSummaryRef,
+      nullable: true,
+      description: 'For ENGINE_REQUEST and ENGINE_REFUSED of a new order or a replacement: its summary.',
+      resolve: (e) => orderSummaryOf(e.engineOrder),
+    }),
+    engineResponse: t.field({
+      type: EngineResponseRef,
+      nullable: true,
+      description:
+        'For ENGINE_REQUEST: how Alpaca answered; null while nothing came back (a timeout, a connection error).',
+      resolve: (e) => e.engineResponse,
     }),
   }),
 });
@@ -73,7 +174,7 @@ const CredentialEventConnection = builder.connectionObject(
 const CURSOR_PREFIX = 'CredentialEvent:';
 
 /** A cursor names an event; the paging query compares with its (occurredAt, id). */
-function toCursor(event: CredentialEvent): string {
+function toCursor(event: ListedCredentialEvent): string {
   return encodeBase64(`${CURSOR_PREFIX}${event.id}`);
 }
 
@@ -100,7 +201,7 @@ function eventsPage(ctx: GraphQLContext, { first, after }: PageArgs, credentialI
     throw new InvalidInputError('first', `first must be between 1 and ${PAGE_SIZE_MAX}.`);
   }
   const afterId = after != null ? eventIdOf(after) : undefined;
-  return resolveCursorConnection<Promise<CredentialEvent[]>>(
+  return resolveCursorConnection<Promise<ListedCredentialEvent[]>>(
     { args: { first: size, after: after ?? undefined }, maxSize: PAGE_SIZE_MAX, toCursor },
     ({ limit }) =>
       listCredentialEvents(ctx.db, {

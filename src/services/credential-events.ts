@@ -2,7 +2,7 @@
 // (the operation's RLS transaction), so an event is committed with the change
 // it records, or rolled back with it.
 import type { ScopedDb } from '../db/request-transaction.ts';
-import type { ChangeableField, CredentialAction } from '../domain/credential-events.ts';
+import type { ChangedField, CredentialAction } from '../domain/credential-events.ts';
 import { InvalidInputError } from '../domain/errors.ts';
 import type { VerificationStatus } from '../domain/verification.ts';
 import { type CredentialEvent, Prisma } from '../generated/prisma/client.ts';
@@ -17,11 +17,11 @@ export interface CredentialEventInput {
   userId: string;
   credentialId: string;
   action: CredentialAction;
-  /** UPDATED, DEACTIVATED, REACTIVATED: the fields that changed; else omitted. */
-  changedFields?: readonly ChangeableField[];
+  /** UPDATED, DEACTIVATED, REACTIVATED, GUARDRAILS_CHANGED: the fields that changed; else omitted. */
+  changedFields?: readonly ChangedField[];
   /** VERIFIED only: the outcome stored. */
   verificationStatus?: VerificationStatus;
-  /** ACCESS_GRANTED, ACCESS_REVOKED (and ENGINE_REQUEST, written by src/engine): the engine client. */
+  /** ACCESS_GRANTED, ACCESS_REVOKED, GUARDRAILS_CHANGED (and ENGINE_REQUEST, ENGINE_REFUSED, written by src/engine): the engine client. */
   engineClientId?: string;
   request: RequestOrigin;
 }
@@ -43,6 +43,11 @@ export async function recordCredentialEvent(db: ScopedDb, event: CredentialEvent
   });
 }
 
+/** An event as the audit trail lists it: its row, and how Alpaca answered an engine request (null: nothing came back, or not one). */
+export type ListedCredentialEvent = CredentialEvent & {
+  engineResponse: { status: number; brokerRequestId: string | null } | null;
+};
+
 /**
  * Up to `limit` of the caller's events, newest first, after the event `after`
  * in that order: keyset paging on (occurred_at, id). The row comparison takes
@@ -60,23 +65,34 @@ export async function recordCredentialEvent(db: ScopedDb, event: CredentialEvent
 export async function listCredentialEvents(
   db: ScopedDb,
   options: { userId: string; credentialId?: string; limit: number; after?: string },
-): Promise<CredentialEvent[]> {
+): Promise<ListedCredentialEvent[]> {
   const { userId, credentialId, limit, after } = options;
-  const events = await db.$queryRaw<CredentialEvent[]>`
-    SELECT id::text AS "id", user_id AS "userId", credential_id::text AS "credentialId", action,
-           changed_fields AS "changedFields", verification_status AS "verificationStatus",
-           occurred_at AS "occurredAt", client_ip AS "clientIp", user_agent AS "userAgent",
-           engine_client_id AS "engineClientId", engine_request AS "engineRequest"
-    FROM credential_events
-    WHERE user_id = ${userId}
-      ${credentialId !== undefined ? Prisma.sql`AND credential_id = ${credentialId}::uuid` : Prisma.empty}
+  // Alpaca's answer is a companion row (at most one per event, by its key):
+  // joined here, so a page stays one statement.
+  const rows = await db.$queryRaw<
+    (CredentialEvent & { responseStatus: number | null; brokerRequestId: string | null })[]
+  >`
+    SELECT e.id::text AS "id", e.user_id AS "userId", e.credential_id::text AS "credentialId", e.action,
+           e.changed_fields AS "changedFields", e.verification_status AS "verificationStatus",
+           e.occurred_at AS "occurredAt", e.client_ip AS "clientIp", e.user_agent AS "userAgent",
+           e.engine_client_id AS "engineClientId", e.engine_request AS "engineRequest",
+           e.guardrail_rule AS "guardrailRule", e.engine_order AS "engineOrder",
+           r.status AS "responseStatus", r.broker_request_id AS "brokerRequestId"
+    FROM credential_events e
+    LEFT JOIN engine_responses r ON r.event_id = e.id
+    WHERE e.user_id = ${userId}
+      ${credentialId !== undefined ? Prisma.sql`AND e.credential_id = ${credentialId}::uuid` : Prisma.empty}
       ${
         after !== undefined
-          ? Prisma.sql`AND (occurred_at, id) < (SELECT occurred_at, id FROM credential_events WHERE id = ${after}::uuid)`
+          ? Prisma.sql`AND (e.occurred_at, e.id) < (SELECT occurred_at, id FROM credential_events WHERE id = ${after}::uuid)`
           : Prisma.empty
       }
-    ORDER BY occurred_at DESC, id DESC
+    ORDER BY e.occurred_at DESC, e.id DESC
     LIMIT ${limit}`;
+  const events = rows.map(({ responseStatus, brokerRequestId, ...event }) => ({
+    ...event,
+    engineResponse: responseStatus === null ? null : { status: responseStatus, brokerRequestId },
+  }));
   // Only an empty page can hide an unknown cursor: the comparison with a
   // missing row is never true.
   if (after !== undefined && events.length === 0) {

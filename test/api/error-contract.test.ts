@@ -463,6 +463,29 @@ describe(`error contract (${dbKind})`, () => {
     `);
   });
 
+  it('BAD_USER_INPUT naming the nested field for a Decimal sent as a number', async () => {
+    const grant = 'mutation($input: GrantEngineAccessInput!) { grantEngineAccess(input: $input) { id } }';
+    const input = { credentialId: alice.credentialId, clientId: 'ec_contract', scopes: ['READ'] };
+    expect(
+      await call(grant, { input: { ...input, guardrails: { maxOrderNotional: 5000.5 } } }, alice.session),
+    ).toMatchInlineSnapshot(`
+        {
+          "body": {
+            "errors": [
+              {
+                "extensions": {
+                  "code": "BAD_USER_INPUT",
+                  "field": "guardrails.maxOrderNotional",
+                },
+                "message": "Variable "$input" got invalid value 5000.5 at "input.guardrails.maxOrderNotional"; A Decimal must be a decimal number sent as a string, like "5000" or "0.25".",
+              },
+            ],
+          },
+          "status": 400,
+        }
+      `);
+  });
+
   it("NOT_FOUND for another user's id exactly as for an absent one", async () => {
     const cases: [string, (id: string) => Record<string, unknown>, string][] = [
       [UPDATE, (id) => ({ id, input: { nickname: 'Hijacked' } }), bob.credentialId],

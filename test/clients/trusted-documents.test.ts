@@ -151,6 +151,16 @@ describe(`TRUSTED_DOCUMENTS=required (${dbKind})`, () => {
     const { grantEngineAccess } = await client.GrantEngineAccess({
       input: { credentialId: storeCredential.id, clientId: engine.clientId, scopes: ['READ'] },
     });
+    expect(grantEngineAccess.guardrails.tradingState).toBe('ACTIVE');
+    const { setEngineGuardrails } = await client.SetEngineGuardrails({
+      grantId: grantEngineAccess.id,
+      input: { maxOrderNotional: '5000', symbols: ['aapl'] },
+    });
+    expect(setEngineGuardrails.guardrails).toMatchObject({ maxOrderNotional: '5000', symbols: ['AAPL'] });
+    expect(setEngineGuardrails.usageToday).toMatchObject({ orders: 0, notional: '0' });
+    const { haltEngineAccess } = await client.HaltEngineAccess({ credentialId: storeCredential.id });
+    expect(haltEngineAccess).toEqual([expect.objectContaining({ id: grantEngineAccess.id })]);
+    expect(haltEngineAccess[0]?.guardrails.tradingState).toBe('HALTED');
     expect((await client.RevokeEngineAccess({ id: grantEngineAccess.id })).revokeEngineAccess.revokedAt).not.toBeNull();
     const grants = await client.CredentialEngineGrants({ id: storeCredential.id });
     expect(grants.credential?.engineGrants.map((g) => g.id)).toEqual([grantEngineAccess.id]);

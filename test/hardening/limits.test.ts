@@ -10,13 +10,21 @@ const server = useInProcessServer({ instrument: countStatements((sql) => stateme
 let session: Session;
 
 const EVENT_PAGE =
-  'edges { cursor node { id credentialId action changedFields verificationStatus occurredAt clientIp userAgent } } ' +
+  'edges { cursor node { id credentialId action changedFields verificationStatus occurredAt clientIp userAgent ' +
+  'engineClientId engineRequest guardrailRule engineOrder { symbol side type qty notional clientOrderId ' +
+  'estimatedNotional referencePrice } engineResponse { status brokerRequestId } } } ' +
   'pageInfo { hasNextPage hasPreviousPage startCursor endCursor }';
 const ACCOUNT_FIELDS = 'id userId accountName isActive createdAt updatedAt';
 const CREDENTIAL_FIELDS = 'id accountId credentialType nickname apiKeyHint isActive createdAt updatedAt';
 const VERIFICATION = 'verification { status checkedAt environment brokerAccountNumber brokerAccountStatus message }';
-/** The largest query the API is for: every field of the account, every credential, a full page of events each. */
-const LARGEST = `accounts { ${ACCOUNT_FIELDS} credentials { ${CREDENTIAL_FIELDS} ${VERIFICATION} account { ${ACCOUNT_FIELDS} } events(first: 100) { ${EVENT_PAGE} } } }`;
+const GRANT_FIELDS =
+  'id credentialId scopes createdAt expiresAt revokedAt isActive client { id name } guardrails { tradingState ' +
+  'symbols assetClasses orderTypes allowShortSelling allowExtendedHours allowAccountWideActions maxOrderNotional ' +
+  'maxOrderQuantity maxDailyNotional maxDailyOrders priceCollarPercent } usageToday { tradingDay orders notional }';
+/** Every field of the account, every credential, a full page of events each. */
+const EVENTS = `accounts { ${ACCOUNT_FIELDS} credentials { ${CREDENTIAL_FIELDS} ${VERIFICATION} account { ${ACCOUNT_FIELDS} } events(first: 100) { ${EVENT_PAGE} } } }`;
+/** The largest query the API is for: the above, and every engine grant of every credential. */
+const LARGEST = EVENTS.replace('events(first: 100)', `engineGrants { ${GRANT_FIELDS} } events(first: 100)`);
 
 /** `{ accounts { credentials { account { credentials ... } } } }` nested to `depth` levels. */
 function nested(depth: number): string {
@@ -135,23 +143,26 @@ describe(`query complexity counts pages, and refuses before anything runs (${dbK
   });
 
   it('refuses pages multiplied by aliases or back-links with HTTP 400 and QUERY_LIMIT_EXCEEDED, sending no SQL', async () => {
+    // Seven event pages per credential at first: 100 are over the limit, at first: 10 well under it.
+    const sevenTimes = (events: string) => `{ ${Array.from({ length: 7 }, (_, i) => `a${i}: ${events}`).join(' ')} }`;
     const refused = [
       `{ a: ${LARGEST} b: ${LARGEST} }`,
-      '{ accounts { credentials { account { credentials { account { credentials { id } } } } } } }',
+      sevenTimes(EVENTS),
+      '{ accounts { credentials { account { credentials { account { credentials { account { credentials { id } } } } } } } } }',
       // The page size counts when it comes as a variable too.
-      `query($first: Int) { a: ${LARGEST.replace('first: 100', 'first: $first')} b: ${LARGEST.replace('first: 100', 'first: $first')} }`,
+      `query($first: Int) ${sevenTimes(EVENTS.replace('first: 100', 'first: $first'))}`,
     ];
     for (const query of refused) {
       const { res, sql } = await observed(query, { first: 100 });
       expect(res.status, query).toBe(400);
       expect(res.body.data ?? null).toBeNull();
       expect(res.body.errors?.[0]?.extensions).toMatchObject({ code: 'QUERY_LIMIT_EXCEEDED', limit: 'complexity' });
-      expect(res.body.errors?.[0]?.message).toMatch(/^Query too complex: [\d,]+ against a limit of 250,000\./);
+      expect(res.body.errors?.[0]?.message).toMatch(/^Query too complex: [\d,]+ against a limit of 2,500,000\./);
       expect(res.body.errors?.[0]?.message).not.toMatch(/syntax/i);
       expect(sql, query).toEqual([]);
     }
     // The same document with a small page passes: the estimate follows the variable.
-    const small = await observed(refused[2] as string, { first: 10 });
+    const small = await observed(refused[3] as string, { first: 10 });
     expect(small.res.body.errors).toBeUndefined();
     expect(small.sql.length).toBeGreaterThan(0);
   });

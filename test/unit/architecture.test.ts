@@ -19,8 +19,16 @@ async function sources(dir: string): Promise<{ file: string; text: string }[]> {
 }
 
 /** The Prisma model delegates and tables of user data (test/support/rls-check.ts has the same list of tables). */
-const USER_MODELS = ['credential', 'userAccount', 'credentialEvent', 'engineGrant'];
-const USER_TABLES = /\b(user_accounts|user_credentials|credential_events|engine_grants)\b/;
+const USER_MODELS = [
+  'credential',
+  'userAccount',
+  'credentialEvent',
+  'engineGrant',
+  'engineGrantUsage',
+  'engineResponse',
+];
+const USER_TABLES =
+  /\b(user_accounts|user_credentials|credential_events|engine_grants|engine_grant_usage|engine_responses)\b/;
 
 /**
  * The names a file binds to the unscoped client: unscopedClient itself, a

@@ -30,8 +30,11 @@ import {
 } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { QUERY_COMPLEXITY_DEFAULT, REQUEST_TRANSACTION_DEFAULTS } from '../../src/config/load.ts';
+import { ACTIVE_GRANTS_PER_CREDENTIAL_MAX } from '../../src/domain/engine-grants.ts';
+import { MAX_SYMBOLS } from '../../src/domain/guardrails.ts';
 import { operationComplexity } from '../../src/graphql/complexity.ts';
 import { UNCAPPED_LIST_MULTIPLIER } from '../../src/schema/complexity.ts';
+import { ENGINE_GRANTS_MAX } from '../../src/schema/engine-grant.ts';
 import { schema } from '../../src/schema/index.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -49,8 +52,9 @@ const SDK_SHARE = 0.1;
 /**
  * The documented largest queries (every field, every list at its cap or
  * largest page) keep a quarter of the limit spare: room for a few fields
- * added to Credential or CredentialEvent (one scalar on events adds
- * CAP × 100 = 10,000 to the largest) before the default must move.
+ * added to Credential, CredentialEvent or EngineGrant (one scalar on events
+ * adds CAP × 100 = 10,000 to the largest, one on grants CAP × 25 = 2,500)
+ * before the default must move.
  */
 const DOCUMENTED_SHARE = 0.75;
 
@@ -74,6 +78,7 @@ function sample(type: GraphQLInputType, name: string): unknown {
     Int: name === 'first' ? LARGEST_PAGE : 1,
     Boolean: true,
     DateTime: '2030-01-01T00:00:00.000Z',
+    Decimal: '1',
   };
   if (!(type.name in scalars)) throw new Error(`no sample value for ${type.name}`);
   return scalars[type.name];
@@ -241,6 +246,17 @@ describe('query complexity', () => {
     expect(complexityOf('{ credential(id: "00000000-0000-4000-8000-000000000000") { account { id } } }')).toBe(3);
   });
 
+  it("counts a grant's symbols at their cap, and haltEngineAccess at the grants that can be in force", () => {
+    const id = '"00000000-0000-4000-8000-000000000000"';
+    expect(complexityOf(`{ credential(id: ${id}) { engineGrants { guardrails { symbols } } } }`)).toBe(
+      1 + 1 + ENGINE_GRANTS_MAX * (1 + MAX_SYMBOLS),
+    );
+    expect(complexityOf('mutation { haltEngineAccess { id } }')).toBe(1 + CAP * ACTIVE_GRANTS_PER_CREDENTIAL_MAX);
+    expect(complexityOf(`mutation { haltEngineAccess(credentialId: ${id}) { id } }`)).toBe(
+      1 + ACTIVE_GRANTS_PER_CREDENTIAL_MAX,
+    );
+  });
+
   it(`keeps every SDK operation at the largest page under ${SDK_SHARE * 100} % of the default limit`, async () => {
     const operations = await sdkOperations();
     expect(operations.length).toBeGreaterThanOrEqual(12);
@@ -252,7 +268,8 @@ describe('query complexity', () => {
   });
 
   it('keeps every query of the README under the limit, but the one it shows refused', async () => {
-    const refused = '{ accounts { credentials { account { credentials { account { credentials { id } } } } } } }';
+    const refused =
+      '{ accounts { credentials { account { credentials { account { credentials { account { credentials { id } } } } } } } } }';
     const queries = await readmeQueries();
     expect(queries).toContain(refused);
     expect(queries.length).toBeGreaterThanOrEqual(9);
@@ -277,11 +294,13 @@ describe('query complexity', () => {
   });
 
   it('puts queries that multiply pages over the limit', () => {
-    const twice = `{ a: accounts { ${selectAll(schema.getType('Account') as GraphQLNamedType, ['Query'])} } b: accounts { id credentials { events(first: 100) { edges { node { id credentialId action changedFields verificationStatus occurredAt clientIp userAgent } } } } } }`;
-    const loop = '{ accounts { credentials { account { credentials { account { credentials { id } } } } } } }';
+    const all = selectAll(schema.getType('Account') as GraphQLNamedType, ['Query']);
+    const twice = `{ a: accounts { ${all} } b: accounts { ${all} } }`;
+    const loop =
+      '{ accounts { credentials { account { credentials { account { credentials { account { credentials { id } } } } } } } } }';
     for (const [name, text] of [
-      ['largest + events of every credential again', twice],
-      ['back-link loop, three levels', loop],
+      ['largest, twice (aliases)', twice],
+      ['back-link loop, four levels', loop],
     ] as const) {
       const complexity = complexityOf(text);
       report(name, complexity);

@@ -25,7 +25,11 @@ describe('the engine API', () => {
       const unscoped = /unscopedClient/.test(text);
       // api.ts hands the unscoped client to the store of clients and tokens (clients.ts), nothing else.
       if (unscoped) expect(['engine/api.ts', 'engine/clients.ts'], file).toContain(file);
-      if (/user_credentials|credential_events|engine_grants|\.credential\.|\.credentialEvent\./.test(text)) {
+      if (
+        /user_credentials|credential_events|engine_grants|engine_grant_usage|engine_responses|\.credential\.|\.credentialEvent\.|\.engineGrant(Usage)?\.|\.engineResponse\./.test(
+          text,
+        )
+      ) {
         // Through the two scopes (admission, the grant list), or in the caller's scoped transaction (grant changes).
         expect(['engine/admission.ts', 'engine/grant-list.ts', 'engine/grant-changes.ts']).toContain(file);
         expect(text).not.toMatch(/unscopedClient|prisma\./);

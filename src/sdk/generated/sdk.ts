@@ -19,6 +19,8 @@ import * as Operations from './graphql.ts';
 
 
 
+
+
 export type Requester<C = {}> = <R, V>(doc: DocumentNode, vars?: V, options?: C) => Promise<R> | AsyncIterable<R>
 export function getSdk<C>(requester: Requester<C>) {
   return {
@@ -48,6 +50,12 @@ export function getSdk<C>(requester: Requester<C>) {
     },
     RevokeEngineAccess(variables: Operations.RevokeEngineAccessMutationVariables, options?: C): Promise<Operations.RevokeEngineAccessMutation> {
       return requester<Operations.RevokeEngineAccessMutation, Operations.RevokeEngineAccessMutationVariables>(Operations.RevokeEngineAccessDocument, variables, options) as Promise<Operations.RevokeEngineAccessMutation>;
+    },
+    SetEngineGuardrails(variables: Operations.SetEngineGuardrailsMutationVariables, options?: C): Promise<Operations.SetEngineGuardrailsMutation> {
+      return requester<Operations.SetEngineGuardrailsMutation, Operations.SetEngineGuardrailsMutationVariables>(Operations.SetEngineGuardrailsDocument, variables, options) as Promise<Operations.SetEngineGuardrailsMutation>;
+    },
+    HaltEngineAccess(variables?: Operations.HaltEngineAccessMutationVariables, options?: C): Promise<Operations.HaltEngineAccessMutation> {
+      return requester<Operations.HaltEngineAccessMutation, Operations.HaltEngineAccessMutationVariables>(Operations.HaltEngineAccessDocument, variables, options) as Promise<Operations.HaltEngineAccessMutation>;
     },
     Viewer(variables?: Operations.ViewerQueryVariables, options?: C): Promise<Operations.ViewerQuery> {
       return requester<Operations.ViewerQuery, Operations.ViewerQueryVariables>(Operations.ViewerDocument, variables, options) as Promise<Operations.ViewerQuery>;

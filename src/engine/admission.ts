@@ -224,7 +224,7 @@ export interface ResponseRecord {
 export async function recordResponse(db: Database, userId: string, record: ResponseRecord): Promise<void> {
   await db.withUser(
     userId,
-    (tx) => tx.$queryRaw`
+    (tx) => tx.$executeRaw`
       SELECT engine_record_response(${record.eventId}::uuid, ${record.status}::int, ${record.brokerRequestId},
                                     ${record.grantId}::uuid, ${record.tradingDay}::date,
                                     ${record.giveBack?.orders ?? 0}::int,

@@ -14,7 +14,8 @@ import type { Database } from './db/database.ts';
 import { isDatabaseUnavailable } from './db/errors.ts';
 import { ServiceUnavailableError } from './domain/errors.ts';
 import { createEngineApi, ENGINE_PATH_PREFIX } from './engine/api.ts';
-import { EngineRateLimiter, TOKEN_ATTEMPT_LIMITS } from './engine/rate-limit.ts';
+import { AssetCache } from './engine/market-facts.ts';
+import { TOKEN_ATTEMPT_LIMITS } from './engine/rate-limit.ts';
 import { METADATA_PATH } from './engine/token-endpoint.ts';
 import { createGraphQLHandler } from './graphql/yoga.ts';
 import { declaredLength } from './http/body.ts';
@@ -117,12 +118,14 @@ export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDe
     db,
     keyring,
     alpaca,
-    limiter: new EngineRateLimiter(databaseLimiterFactory(db.unscopedClient), config.engine.rateLimitPerMinute),
+    assets: new AssetCache(),
+    rateLimit: config.engine.rateLimitPerMinute,
     tokenAttempts: new AttemptLimiter(databaseLimiterFactory(db.unscopedClient), TOKEN_ATTEMPT_LIMITS),
     logger,
     telemetry,
     clientIp,
     tokenTtlSeconds: config.engine.tokenTtlSeconds,
+    tokensPerClient: config.engine.tokensPerClient,
     timeoutMs: config.broker.timeoutMs,
     baseURL: config.auth.baseURL,
   });
@@ -137,7 +140,7 @@ export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDe
       prefix: true,
       handler: async (req, res) => {
         const refusal = authBodyRefusal(req);
-        if (refusal) return sendError(res, refusal.status, refusal);
+        if (refusal) return sendError(res, refusal.status, { code: refusal.code, message: refusal.message });
         prepareAuthRequest(req, clientIp, ownOrigin);
         await forgetSessionsAfterChange(req, res, auth, sessions);
         return authHandler(req, res);

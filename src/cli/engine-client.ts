@@ -5,8 +5,8 @@
 // on stdout: `create` {"clientId", "clientSecret", "name"} (the secret is
 // shown only then, and stored only as a hash), `list` an array of the clients
 // (id, name, createdAt, revokedAt; no secret), `revoke` the revoked client,
-// whose tokens stop working at once. (`npm run --silent` leaves out npm's own
-// banner lines.)
+// whose tokens stop working at once, with grantsRevoked (its grants, revoked
+// with it). (`npm run --silent` leaves out npm's own banner lines.)
 import { openDatabase } from '../db/database.ts';
 import { createEngineClient, listEngineClients, revokeEngineClient } from '../engine/clients.ts';
 import { createLogger } from '../logger.ts';
@@ -38,7 +38,7 @@ await runTask('engine-client', 'none', parse, async (config, { command, argument
     } else if (command === 'list') {
       print(await listEngineClients(prisma));
     } else {
-      const revoked = await revokeEngineClient(prisma, argument as string);
+      const revoked = await revokeEngineClient(db, argument as string);
       if (!revoked) {
         process.stderr.write(`no engine client with id ${JSON.stringify(argument)}\n`);
         process.exitCode = 1;

@@ -144,9 +144,11 @@ const envSchema = z.object({
   OTEL_SDK_DISABLED: boolean.default(false),
   ALPACA_PAPER_URL: brokerUrl.default('https://paper-api.alpaca.markets'),
   ALPACA_LIVE_URL: brokerUrl.default('https://api.alpaca.markets'),
+  ALPACA_DATA_URL: brokerUrl.default('https://data.alpaca.markets'),
   BROKER_TIMEOUT_MS: int(1, 120_000).default(5000),
   ENGINE_TOKEN_TTL_SECONDS: int(1, 3600).default(600),
   ENGINE_RATE_LIMIT: int(1, 1_000_000).default(180),
+  ENGINE_TOKENS_PER_CLIENT: int(1, 1000).default(20),
 });
 
 type Env = z.infer<typeof envSchema>;
@@ -201,9 +203,9 @@ export interface Config {
    */
   trustedDocuments: 'required' | 'allowed' | 'off';
   /** Where credentials are verified (docs/verification.md), and how long to wait for an answer. */
-  broker: { alpaca: { paperUrl: string; liveUrl: string }; timeoutMs: number };
+  broker: { alpaca: { paperUrl: string; liveUrl: string; dataUrl: string }; timeoutMs: number };
   /** Trading-engine access (docs/engines.md): token lifetime, forwarded requests per credential per minute. */
-  engine: { tokenTtlSeconds: number; rateLimitPerMinute: number };
+  engine: { tokenTtlSeconds: number; rateLimitPerMinute: number; tokensPerClient: number };
   /** Prometheus metrics on their own listener (METRICS_PORT, same HOST); off when unset. */
   metrics: { port: number } | undefined;
   /**
@@ -342,9 +344,13 @@ export async function loadConfig(
           }
         : undefined,
     broker: {
-      alpaca: { paperUrl: env.ALPACA_PAPER_URL, liveUrl: env.ALPACA_LIVE_URL },
+      alpaca: { paperUrl: env.ALPACA_PAPER_URL, liveUrl: env.ALPACA_LIVE_URL, dataUrl: env.ALPACA_DATA_URL },
       timeoutMs: env.BROKER_TIMEOUT_MS,
     },
-    engine: { tokenTtlSeconds: env.ENGINE_TOKEN_TTL_SECONDS, rateLimitPerMinute: env.ENGINE_RATE_LIMIT },
+    engine: {
+      tokenTtlSeconds: env.ENGINE_TOKEN_TTL_SECONDS,
+      rateLimitPerMinute: env.ENGINE_RATE_LIMIT,
+      tokensPerClient: env.ENGINE_TOKENS_PER_CLIENT,
+    },
   };
 }

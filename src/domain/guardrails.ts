@@ -285,6 +285,25 @@ export function guardrailsToJson(guardrails: Readonly<Guardrails>): GuardrailsJs
   };
 }
 
+/** The model from its JSON form (as the database answers a grant's limits); the inverse of guardrailsToJson. */
+export function guardrailsFromJson(json: GuardrailsJson): Guardrails {
+  const cap = (text: string | null) => (text === null ? null : new Decimal(text));
+  return {
+    tradingState: json.tradingState,
+    symbols: json.symbols && [...json.symbols],
+    assetClasses: [...json.assetClasses],
+    orderTypes: [...json.orderTypes],
+    allowShortSelling: json.allowShortSelling,
+    allowExtendedHours: json.allowExtendedHours,
+    allowAccountWideActions: json.allowAccountWideActions,
+    maxOrderNotional: cap(json.maxOrderNotional),
+    maxOrderQuantity: cap(json.maxOrderQuantity),
+    maxDailyNotional: cap(json.maxDailyNotional),
+    maxDailyOrders: json.maxDailyOrders,
+    priceCollarPercent: cap(json.priceCollarPercent),
+  };
+}
+
 const NEW_YORK_DAY = new Intl.DateTimeFormat('en-US', {
   timeZone: 'America/New_York',
   year: 'numeric',

@@ -7,3 +7,11 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export function isUuid(value: string): boolean {
   return UUID.test(value);
 }
+
+/**
+ * The one form of a UUID that keys everything decided about it (a rate limit,
+ * an event, a log line): lower case. Null when `value` is not a UUID.
+ */
+export function canonicalUuid(value: string): string | null {
+  return UUID.test(value) ? value.toLowerCase() : null;
+}

@@ -1,116 +1,233 @@
-// Admission of a proxied request: how the engine API reaches user data
-// knowing only a client (from its token) and a credential id. Step 1 finds
-// this client's active grant of the credential in the client's own scope
-// (withEngineClient); step 2, in the grant owner's scope (withUser), locks the
-// grant, checks the credential and writes the ENGINE_REQUEST event, in one
-// transaction that commits before anything is forwarded. No statement here
-// uses the unscoped client. Why two scopes, and what a revocation racing a
-// request sees: docs/architecture/engine-proxy.md.
-import { openSecrets, type SealedSecrets, type Secrets } from '../crypto/credential-sealing.ts';
+// What an engine request may do, and its bookkeeping: thin calls of the SQL
+// functions of prisma/migrations/20261207000100_engine_admission, each one
+// statement in a request transaction that starts scoped to no one (the
+// functions move the scope along token → client → grant → owner themselves,
+// under the request role's policies). Why it is safe, and what a revocation or
+// a change of limits racing a request sees: docs/architecture/engine-proxy.md.
+//
+//   authorize      read only: the grant, its limits, today's usage, the keys
+//   admit          checks again, takes the rate point, counts an order,
+//                  writes ENGINE_REQUEST (or ENGINE_REFUSED for a daily cap)
+//   refuse         checks again, takes the rate point, writes ENGINE_REFUSED
+//   recordResponse Alpaca's status beside the event; a refused order's counts back
+import { openSecrets, type Secrets } from '../crypto/credential-sealing.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { Database } from '../db/database.ts';
-import type { ScopedDb } from '../db/request-transaction.ts';
+import { Decimal, formatDecimal, ZERO } from '../domain/decimal.ts';
+import type { EngineScope } from '../domain/engine-grants.ts';
+import type { GuardrailsJson } from '../domain/guardrails.ts';
 import { BROKER_ENVIRONMENTS, type BrokerEnvironment } from '../domain/verification.ts';
 import type { RequestOrigin } from '../services/credential-events.ts';
 
-export interface FoundGrant {
-  id: string;
-  userId: string;
-  scopes: string[];
+/** 'ok', or the first reason the request cannot go on, in the order the API reports them. */
+export type AccessOutcome =
+  | 'ok'
+  | 'unauthenticated'
+  | 'not-found'
+  | 'insufficient-scope'
+  | 'inactive'
+  | 'not-verified'
+  /** The grant's limits or the credential's keys changed since they were checked: check again. */
+  | 'changed'
+  | 'rate-limited'
+  /** Refused by a rule (a daily cap decided in the database, or the caller's guardrail decision). */
+  | 'refused';
+
+export interface Access {
+  outcome: AccessOutcome;
+  /** Seconds until the rate limit's window ends ('rate-limited'). */
+  retryAfter: number;
+  /** 'refused' by a daily cap: its rule, limit and the value it would have reached. */
+  rule: string | null;
+  ruleLimit: string | null;
+  ruleValue: string | null;
+  /** The client the token authenticates (null: 'unauthenticated'). */
+  clientId: string | null;
+  grantId: string | null;
+  userId: string | null;
+  environment: BrokerEnvironment | null;
+  guardrails: GuardrailsJson | null;
+  guardrailsVersion: number | null;
+  secretsVersion: number | null;
+  /** The trading day the counts are taken on ('YYYY-MM-DD', America/New_York). */
+  tradingDay: string | null;
+  /** Today's usage of the grant (authorize; admit after counting). */
+  usage: { orders: number; notional: Decimal } | null;
+  /** The event written (admit, refuse). */
+  eventId: string | null;
+  /** The sealed keys, opened only by keysOf. */
+  readonly sealed: SealedRow | null;
 }
 
-/** Step 1: this client's active grant of `credentialId`, or null (absent, another client's, revoked, expired). */
-export function findGrant(db: Database, clientId: string, credentialId: string): Promise<FoundGrant | null> {
-  return db.withEngineClient(clientId, async (tx) => {
-    const rows = await tx.$queryRaw<FoundGrant[]>`
-      SELECT id::text AS "id", user_id AS "userId", scopes
-      FROM engine_grants
-      WHERE client_id = ${clientId} AND credential_id = ${credentialId}::uuid
-        AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
-      ORDER BY created_at DESC LIMIT 1`;
-    return rows[0] ?? null;
-  });
+interface SealedRow {
+  keyId: string;
+  apiKeyCiphertext: Uint8Array<ArrayBuffer>;
+  secretKeyCiphertext: Uint8Array<ArrayBuffer>;
 }
 
-interface GrantedCredential extends SealedSecrets {
-  id: string;
-  userId: string;
-  secretsVersion: number;
-  isActive: boolean;
-  environment: string | null;
-}
-
-/** Why a granted credential cannot be used now. */
-export type Refusal = 'not-found' | 'inactive' | 'not-verified';
-
-export type Admission =
-  | { ok: false; refusal: Refusal }
-  | { ok: true; environment: BrokerEnvironment; row: GrantedCredential };
-
-/**
- * Step 2 (in the owner's scope): the grant, still active, and its credential,
- * the grant row locked FOR SHARE until the transaction ends.
- */
-async function admit(tx: ScopedDb, grantId: string, credentialId: string): Promise<Admission> {
-  const rows = await tx.$queryRaw<GrantedCredential[]>`
-    SELECT c.id::text AS "id", c.user_id AS "userId", c.is_active AS "isActive",
-           c.verified_environment AS "environment", c.key_id AS "keyId", c.secrets_version AS "secretsVersion",
-           c.api_key_ciphertext AS "apiKeyCiphertext", c.secret_key_ciphertext AS "secretKeyCiphertext"
-    FROM engine_grants g JOIN user_credentials c ON c.id = g.credential_id AND c.user_id = g.user_id
-    WHERE g.id = ${grantId}::uuid AND g.credential_id = ${credentialId}::uuid
-      AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > now())
-    FOR SHARE OF g`;
-  const row = rows[0];
-  if (!row) return { ok: false, refusal: 'not-found' };
-  if (!row.isActive) return { ok: false, refusal: 'inactive' };
-  const environment = BROKER_ENVIRONMENTS.find((e) => e === row.environment);
-  if (!environment) return { ok: false, refusal: 'not-verified' };
-  return { ok: true, environment, row };
-}
-
-export interface EngineRequestRecord {
-  clientId: string;
-  /** "METHOD /template" (src/domain/engine-routes.ts). */
+/** Who asks, for what, from where: the same for every function of one request. */
+export interface EngineCaller {
+  /** SHA-256 of the bearer token (src/engine/clients.ts). */
+  tokenHash: string;
+  /** The credential id in its canonical (lower-case) form. */
+  credentialId: string;
+  scope: EngineScope;
+  /** "METHOD /template". */
   request: string;
   origin: RequestOrigin;
 }
 
-/** What may be forwarded, once its event is committed. */
-export interface Admitted {
-  environment: BrokerEnvironment;
-  keys: Secrets;
+/** What a function's row holds, as Prisma's raw query returns it. */
+interface AccessRow {
+  outcome: AccessOutcome;
+  retry_after: number | null;
+  rule: string | null;
+  rule_limit: string | null;
+  rule_value: string | null;
+  client_id: string | null;
+  grant_id: string | null;
+  user_id: string | null;
+  environment: string | null;
+  key_id: string | null;
+  secrets_version: number | null;
+  api_key_ciphertext: Uint8Array<ArrayBuffer> | null;
+  secret_key_ciphertext: Uint8Array<ArrayBuffer> | null;
+  guardrails: GuardrailsJson | null;
+  guardrails_version: number | null;
+  trading_day: Date | null;
+  usage_orders: number | null;
+  /** Prisma's Decimal (another decimal.js copy, rounding at 20 digits): read as text only. */
+  usage_notional: { toString(): string } | null;
+  event_id: string | null;
 }
 
-/**
- * Step 2: checks the grant and its credential (the grant row locked), writes the ENGINE_REQUEST event, commits, and only then returns
- * the keys and the environment to forward to. When it cannot be written,
- * nothing is returned to forward.
- */
-export async function recordEngineRequest(
+function accessOf(row: AccessRow | undefined): Access {
+  if (!row) throw new Error('an engine admission function returned no row');
+  const sealed =
+    row.key_id && row.api_key_ciphertext && row.secret_key_ciphertext
+      ? { keyId: row.key_id, apiKeyCiphertext: row.api_key_ciphertext, secretKeyCiphertext: row.secret_key_ciphertext }
+      : null;
+  return {
+    outcome: row.outcome,
+    retryAfter: row.retry_after ?? 0,
+    rule: row.rule,
+    ruleLimit: row.rule_limit,
+    ruleValue: row.rule_value,
+    clientId: row.client_id,
+    grantId: row.grant_id,
+    userId: row.user_id,
+    environment: BROKER_ENVIRONMENTS.find((e) => e === row.environment) ?? null,
+    guardrails: row.guardrails,
+    guardrailsVersion: row.guardrails_version,
+    secretsVersion: row.secrets_version,
+    tradingDay: row.trading_day ? row.trading_day.toISOString().slice(0, 10) : null,
+    usage:
+      row.usage_orders === null
+        ? null
+        : {
+            orders: row.usage_orders,
+            notional: row.usage_notional === null ? ZERO : new Decimal(row.usage_notional.toString()),
+          },
+    eventId: row.event_id,
+    sealed,
+  };
+}
+
+/** The credential's keys, opened: only for an 'ok' access, right before they are sent to Alpaca. */
+export function keysOf(keyring: Keyring, access: Access, credentialId: string): Secrets {
+  if (access.outcome !== 'ok' || !access.sealed || !access.userId || access.secretsVersion === null) {
+    throw new Error('keys are only opened for an admitted request');
+  }
+  return openSecrets(
+    keyring,
+    { id: credentialId, userId: access.userId, secretsVersion: access.secretsVersion },
+    access.sealed,
+  );
+}
+
+/** The check before an order's market data is read: writes nothing (a dry run takes a point of its own limit). */
+export async function authorize(
   db: Database,
-  keyring: Keyring,
-  grant: FoundGrant,
-  credentialId: string,
-  record: EngineRequestRecord,
-): Promise<{ ok: false; refusal: Refusal } | ({ ok: true } & Admitted)> {
-  const admission = await db.withUser(grant.userId, async (tx) => {
-    const found = await admit(tx, grant.id, credentialId);
-    if (!found.ok) return found;
-    await tx.credentialEvent.create({
-      data: {
-        userId: found.row.userId,
-        credentialId,
-        action: 'ENGINE_REQUEST',
-        changedFields: [],
-        engineClientId: record.clientId,
-        engineRequest: record.request,
-        clientIp: record.origin.clientIp,
-        userAgent: record.origin.userAgent,
-      },
-      select: { id: true },
-    });
-    return found;
-  });
-  if (!admission.ok) return admission;
-  return { ok: true, environment: admission.environment, keys: openSecrets(keyring, admission.row, admission.row) };
+  caller: EngineCaller,
+  options: { rateLimit: number; dryRun: boolean },
+): Promise<Access> {
+  const rows = await db.withRequestRole(
+    (tx) => tx.$queryRaw<AccessRow[]>`
+      SELECT * FROM engine_authorize(${caller.tokenHash}, ${caller.credentialId}::uuid, ${caller.scope},
+                                     ${options.rateLimit}::int, ${options.dryRun})`,
+  );
+  return accessOf(rows[0]);
+}
+
+/** What an admitted order adds to the grant's daily counts. */
+export interface OrderCount {
+  /** 1 for a new order or a replacement. */
+  orders: 0 | 1;
+  notional: Decimal;
+}
+
+export interface AdmitOptions {
+  rateLimit: number;
+  /** The versions the caller checked the request against; left out for requests no guardrail checks. */
+  checked?: { guardrailsVersion: number; secretsVersion: number };
+  /** The order's summary for the event (src/domain/guardrail-checks.ts OrderSummary). */
+  order?: object | null;
+  count?: OrderCount;
+}
+
+/** Admits a request: its event is committed when this resolves with 'ok'. */
+export async function admit(db: Database, caller: EngineCaller, options: AdmitOptions): Promise<Access> {
+  const { checked, count } = options;
+  const rows = await db.withRequestRole(
+    (tx) => tx.$queryRaw<AccessRow[]>`
+      SELECT * FROM engine_admit(${caller.tokenHash}, ${caller.credentialId}::uuid, ${caller.scope}, ${caller.request},
+                                 ${caller.origin.clientIp}, ${caller.origin.userAgent}, ${options.rateLimit}::int,
+                                 ${checked?.guardrailsVersion ?? null}::int, ${checked?.secretsVersion ?? null}::int,
+                                 ${options.order ? JSON.stringify(options.order) : null}::jsonb,
+                                 ${count?.orders ?? 0}::int, ${formatDecimal(count?.notional ?? ZERO)}::numeric)`,
+  );
+  return accessOf(rows[0]);
+}
+
+/** Records a guardrail refusal (ENGINE_REFUSED), counted against the rate limit like a forwarded request. */
+export async function refuse(
+  db: Database,
+  caller: EngineCaller,
+  options: {
+    rateLimit: number;
+    checked: { guardrailsVersion: number; secretsVersion: number };
+    rule: string;
+    order: object | null;
+  },
+): Promise<Access> {
+  const rows = await db.withRequestRole(
+    (tx) => tx.$queryRaw<AccessRow[]>`
+      SELECT * FROM engine_refuse(${caller.tokenHash}, ${caller.credentialId}::uuid, ${caller.scope}, ${caller.request},
+                                  ${caller.origin.clientIp}, ${caller.origin.userAgent}, ${options.rateLimit}::int,
+                                  ${options.checked.guardrailsVersion}::int, ${options.checked.secretsVersion}::int,
+                                  ${options.rule}, ${options.order ? JSON.stringify(options.order) : null}::jsonb)`,
+  );
+  return accessOf(rows[0]);
+}
+
+/** How Alpaca answered an admitted request; what to give back of its count when it refused the order. */
+export interface ResponseRecord {
+  eventId: string;
+  status: number;
+  brokerRequestId: string | null;
+  grantId: string;
+  tradingDay: string;
+  giveBack: OrderCount | null;
+}
+
+/** Beside the event, in its owner's scope: the answer's status and X-Request-ID, and a refused order's counts back. */
+export async function recordResponse(db: Database, userId: string, record: ResponseRecord): Promise<void> {
+  await db.withUser(
+    userId,
+    (tx) => tx.$executeRaw`
+      SELECT engine_record_response(${record.eventId}::uuid, ${record.status}::int, ${record.brokerRequestId},
+                                    ${record.grantId}::uuid, ${record.tradingDay}::date,
+                                    ${record.giveBack?.orders ?? 0}::int,
+                                    ${formatDecimal(record.giveBack?.notional ?? ZERO)}::numeric)`,
+  );
 }

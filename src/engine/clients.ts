@@ -4,7 +4,9 @@
 //
 // Not user data: the tables engine_clients and engine_tokens have no RLS and
 // are reached through the server's own client (Database.unscopedClient),
-// like better-auth's sessions. Nothing here reads or writes a user's rows.
+// like better-auth's sessions. The one change to users' rows here, revoking a
+// revoked client's grants, runs in the request transaction scoped to that
+// client (src/db/request-transaction.ts).
 //
 // Secrets: a client secret and an access token are each 256 bits from the
 // CSPRNG, stored only as their SHA-256. A slow KDF (scrypt, argon2) exists to
@@ -15,6 +17,7 @@
 // the hash, which a caller cannot steer); a client's secret is compared with
 // timingSafeEqual once its row is found by the public client id.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Database } from '../db/database.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 
 export interface EngineClientInfo {
@@ -79,20 +82,34 @@ export function listEngineClients(prisma: PrismaClient): Promise<EngineClientInf
   });
 }
 
+export interface RevokedEngineClient extends EngineClientInfo {
+  /** Its grants revoked by this call (each with ACCESS_REVOKED in its owner's trail). */
+  grantsRevoked: number;
+}
+
 /**
- * Revokes a client and deletes its tokens, in one transaction: its next
- * request fails, wherever it is sent (tokens are checked on every call).
- * Returns the client, or null when there is none with that id.
+ * Revokes a client: its tokens are deleted (its next request fails, wherever
+ * it is sent: tokens are checked on every call), then every grant it holds is
+ * revoked, each with an ACCESS_REVOKED event in its owner's trail (in the
+ * client's own scope, which shows exactly its active grants). Idempotent: a
+ * second call revokes what the first could not. Null when there is no client
+ * with that id.
  */
-export async function revokeEngineClient(prisma: PrismaClient, clientId: string): Promise<EngineClientInfo | null> {
+export async function revokeEngineClient(db: Database, clientId: string): Promise<RevokedEngineClient | null> {
   const select = { id: true, name: true, createdAt: true, revokedAt: true } as const;
-  return prisma.$transaction(async (tx) => {
-    const client = await tx.engineClient.findUnique({ where: { id: clientId }, select });
-    if (!client) return null;
+  const client = await db.unscopedClient.$transaction(async (tx) => {
+    const found = await tx.engineClient.findUnique({ where: { id: clientId }, select });
+    if (!found) return null;
     await tx.engineToken.deleteMany({ where: { clientId } });
-    if (client.revokedAt) return client;
+    if (found.revokedAt) return found;
     return tx.engineClient.update({ where: { id: clientId }, data: { revokedAt: new Date() }, select });
   });
+  if (!client) return null;
+  const [revoked] = await db.withEngineClient(
+    clientId,
+    (scoped) => scoped.$queryRaw<{ count: number }[]>`SELECT engine_revoke_client_grants() AS "count"`,
+  );
+  return { ...client, grantsRevoked: revoked?.count ?? 0 };
 }
 
 /** Compares two hex digests in constant time. */
@@ -121,30 +138,60 @@ export async function authenticateClient(
 
 /**
  * Issues an opaque access token for an authenticated client, valid for
- * `ttlSeconds`. Expired tokens of that client are deleted on the way, so the
- * table holds a client's live tokens and little else.
+ * `ttlSeconds`. A client holds at most `maxLive` live tokens: issuing one more
+ * ends its oldest, and expired ones are deleted on the way, so the table holds
+ * a bounded number of rows per client. The client row is locked while this
+ * runs, so concurrent requests of one client cannot overshoot the cap.
  */
-export async function issueToken(prisma: PrismaClient, clientId: string, ttlSeconds: number): Promise<IssuedToken> {
+export async function issueToken(
+  prisma: PrismaClient,
+  clientId: string,
+  options: { ttlSeconds: number; maxLive: number },
+): Promise<IssuedToken> {
   const accessToken = `${TOKEN_PREFIX}${random256()}`;
-  const now = Date.now();
-  await prisma.engineToken.deleteMany({ where: { clientId, expiresAt: { lte: new Date(now) } } });
-  await prisma.engineToken.create({
-    data: {
-      tokenHash: sha256(accessToken),
-      clientId,
-      createdAt: new Date(now),
-      expiresAt: new Date(now + ttlSeconds * 1000),
-    },
-    select: { tokenHash: true },
+  await prisma.$transaction(async (tx) => {
+    const now = new Date();
+    // First: this row lock makes the client's issuances take turns.
+    await tx.engineClient.update({ where: { id: clientId }, data: { lastTokenAt: now }, select: { id: true } });
+    await tx.engineToken.deleteMany({ where: { clientId, expiresAt: { lte: now } } });
+    await tx.engineToken.create({
+      data: {
+        tokenHash: sha256(accessToken),
+        clientId,
+        createdAt: now,
+        expiresAt: new Date(now.getTime() + options.ttlSeconds * 1000),
+      },
+      select: { tokenHash: true },
+    });
+    // The live ones beyond the newest maxLive end (newest by creation, then by hash, for a stable order).
+    const beyond = await tx.engineToken.findMany({
+      where: { clientId },
+      orderBy: [{ createdAt: 'desc' }, { tokenHash: 'desc' }],
+      skip: options.maxLive,
+      select: { tokenHash: true },
+    });
+    if (beyond.length > 0) {
+      await tx.engineToken.deleteMany({ where: { tokenHash: { in: beyond.map((t) => t.tokenHash) } } });
+    }
   });
-  return { accessToken, expiresIn: ttlSeconds };
+  return { accessToken, expiresIn: options.ttlSeconds };
+}
+
+/**
+ * The SHA-256 (hex) of a bearer token, by which tokens are stored and looked
+ * up; null when the value cannot be one of ours (so it is never hashed or sent).
+ */
+export function accessTokenHash(accessToken: string): string | null {
+  if (!accessToken.startsWith(TOKEN_PREFIX) || accessToken.length > 100) return null;
+  return sha256(accessToken);
 }
 
 /** The client a bearer token authenticates right now: unexpired, its client unrevoked. Else null. */
 export async function checkToken(prisma: PrismaClient, accessToken: string): Promise<TokenOwner | null> {
-  if (!accessToken.startsWith(TOKEN_PREFIX) || accessToken.length > 100) return null;
+  const tokenHash = accessTokenHash(accessToken);
+  if (!tokenHash) return null;
   const token = await prisma.engineToken.findFirst({
-    where: { tokenHash: sha256(accessToken), expiresAt: { gt: new Date() }, client: { revokedAt: null } },
+    where: { tokenHash, expiresAt: { gt: new Date() }, client: { revokedAt: null } },
     select: { clientId: true },
   });
   return token ? { clientId: token.clientId } : null;

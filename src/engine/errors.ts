@@ -16,6 +16,9 @@ export type EngineErrorCode =
   | 'PAYLOAD_TOO_LARGE'
   | 'BAD_REQUEST'
   | 'TOO_MANY_REQUESTS'
+  | 'REQUEST_TIMEOUT'
+  | 'GUARDRAIL_REFUSED'
+  | 'GUARDRAIL_DATA_UNAVAILABLE'
   | 'BROKER_UNREACHABLE'
   | 'BROKER_TIMEOUT'
   | 'SERVICE_UNAVAILABLE'
@@ -31,6 +34,9 @@ const STATUS: Record<EngineErrorCode, number> = {
   PAYLOAD_TOO_LARGE: 413,
   BAD_REQUEST: 400,
   TOO_MANY_REQUESTS: 429,
+  REQUEST_TIMEOUT: 408,
+  GUARDRAIL_REFUSED: 403,
+  GUARDRAIL_DATA_UNAVAILABLE: 503,
   BROKER_UNREACHABLE: 502,
   BROKER_TIMEOUT: 504,
   SERVICE_UNAVAILABLE: 503,
@@ -41,10 +47,18 @@ export class EngineError extends Error {
   override name = 'EngineError';
   readonly code: EngineErrorCode;
   readonly headers: Record<string, string>;
-  constructor(code: EngineErrorCode, message: string, headers: Record<string, string> = {}) {
+  /** More fields of the error object (a guardrail refusal's rule, limit and value). */
+  readonly details: Record<string, string>;
+  constructor(
+    code: EngineErrorCode,
+    message: string,
+    headers: Record<string, string> = {},
+    details: Record<string, string> = {},
+  ) {
     super(message);
     this.code = code;
     this.headers = headers;
+    this.details = details;
   }
   get status(): number {
     return STATUS[this.code];
@@ -66,7 +80,7 @@ export const engineErrors = {
   routeNotAllowed: () =>
     new EngineError(
       'ROUTE_NOT_ALLOWED',
-      'This method and path are not among the Alpaca requests an engine may send (see the README, "Trading engines").',
+      'This method and path are not among the Alpaca requests an engine may send (see docs/engines.md).',
     ),
   insufficientScope: (needed: string) =>
     new EngineError('INSUFFICIENT_SCOPE', `This request needs the ${needed} scope, which the grant does not include.`),
@@ -80,12 +94,29 @@ export const engineErrors = {
   payloadTooLarge: (limit: number) =>
     new EngineError('PAYLOAD_TOO_LARGE', `The request body is larger than ${limit} bytes.`),
   badRequest: (message: string) => new EngineError('BAD_REQUEST', message),
-  tooManyRequests: (max: number, retryAfter: number) =>
+  requestTimeout: (seconds: number) =>
+    new EngineError('REQUEST_TIMEOUT', `The request body did not arrive within ${seconds} s; nothing was forwarded.`),
+  /** A guardrail of the grant refused the request (403), or a fact a rule needs could not be read (503). */
+  guardrail: (refusal: { status: 403 | 503; rule: string; message: string; limit?: string; value?: string }) =>
+    refusal.status === 403
+      ? new EngineError(
+          'GUARDRAIL_REFUSED',
+          refusal.message,
+          {},
+          { rule: refusal.rule, limit: refusal.limit ?? '', value: refusal.value ?? '' },
+        )
+      : new EngineError('GUARDRAIL_DATA_UNAVAILABLE', refusal.message, {}, { rule: refusal.rule }),
+  /** The grant's limits or the credential's keys changed while the request was being checked, again and again. */
+  changing: () =>
     new EngineError(
-      'TOO_MANY_REQUESTS',
-      `At most ${max} requests per credential per minute are forwarded; try again in ${retryAfter} s.`,
-      { 'retry-after': String(retryAfter) },
+      'SERVICE_UNAVAILABLE',
+      "The grant's limits or the credential's keys changed while the request was checked; nothing was forwarded. Send it again.",
+      { 'retry-after': '1' },
     ),
+  tooManyRequests: (retryAfter: number, limit: string) =>
+    new EngineError('TOO_MANY_REQUESTS', `${limit}; try again in ${retryAfter} s.`, {
+      'retry-after': String(retryAfter),
+    }),
   brokerUnreachable: () =>
     new EngineError(
       'BROKER_UNREACHABLE',
@@ -107,5 +138,5 @@ export const engineErrors = {
 };
 
 export function sendEngineError(res: http.ServerResponse, error: EngineError): void {
-  sendError(res, error.status, error, error.headers);
+  sendError(res, error.status, { code: error.code, message: error.message, ...error.details }, error.headers);
 }

@@ -1,14 +1,17 @@
 // GET /engine/v1/grants: the active grants of the calling client, with what
-// an engine needs to know of each credential (account, nickname, environment),
-// never its keys. The grants come from the client's scope, each credential's
-// details from its owner's scope (one short transaction per owner).
+// an engine needs to know of each (account, nickname, environment, its
+// guardrails and today's usage), never a key. One statement whatever the
+// number of owners (engine_client_grants: the client's scope collects the
+// grants, each owner's scope reads their credential), under a per-client
+// limit of its own.
 import type { Database } from '../db/database.ts';
-import { displayNickname } from '../domain/credential.ts';
-import { BROKER_ENVIRONMENTS, type BrokerEnvironment } from '../domain/verification.ts';
-import type { FoundGrant } from './admission.ts';
+import type { GuardrailsJson } from '../domain/guardrails.ts';
 
-/** Most grants GET /engine/v1/grants lists (newest first); `hasMore` says when there are others. */
+/** Most grants listed (newest first); `hasMore` says when there are others. */
 export const GRANTS_LIST_MAX = 100;
+
+/** Listings per client per minute: an engine reads its grants at start and now and then, not per order. */
+export const GRANTS_LIST_RATE_LIMIT = 60;
 
 export interface ListedGrant {
   id: string;
@@ -16,48 +19,26 @@ export interface ListedGrant {
   accountId: string;
   nickname: string;
   scopes: string[];
-  environment: BrokerEnvironment | null;
-  expiresAt: Date | null;
+  environment: 'PAPER' | 'LIVE' | null;
+  expiresAt: string | null;
+  guardrails: GuardrailsJson;
+  usageToday: { tradingDay: string; orders: number; notional: string };
 }
 
-/** The client's active grants, newest first, at most GRANTS_LIST_MAX. */
-export async function listClientGrants(
-  db: Database,
-  clientId: string,
-): Promise<{ grants: ListedGrant[]; hasMore: boolean }> {
-  const found = await db.withEngineClient(
-    clientId,
-    (tx) =>
-      tx.$queryRaw<(FoundGrant & { credentialId: string; expiresAt: Date | null })[]>`
-      SELECT id::text AS "id", user_id AS "userId", credential_id::text AS "credentialId", scopes,
-             expires_at AS "expiresAt"
-      FROM engine_grants
-      WHERE client_id = ${clientId} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
-      ORDER BY created_at DESC, id DESC LIMIT ${GRANTS_LIST_MAX + 1}`,
+export type GrantList =
+  | { outcome: 'ok'; clientId: string; grants: ListedGrant[]; hasMore: boolean }
+  | { outcome: 'rate-limited'; clientId: string; retryAfter: number }
+  | { outcome: 'unauthenticated' };
+
+export async function listClientGrants(db: Database, tokenHash: string): Promise<GrantList> {
+  const [row] = await db.withRequestRole(
+    (tx) => tx.$queryRaw<{ list: GrantList }[]>`
+      SELECT engine_client_grants(${tokenHash}, ${GRANTS_LIST_MAX}::int, ${GRANTS_LIST_RATE_LIMIT}::int) AS "list"`,
   );
-  const page = found.slice(0, GRANTS_LIST_MAX);
-  const byUser = Map.groupBy(page, (g) => g.userId);
-  const credentials = new Map<string, { accountId: string; nickname: string; environment: BrokerEnvironment | null }>();
-  for (const [userId, grants] of byUser) {
-    const rows = await db.withUser(userId, (tx) =>
-      tx.credential.findMany({
-        where: { id: { in: grants.map((g) => g.credentialId) } },
-        select: { id: true, accountId: true, nickname: true, credentialType: true, verifiedEnvironment: true },
-      }),
-    );
-    for (const c of rows) {
-      credentials.set(c.id, {
-        accountId: c.accountId,
-        nickname: displayNickname(c.nickname, c.credentialType),
-        environment: BROKER_ENVIRONMENTS.find((e) => e === c.verifiedEnvironment) ?? null,
-      });
-    }
-  }
-  const grants = page.flatMap((g) => {
-    const credential = credentials.get(g.credentialId);
-    return credential
-      ? [{ id: g.id, credentialId: g.credentialId, ...credential, scopes: g.scopes, expiresAt: g.expiresAt }]
-      : [];
-  });
-  return { grants, hasMore: found.length > GRANTS_LIST_MAX };
+  const list = row?.list;
+  if (!list) throw new Error('engine_client_grants returned nothing');
+  if (list.outcome !== 'ok') return list;
+  // Dates as JSON.stringify writes them elsewhere in the API (ISO 8601, UTC, milliseconds).
+  const grants = list.grants.map((g) => ({ ...g, expiresAt: g.expiresAt && new Date(g.expiresAt).toISOString() }));
+  return { ...list, grants };
 }

@@ -1,17 +1,20 @@
-// ENGINE_RATE_LIMIT (docs/engines.md): forwarded requests per credential
-// per minute, counted in the shared store (the database table the sign-in
-// throttle and verification limits use: databaseLimiterFactory), so the limit
-// holds across instances. A point is taken before the request is forwarded,
-// so concurrent requests cannot overshoot it; one whose event could not be
-// written after all gets its point back.
-import { RateLimiterRes } from 'rate-limiter-flexible';
-import {
-  type AttemptLimiter,
-  type AttemptLimits,
-  givePointBack,
-  type LimiterFactory,
-  retryAfterSeconds,
-} from '../auth/attempt-limiter.ts';
+// Limits of the engine API, all in the shared counters table
+// (auth_rate_limits, rate-limiter-flexible's store, which the sign-in
+// throttle uses too), so they hold across instances:
+//
+// - ENGINE_RATE_LIMIT: forwarded (and guardrail-refused) requests per
+//   credential per minute, and as many dry runs apart from them; the point is
+//   taken in the statement that writes the request's event
+//   (engine_take_rate_point, prisma/migrations/20261207000100_engine_admission),
+//   so concurrent requests cannot overshoot it and a request refused before
+//   its event costs nothing;
+// - GRANTS_LIST_RATE_LIMIT (grant-list.ts): listings per client per minute;
+// - failed client authentications at the token endpoint (below).
+//
+// The first two are taken in SQL rather than with rate-limiter-flexible
+// because they must be taken in the same statement as the event they count:
+// no library takes a point inside someone else's transaction.
+import type { AttemptLimiter, AttemptLimits } from '../auth/attempt-limiter.ts';
 
 /**
  * Failed client authentications at the token endpoint, counted like failed
@@ -28,29 +31,3 @@ export const TOKEN_ATTEMPT_LIMITS: Record<'engine-token', AttemptLimits> = {
 };
 
 export type TokenAttemptLimiter = AttemptLimiter<'engine-token'>;
-
-export class EngineRateLimiter {
-  readonly max: number;
-  readonly #perCredential;
-
-  constructor(create: LimiterFactory, max: number) {
-    this.max = max;
-    this.#perCredential = create('engine:credential', { max, windowSeconds: 60 });
-  }
-
-  /** Takes one point: null when allowed, else the seconds to wait. */
-  async take(credentialId: string): Promise<number | null> {
-    try {
-      await this.#perCredential.consume(credentialId);
-      return null;
-    } catch (error) {
-      if (!(error instanceof RateLimiterRes)) throw error;
-      return retryAfterSeconds(error.msBeforeNext);
-    }
-  }
-
-  /** Gives back the point of a request that was not forwarded after all. */
-  async giveBack(credentialId: string): Promise<void> {
-    await givePointBack(this.#perCredential, credentialId);
-  }
-}

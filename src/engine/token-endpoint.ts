@@ -2,12 +2,17 @@
 // at POST /engine/v1/oauth/token, and the authorization-server metadata
 // (RFC 8414) at GET /.well-known/oauth-authorization-server.
 //
-// Written by hand with clients.ts (one grant, about a hundred lines); using
-// @better-auth/oauth-provider instead is evaluated separately, see
-// docs/development.md.
+// Hand-written (with clients.ts) rather than with @better-auth/oauth-provider,
+// which installs with our better-auth: it creates clients only for a
+// signed-in user, binds each client to one authentication method (we accept
+// both Basic and form fields for every client), and stores client secrets
+// hashed only when its JWT plugin (a signing-key table and two more endpoints)
+// is on, encrypted otherwise. It has no cap on a client's live tokens, and a
+// token check is its introspection (three queries), which cannot join the
+// engine API's one statement per request (src/engine/admission.ts).
 import type http from 'node:http';
 import type { PrismaClient } from '../generated/prisma/client.ts';
-import { readBody } from '../http/body.ts';
+import { BODY_DEADLINE_MS, readBody } from '../http/body.ts';
 import { sendJson } from '../http/json.ts';
 import { authenticateClient, issueToken } from './clients.ts';
 import type { TokenAttemptLimiter } from './rate-limit.ts';
@@ -21,6 +26,8 @@ const TOKEN_BODY_LIMIT = 4096;
 export interface TokenEndpointDeps {
   prisma: PrismaClient;
   tokenTtlSeconds: number;
+  /** ENGINE_TOKENS_PER_CLIENT: a new token beyond it ends the client's oldest. */
+  tokensPerClient: number;
   /** Failed client authentications (rate-limit.ts). */
   attempts: TokenAttemptLimiter;
   /** The caller's address by the TRUST_PROXY rules. */
@@ -100,7 +107,17 @@ export async function handleTokenRequest(
       description: 'Send the parameters as application/x-www-form-urlencoded.',
     });
   }
-  const body = await readBody(req, TOKEN_BODY_LIMIT);
+  const body = await readBody(req, TOKEN_BODY_LIMIT, { deadlineMs: BODY_DEADLINE_MS });
+  // The client went away mid-body: nobody to answer.
+  if (body.kind === 'aborted') return;
+  if (body.kind === 'timeout') {
+    res.setHeader('connection', 'close');
+    return sendOAuthError(res, {
+      status: 408,
+      error: 'invalid_request',
+      description: 'The body did not arrive in time.',
+    });
+  }
   if (body.kind === 'too-large') {
     res.setHeader('connection', 'close');
     return sendOAuthError(res, { status: 413, error: 'invalid_request', description: 'The body is too large.' });
@@ -147,7 +164,10 @@ export async function handleTokenRequest(
     return sendOAuthError(res, { status: 401, error: 'invalid_client', basic: usedBasic });
   }
   await deps.attempts.succeeded('engine-token', deps.clientIp, credentials.id);
-  const token = await issueToken(deps.prisma, credentials.id, deps.tokenTtlSeconds);
+  const token = await issueToken(deps.prisma, credentials.id, {
+    ttlSeconds: deps.tokenTtlSeconds,
+    maxLive: deps.tokensPerClient,
+  });
   // RFC 6749 5.1: tokens are never cached.
   sendJson(
     res,

@@ -18,12 +18,13 @@ export function sendJson(
   res.end(JSON.stringify(body));
 }
 
-/** An error in the envelope above. */
+/** An error in the envelope above (more fields, such as a guardrail refusal's rule, follow code and message). */
 export function sendError(
   res: http.ServerResponse,
   status: number,
-  error: { code: string; message: string },
+  error: { code: string; message: string } & Record<string, string>,
   headers: Record<string, string> = {},
 ): void {
-  sendJson(res, status, { error: { code: error.code, message: error.message } }, headers);
+  const { code, message, ...more } = error;
+  sendJson(res, status, { error: { code, message, ...more } }, headers);
 }

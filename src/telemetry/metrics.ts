@@ -35,6 +35,9 @@ export interface Metrics extends MetricsHooks {
 /** Distinct operation names kept as label values; later new ones count as `other`. */
 const MAX_OPERATION_NAMES = 200;
 const CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
+/** A guardrail rule's name (a fixed set: the guardrail fields, orderClass, symbol, marketData). */
+const GUARDRAIL_RULE = /^[a-zA-Z]{1,32}$/;
+
 /** Distinct engine client ids kept as label values (the operator registers them; this only bounds a mistake). */
 const MAX_ENGINE_CLIENTS = 200;
 const CLIENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -96,6 +99,12 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     labelNames: ['client', 'outcome'] as const,
     registers,
   });
+  const guardrailRefusals = new client.Counter({
+    name: 'engine_guardrail_refusals_total',
+    help: "Engine requests refused by a grant's guardrails, by client id and rule (marketData: a fact could not be read).",
+    labelNames: ['client', 'rule'] as const,
+    registers,
+  });
   const engineClients = new Set<string>();
   /** The client label: its id (ids are the operator's, few); `none` before a token named one. */
   const clientLabel = (clientId: string | undefined): string => {
@@ -152,6 +161,10 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       const known = record.outcome === 'forwarded' || record.outcome === 'ok' || CODE.test(record.outcome ?? '');
       const outcome = known ? (record.outcome as string) : 'ERROR';
       engineRequests.inc({ client: clientLabel(record.clientId), outcome });
+      if (record.guardrailRule) {
+        const rule = GUARDRAIL_RULE.test(record.guardrailRule) ? record.guardrailRule : 'other';
+        guardrailRefusals.inc({ client: clientLabel(record.clientId), rule });
+      }
     },
   };
 }

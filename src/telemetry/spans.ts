@@ -166,6 +166,7 @@ export function createEngineSpan() {
             if (record.request !== undefined) span.setAttribute('engine.request', record.request);
             if (record.status !== undefined) span.setAttribute('http.response.status_code', record.status);
             if (record.outcome !== undefined) span.setAttribute('engine.outcome', record.outcome);
+            if (record.guardrailRule !== undefined) span.setAttribute('engine.guardrail_rule', record.guardrailRule);
             if ((record.status ?? 500) >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
             span.end();
           }

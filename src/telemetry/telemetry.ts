@@ -13,9 +13,10 @@ export const BROKER_ENVIRONMENT_LABELS: readonly BrokerEnvironmentLabel[] = ['pa
  * What one broker answer meant, a fixed set of label values: for a
  * verification (docs/verification.md) verified, invalid or unreachable; for
  * an engine request forwarded (docs/engines.md) forwarded (Alpaca answered, whatever
- * its status) or unreachable.
+ * its status) or unreachable; for a read the guardrail checks need, read or
+ * unreachable.
  */
-export const BROKER_OUTCOMES = ['verified', 'invalid', 'unreachable', 'forwarded'] as const;
+export const BROKER_OUTCOMES = ['verified', 'invalid', 'unreachable', 'forwarded', 'read'] as const;
 export type BrokerOutcome = (typeof BROKER_OUTCOMES)[number];
 
 /** What the code calling the broker reports about one request. */
@@ -42,6 +43,8 @@ export interface EngineCall {
   status(status: number): void;
   /** `forwarded` (to Alpaca), `ok` (the grant list), or the error code answered (UNAUTHENTICATED, NOT_FOUND, ...). */
   outcome(outcome: string): void;
+  /** The guardrail rule that refused the request (engine_guardrail_refusals_total). */
+  refused(rule: string): void;
 }
 
 /** An engine request in progress, as metrics.ts and tracing.ts read it once it ended. */
@@ -50,6 +53,7 @@ export interface EngineCallRecord {
   request?: string;
   status?: number;
   outcome?: string;
+  guardrailRule?: string;
 }
 
 /** Provided by metrics.ts when METRICS_PORT is set. */
@@ -86,14 +90,21 @@ export interface Telemetry {
   brokerRequest<T>(environment: BrokerEnvironmentLabel, call: (observed: BrokerCall) => Promise<T>): Promise<T>;
   /**
    * One request to the engine API: counted in engine_requests_total{client,
-   * outcome} and traced as `engine.request` (client id, "METHOD /template",
+   * outcome} (and a guardrail refusal in engine_guardrail_refusals_total{client,
+   * rule}) and traced as `engine.request` (client id, "METHOD /template",
    * status and outcome only: no token, key, path value or query).
    */
   engineRequest<T>(call: (observed: EngineCall) => Promise<T>): Promise<T>;
 }
 
 const ignored: BrokerCall = { httpStatus: () => {}, outcome: () => {} };
-const ignoredEngine: EngineCall = { client: () => {}, request: () => {}, status: () => {}, outcome: () => {} };
+const ignoredEngine: EngineCall = {
+  client: () => {},
+  request: () => {},
+  status: () => {},
+  outcome: () => {},
+  refused: () => {},
+};
 
 export function createTelemetry(parts: { metrics?: MetricsHooks; tracing?: TracingHooks } = {}): Telemetry {
   const { metrics, tracing } = parts;
@@ -140,6 +151,9 @@ export function createTelemetry(parts: { metrics?: MetricsHooks; tracing?: Traci
               },
               outcome: (outcome) => {
                 record.outcome = outcome;
+              },
+              refused: (rule) => {
+                record.guardrailRule = rule;
               },
             };
             const run = async () => {

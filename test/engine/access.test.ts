@@ -135,13 +135,13 @@ describe(`engine clients and tokens (${dbKind})`, () => {
     const client = await registerClient(server.db);
     const token = await accessToken(server.url, client);
     expect((await engineRequest(server.url, 'GET', '/engine/v1/grants', { token })).status).toBe(200);
-    const revoked = await revokeEngineClient(server.db.unscopedClient, client.clientId);
+    const revoked = await revokeEngineClient(server.db, client.clientId);
     expect(revoked).toMatchObject({ id: client.clientId, revokedAt: expect.any(Date) });
     expect((await engineRequest(server.url, 'GET', '/engine/v1/grants', { token })).status).toBe(401);
     const again = await requestToken(server.url, client);
     expect(again.status).toBe(401);
     expect(again.body).toEqual({ error: 'invalid_client' });
-    expect(await revokeEngineClient(server.db.unscopedClient, 'ec_nobody')).toBeNull();
+    expect(await revokeEngineClient(server.db, 'ec_nobody')).toBeNull();
   });
 
   it('keeps only SHA-256 hashes of client secrets and tokens: the tables hold nothing usable', async () => {
@@ -194,7 +194,7 @@ describe(`engine grants in GraphQL (${dbKind})`, () => {
   it('lists the registered, unrevoked clients in engineClients', async () => {
     const kept = await registerClient(server.db, 'Kept engine');
     const gone = await registerClient(server.db, 'Gone engine');
-    await revokeEngineClient(server.db.unscopedClient, gone.clientId);
+    await revokeEngineClient(server.db, gone.clientId);
     const who = await owner(server.url);
     const res = await gql(server.url, '{ engineClients { id name } }', undefined, who.session);
     const clients = res.body.data?.engineClients as { id: string; name: string }[];
@@ -330,7 +330,7 @@ describe(`engine grants in GraphQL (${dbKind})`, () => {
     const his = await storeCredential(server.url, bob);
     const client = await registerClient(server.db);
     const revokedClient = await registerClient(server.db);
-    await revokeEngineClient(server.db.unscopedClient, revokedClient.clientId);
+    await revokeEngineClient(server.db, revokedClient.clientId);
     const attempt = (input: Record<string, unknown>) =>
       gql(
         server.url,

@@ -277,10 +277,12 @@ describe(`engine clients from the command line, a served engine, what leaves the
       'http.response.status_code': 200,
       'engine.outcome': 'forwarded',
     });
-    const broker = receiver.spans.find(
+    const brokerCalls = receiver.spans.filter(
       (s) => s.name === 'broker.request' && s.parentSpanId === forwarded?.spanId && s.traceId === forwarded?.traceId,
     );
-    expect(broker?.attributes).toMatchObject({ 'broker.environment': 'paper', 'broker.outcome': 'forwarded' });
+    // The guardrail checks' read (the order's asset), then the order itself.
+    expect(brokerCalls.map((s) => s.attributes['broker.outcome']).sort()).toEqual(['forwarded', 'read']);
+    for (const broker of brokerCalls) expect(broker.attributes).toMatchObject({ 'broker.environment': 'paper' });
     expect(receiver.spans.some((s) => s.name === 'POST /engine/v1')).toBe(true);
     expect(engineSpans.map((s) => s.attributes['engine.outcome'])).toEqual(
       expect.arrayContaining(['forwarded', 'NOT_FOUND', 'ROUTE_NOT_ALLOWED', 'UNAUTHENTICATED']),

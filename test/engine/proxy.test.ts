@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { trading } from '@alpacahq/alpaca-trade-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tradingDay } from '../../src/domain/guardrails.ts';
 import { type AlpacaStandIns, startAlpacaStandIns } from '../support/alpaca-stand-in.ts';
 import { gql } from '../support/client.ts';
 import { dbKind, queryDatabase } from '../support/databases.ts';
@@ -120,7 +121,8 @@ describe(`engine proxy (${dbKind})`, () => {
     expect(res.json).toMatchObject({ symbol: 'AAPL', client_order_id: placed.client_order_id, status: 'accepted' });
 
     const seen = received(brokers.paper, credential.apiKey);
-    expect(seen.length).toBe(before + 1);
+    // The order, after the one read its guardrails needed (its asset's class, under the default assetClasses).
+    expect(seen.slice(before).map((r) => `${r.method} ${r.path}`)).toEqual(['GET /v2/assets/AAPL', 'POST /v2/orders']);
     const sent = seen.at(-1);
     expect(sent).toMatchObject({ method: 'POST', path: '/v2/orders', query: '', secretKey: credential.secretKey });
     expect(JSON.parse(sent?.body ?? '')).toEqual(placed);
@@ -231,6 +233,22 @@ describe(`engine proxy (${dbKind})`, () => {
       scopes: ['READ'],
       environment: 'PAPER',
       expiresAt: null,
+      // The engine sees its own limits (the defaults here) and what it used today.
+      guardrails: {
+        tradingState: 'ACTIVE',
+        symbols: null,
+        assetClasses: ['US_EQUITY'],
+        orderTypes: ['MARKET', 'LIMIT', 'STOP', 'STOP_LIMIT', 'TRAILING_STOP'],
+        allowShortSelling: false,
+        allowExtendedHours: false,
+        allowAccountWideActions: false,
+        maxOrderNotional: null,
+        maxOrderQuantity: null,
+        maxDailyNotional: null,
+        maxDailyOrders: null,
+        priceCollarPercent: null,
+      },
+      usageToday: { tradingDay: tradingDay(new Date()), orders: 0, notional: '0' },
     });
     expect(res.json.hasMore).toBe(false);
     // A revoked grant is not listed; another client sees none of these.
@@ -694,8 +712,14 @@ describe(`engine proxy with a short BROKER_TIMEOUT_MS and a low ENGINE_RATE_LIMI
   it('answers 504 BROKER_TIMEOUT for a write that timed out, sent exactly once; it can be looked up by client_order_id', async () => {
     const { credential } = await grantedCredential(quick.url, brokers.paper, quickClient.clientId);
     secrets.push(credential.secretKey);
-    brokers.paper.setKey(credential.apiKey, { kind: 'slow', delayMs: TIMEOUT_MS * 3, secretKey: credential.secretKey });
     const placed = order();
+    // A dry run first: the asset the checks read is then known, and only the order itself is slow.
+    const checked = await quickCall('POST', `/engine/v1/credentials/${credential.id}/orders:check`, {
+      body: JSON.stringify(placed),
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(checked.json).toMatchObject({ allowed: true });
+    brokers.paper.setKey(credential.apiKey, { kind: 'slow', delayMs: TIMEOUT_MS * 3, secretKey: credential.secretKey });
     const before = received(brokers.paper, credential.apiKey).length;
     const res = await quickCall('POST', proxyPath(credential.id, 'v2/orders'), {
       body: JSON.stringify(placed),

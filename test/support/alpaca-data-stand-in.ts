@@ -147,7 +147,15 @@ export type Send = (status: number, body?: unknown, extra?: Record<string, strin
  * a cookie; x-stand-in-private stands for anything else of the broker's). With
  * `gzip`, a body is compressed when the request's Accept-Encoding allows it.
  */
-export function sender(req: http.IncomingMessage, res: http.ServerResponse, seen: SeenRequest, gzip = false): Send {
+/** How a key's answers are encoded: as asked (gzip when Accept-Encoding allows it), or gzip whatever was asked. */
+export type GzipMode = boolean | 'always';
+
+export function sender(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  seen: SeenRequest,
+  gzip: GzipMode = false,
+): Send {
   return (status, body, extra = {}) => {
     if (res.destroyed) return;
     const headers: Record<string, string> = {
@@ -169,7 +177,7 @@ export function sender(req: http.IncomingMessage, res: http.ServerResponse, seen
     let contentEncoding: string | null = null;
     if (gzip) {
       headers.vary = 'Accept-Encoding';
-      if (acceptsGzip(req.headers['accept-encoding'])) {
+      if (gzip === 'always' || acceptsGzip(req.headers['accept-encoding'])) {
         payload = gzipSync(payload);
         contentEncoding = 'gzip';
         headers['content-encoding'] = 'gzip';

@@ -49,8 +49,8 @@
 // once, the answer comes late), a request held until proceed(), a body that is
 // not JSON or not an account, a connection reset. AccountOptions.gzip sends
 // every answer of the key gzip-encoded when the request's Accept-Encoding
-// allows it (identity otherwise); with activities: 800 the activities list is
-// about 200 kB.
+// allows it (identity otherwise), or with 'always' whatever it asked for;
+// with activities: 800 the activities list is about 200 kB.
 //
 // Per symbol, failSymbol(symbol, failure) spoils every request about it in the
 // areas named by `on` (default: all four) until clearSymbol(symbol):
@@ -129,8 +129,8 @@ interface AccountOptions {
   status?: string;
   /** Open positions at the start; setKey with positions starts the account over with them (orders are kept). */
   positions?: PositionInput[];
-  /** Answers gzip-encoded when the request's Accept-Encoding allows it. */
-  gzip?: boolean;
+  /** Answers gzip-encoded when the request's Accept-Encoding allows it; 'always': whatever it asked for. */
+  gzip?: boolean | 'always';
   /** Rows in GET /v2/account/activities (default 0; about 250 bytes each). */
   activities?: number;
 }
@@ -983,7 +983,7 @@ export async function startAlpacaStandIn(): Promise<AlpacaStandIn> {
     requests.push(seen);
     const behaviour = seen.apiKey ? keys.get(seen.apiKey) : undefined;
     const options = tradingOptions(behaviour);
-    const send = sender(req, res, seen, options?.gzip === true && seen.secretKey === options.secretKey);
+    const send = sender(req, res, seen, seen.secretKey === options?.secretKey ? (options?.gzip ?? false) : false);
     if (!behaviour) return send(401, UNAUTHORIZED);
     switch (behaviour.kind) {
       case 'account':

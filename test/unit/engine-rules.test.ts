@@ -8,8 +8,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import { cleanGrantTerms, isGrantActive, scopesAllow } from '../../src/domain/engine-grants.ts';
 import { matchAlpacaRoute, plainSegments } from '../../src/domain/engine-routes.ts';
 import { InvalidInputError } from '../../src/domain/errors.ts';
-import { bearerToken } from '../../src/engine/api.ts';
-import { judgeBody } from '../../src/engine/proxy.ts';
+import { bearerToken, judgeBody } from '../../src/engine/api.ts';
 import { authorizationServerMetadata, basicCredentials } from '../../src/engine/token-endpoint.ts';
 
 const ORDER_ID = '61e69015-8549-4bfd-b9c3-01e75843f47d';
@@ -225,17 +224,26 @@ describe('bodies', () => {
 
 describe('configuration', () => {
   const base = { ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64'), BETTER_AUTH_SECRET: 'x'.repeat(32) };
-  it('reads ENGINE_TOKEN_TTL_SECONDS (600, 1..3600) and ENGINE_RATE_LIMIT (180)', async () => {
-    expect((await loadConfig(base)).engine).toEqual({ tokenTtlSeconds: 600, rateLimitPerMinute: 180 });
-    expect((await loadConfig({ ...base, ENGINE_TOKEN_TTL_SECONDS: '3600', ENGINE_RATE_LIMIT: '5' })).engine).toEqual({
-      tokenTtlSeconds: 3600,
-      rateLimitPerMinute: 5,
+  it('reads ENGINE_TOKEN_TTL_SECONDS (600, 1..3600), ENGINE_RATE_LIMIT (180), ENGINE_TOKENS_PER_CLIENT (20) and ALPACA_DATA_URL', async () => {
+    const config = await loadConfig(base);
+    expect(config.engine).toEqual({ tokenTtlSeconds: 600, rateLimitPerMinute: 180, tokensPerClient: 20 });
+    expect(config.broker.alpaca.dataUrl).toBe('https://data.alpaca.markets');
+    const set = await loadConfig({
+      ...base,
+      ENGINE_TOKEN_TTL_SECONDS: '3600',
+      ENGINE_RATE_LIMIT: '5',
+      ENGINE_TOKENS_PER_CLIENT: '3',
+      ALPACA_DATA_URL: 'http://127.0.0.1:9999',
     });
+    expect(set.engine).toEqual({ tokenTtlSeconds: 3600, rateLimitPerMinute: 5, tokensPerClient: 3 });
+    expect(set.broker.alpaca.dataUrl).toBe('http://127.0.0.1:9999');
     for (const [name, value] of [
       ['ENGINE_TOKEN_TTL_SECONDS', '3601'],
       ['ENGINE_TOKEN_TTL_SECONDS', '0'],
       ['ENGINE_RATE_LIMIT', '0'],
       ['ENGINE_RATE_LIMIT', 'lots'],
+      ['ENGINE_TOKENS_PER_CLIENT', '0'],
+      ['ALPACA_DATA_URL', 'http://data.example'],
     ]) {
       const loading = loadConfig({ ...base, [name as string]: value });
       await expect(loading, `${name}=${value}`).rejects.toThrow(ConfigError);

@@ -160,10 +160,14 @@ describe('loadConfig', () => {
     );
   });
 
-  it('points verification at Alpaca by default, with a 5 s timeout', async () => {
+  it('points verification, engines and market data at Alpaca by default, with a 5 s timeout', async () => {
     const config = await loadConfig({ DATA_DIR: dataDir }, warn);
     expect(config.broker).toEqual({
-      alpaca: { paperUrl: 'https://paper-api.alpaca.markets', liveUrl: 'https://api.alpaca.markets' },
+      alpaca: {
+        paperUrl: 'https://paper-api.alpaca.markets',
+        liveUrl: 'https://api.alpaca.markets',
+        dataUrl: 'https://data.alpaca.markets',
+      },
       timeoutMs: 5000,
     });
   });
@@ -179,10 +183,19 @@ describe('loadConfig', () => {
     ];
     for (const [given, origin] of accepted) {
       const config = await loadConfig(
-        { DATA_DIR: dataDir, ALPACA_PAPER_URL: given, ALPACA_LIVE_URL: given, BROKER_TIMEOUT_MS: '250' },
+        {
+          DATA_DIR: dataDir,
+          ALPACA_PAPER_URL: given,
+          ALPACA_LIVE_URL: given,
+          ALPACA_DATA_URL: given,
+          BROKER_TIMEOUT_MS: '250',
+        },
         warn,
       );
-      expect(config.broker).toEqual({ alpaca: { paperUrl: origin, liveUrl: origin }, timeoutMs: 250 });
+      expect(config.broker).toEqual({
+        alpaca: { paperUrl: origin, liveUrl: origin, dataUrl: origin },
+        timeoutMs: 250,
+      });
     }
   });
 
@@ -196,6 +209,8 @@ describe('loadConfig', () => {
       [{ ALPACA_PAPER_URL: 'paper-api.alpaca.markets' }, /ALPACA_PAPER_URL: must be a URL/],
       [{ ALPACA_PAPER_URL: 'https://u:p@paper-api.alpaca.markets' }, /ALPACA_PAPER_URL: must be a base URL/],
       [{ ALPACA_LIVE_URL: 'https://api.alpaca.markets/v2' }, /ALPACA_LIVE_URL: must be a base URL/],
+      [{ ALPACA_DATA_URL: 'http://data.alpaca.markets' }, /ALPACA_DATA_URL: must be an https:\/\/ URL/],
+      [{ ALPACA_DATA_URL: 'https://data.alpaca.markets/v2' }, /ALPACA_DATA_URL: must be a base URL/],
       [{ BROKER_TIMEOUT_MS: '0' }, /BROKER_TIMEOUT_MS: must be at least 1/],
       [{ BROKER_TIMEOUT_MS: '5s' }, /BROKER_TIMEOUT_MS: must be a whole number/],
     ];

@@ -57,14 +57,13 @@ export const REQUEST_TRANSACTION_DEFAULTS: RequestTransactionSettings = {
 };
 
 /**
- * The default complexity limit (src/graphql/complexity.ts). The largest
+ * The default complexity limit (src/graphql/complexity.ts): the largest
  * legitimate query (every account field, every credential at the cap of 100,
- * each with a full page of 100 events and its 25 engine grants, each grant
- * with up to 500 symbols) costs about 1.7 million: this lets it through with a
- * quarter to spare, and refuses it twice over (aliases) and a back-link loop
- * four lists deep.
+ * each with a full page of 100 events and its 25 engine grants) passes with
+ * room to spare; the same twice over (aliases), or a back-link loop three
+ * lists deep, is refused (test/unit/complexity.test.ts prints the figures).
  */
-export const QUERY_COMPLEXITY_DEFAULT = 2_500_000;
+export const QUERY_COMPLEXITY_DEFAULT = 300_000;
 
 const originList = z.string().transform((value, ctx) => {
   const origins: string[] = [];

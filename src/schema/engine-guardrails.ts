@@ -4,8 +4,9 @@
 // src/domain/guardrails.ts; the fields on EngineGrant and the mutations are
 // in ./engine-grant.ts.
 //
-// Lists are bounded by the rules (at most MAX_SYMBOLS symbols, each enum once)
-// and count as such in a query's complexity (./complexity.ts).
+// The lists here are columns of the grant's row (at most MAX_SYMBOLS symbols,
+// each enum once), read with it: no resolver or statement per element, so
+// each counts as one field in a query's complexity (./complexity.ts).
 import type { Decimal } from '../domain/decimal.ts';
 import {
   ASSET_CLASSES,
@@ -46,18 +47,15 @@ export const EngineGuardrailsRef = builder.objectRef<Guardrails>('EngineGuardrai
     tradingState: t.expose('tradingState', { type: EngineTradingStateRef, description: 'Default ACTIVE.' }),
     symbols: t.exposeStringList('symbols', {
       nullable: true,
-      complexity: MAX_SYMBOLS,
       description:
         'null: any symbol; else only these (upper case; a crypto pair with its slash, an option by its root). Default null.',
     }),
     assetClasses: t.expose('assetClasses', {
       type: [EngineAssetClassRef],
-      complexity: ASSET_CLASSES.length,
       description: 'Default [US_EQUITY].',
     }),
     orderTypes: t.expose('orderTypes', {
       type: [EngineOrderTypeRef],
-      complexity: ORDER_TYPES.length,
       description: 'Default: all five.',
     }),
     allowShortSelling: t.exposeBoolean('allowShortSelling', { description: 'Default false.' }),

@@ -72,7 +72,9 @@ async function events(who: Awaited<ReturnType<typeof owner>>, id: string) {
 /** A case variant of a UUID: the hex letters flipped by a pattern of its own. */
 function variant(id: string, n: number): string {
   let i = 0;
-  return [...id].map((c) => (/[a-f]/i.test(c) ? ((n >> i++ % 8) & 1 ? c.toUpperCase() : c.toLowerCase()) : c)).join('');
+  return [...id]
+    .map((c) => (/[a-f]/i.test(c) ? ((n >> (i++ % 8)) & 1 ? c.toUpperCase() : c.toLowerCase()) : c))
+    .join('');
 }
 
 /**
@@ -265,10 +267,7 @@ describe(`engine hardening (${dbKind})`, () => {
     for (let i = 0; i < 2 * TOKENS; i++) tokens.push(await accessToken(server.url, many));
     const grants = async (t: string) =>
       (await engineRequest(server.url, 'GET', '/engine/v1/grants', { token: t })).status;
-    expect(await Promise.all(tokens.map(grants))).toEqual([
-      ...Array(TOKENS).fill(401),
-      ...Array(TOKENS).fill(200),
-    ]);
+    expect(await Promise.all(tokens.map(grants))).toEqual([...Array(TOKENS).fill(401), ...Array(TOKENS).fill(200)]);
     // At once, too: the client's issuances take turns.
     const burst = await Promise.all(Array.from({ length: 30 }, () => requestToken(server.url, many)));
     expect(burst.every((r) => r.status === 200 || r.status === 429)).toBe(true);
@@ -314,7 +313,9 @@ describe(`engine hardening (${dbKind})`, () => {
     expect(res.status).toBe(200);
     expect(res.json.grants).toHaveLength(4);
     expect(seen.filter((sql) => /engine_client_grants/.test(sql))).toHaveLength(1);
-    expect(seen.filter((sql) => /^\s*(SELECT|INSERT|UPDATE|DELETE)/i.test(sql) && !/set_config/.test(sql))).toHaveLength(1);
+    expect(
+      seen.filter((sql) => /^\s*(SELECT|INSERT|UPDATE|DELETE)/i.test(sql) && !/set_config/.test(sql)),
+    ).toHaveLength(1);
     let status = 200;
     for (let i = 1; i < GRANTS_LIST_RATE_LIMIT && status === 200; i++) {
       status = (await engineRequest(server.url, 'GET', '/engine/v1/grants', { token: listingToken })).status;

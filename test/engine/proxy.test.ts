@@ -26,6 +26,7 @@ import {
   received,
   registerClient,
   revokeGrant,
+  setGuardrails,
   storeCredential,
   until,
   verify,
@@ -263,7 +264,7 @@ describe(`engine proxy (${dbKind})`, () => {
   });
 
   it('answers every allowed READ route, and TRADE’s replace, cancel and close', async () => {
-    const { credential } = await granted();
+    const { who, credential, grantId } = await granted();
     brokers.paper.setKey(credential.apiKey, {
       kind: 'account',
       secretKey: credential.secretKey,
@@ -303,6 +304,15 @@ describe(`engine proxy (${dbKind})`, () => {
       body: JSON.stringify(order()),
       headers: { 'content-type': 'application/json' },
     });
+    // Acting on the whole account needs allowAccountWideActions (off by default): refused, reaching Alpaca zero times.
+    const changes = brokers.paper.counts(credential.apiKey).changes;
+    for (const path of ['v2/orders', 'v2/positions']) {
+      const refused = await call('DELETE', proxyPath(credential.id, path));
+      expect(refused.status, path).toBe(403);
+      expect(refused.json.error).toMatchObject({ code: 'GUARDRAIL_REFUSED', rule: 'allowAccountWideActions' });
+    }
+    expect(brokers.paper.counts(credential.apiKey).changes).toBe(changes);
+    await setGuardrails(server.url, who, grantId, { allowAccountWideActions: true });
     const cancelAll = await call('DELETE', proxyPath(credential.id, 'v2/orders'));
     expect(cancelAll.status).toBe(207);
     expect(cancelAll.json).toHaveLength(1);

@@ -148,7 +148,7 @@ describe(`query complexity counts pages, and refuses before anything runs (${dbK
     const refused = [
       `{ a: ${LARGEST} b: ${LARGEST} }`,
       sevenTimes(EVENTS),
-      '{ accounts { credentials { account { credentials { account { credentials { account { credentials { id } } } } } } } } }',
+      '{ accounts { credentials { account { credentials { account { credentials { id } } } } } } }',
       // The page size counts when it comes as a variable too.
       `query($first: Int) ${sevenTimes(EVENTS.replace('first: 100', 'first: $first'))}`,
     ];
@@ -157,7 +157,7 @@ describe(`query complexity counts pages, and refuses before anything runs (${dbK
       expect(res.status, query).toBe(400);
       expect(res.body.data ?? null).toBeNull();
       expect(res.body.errors?.[0]?.extensions).toMatchObject({ code: 'QUERY_LIMIT_EXCEEDED', limit: 'complexity' });
-      expect(res.body.errors?.[0]?.message).toMatch(/^Query too complex: [\d,]+ against a limit of 2,500,000\./);
+      expect(res.body.errors?.[0]?.message).toMatch(/^Query too complex: [\d,]+ against a limit of 300,000\./);
       expect(res.body.errors?.[0]?.message).not.toMatch(/syntax/i);
       expect(sql, query).toEqual([]);
     }

@@ -162,7 +162,13 @@ export const GRANT =
 export async function grant(
   url: string,
   who: Owner,
-  input: { credentialId: string; clientId: string; scopes: string[]; expiresAt?: string | null },
+  input: {
+    credentialId: string;
+    clientId: string;
+    scopes: string[];
+    expiresAt?: string | null;
+    guardrails?: Record<string, unknown>;
+  },
 ): Promise<{ id: string }> {
   const res = await gql(url, GRANT, { input }, who.session);
   if (res.body.errors) throw new Error(JSON.stringify(res.body.errors));
@@ -178,9 +184,22 @@ export async function revokeGrant(url: string, who: Owner, id: string) {
   );
 }
 
+/** setEngineGuardrails on a grant; throws on any error. */
+export async function setGuardrails(url: string, who: Owner, grantId: string, input: Record<string, unknown>) {
+  const res = await gql(
+    url,
+    'mutation($id: UUID!, $input: EngineGuardrailsInput!) { setEngineGuardrails(grantId: $id, input: $input) { id guardrails { tradingState } } }',
+    { id: grantId, input },
+    who.session,
+  );
+  if (res.body.errors) throw new Error(JSON.stringify(res.body.errors));
+  return res.body.data?.setEngineGuardrails;
+}
+
 /**
  * A user with an Alpaca credential whose keys `stand` knows (`behaviour`,
- * valid keys by default), verified there, and granted to `clientId`.
+ * valid keys by default), verified there, and granted to `clientId`, with
+ * `guardrails` (the defaults when left out).
  */
 export async function grantedCredential(
   url: string,
@@ -192,6 +211,7 @@ export async function grantedCredential(
     behaviour?: (secretKey: string) => StandInBehaviour;
     /** An existing user (signing up costs a password hash). */
     who?: Owner;
+    guardrails?: Record<string, unknown>;
   } = {},
 ) {
   const who = options.who ?? (await owner(url));
@@ -200,7 +220,12 @@ export async function grantedCredential(
   const verification = await verify(url, who, credential.id);
   if (verification.status !== 'VERIFIED') throw new Error(`not verified: ${JSON.stringify(verification)}`);
   if (options.behaviour) stand.setKey(credential.apiKey, options.behaviour(credential.secretKey));
-  const granted = await grant(url, who, { credentialId: credential.id, clientId, scopes: options.scopes ?? ['TRADE'] });
+  const granted = await grant(url, who, {
+    credentialId: credential.id,
+    clientId,
+    scopes: options.scopes ?? ['TRADE'],
+    ...(options.guardrails ? { guardrails: options.guardrails } : {}),
+  });
   return { who, credential, grantId: granted.id };
 }
 

@@ -37,11 +37,15 @@ function toClientError(domain: DomainError, located: GraphQLError | undefined): 
 
 /**
  * Variables that do not fit their types (a missing or unknown input field, a
- * string where a number belongs, a malformed UUID) are bad user input: give
- * them the code and the field, as for our own validation.
+ * string where a number belongs, a malformed UUID, a required one absent or
+ * null) are bad user input: give them the code and the field, as for our own
+ * validation.
  */
+const BAD_VARIABLE =
+  /^Variable "\$(\w+)" (?:got invalid value |of required type "[^"]*" was not provided\.|of non-null type "[^"]*" must not be null\.)/;
+
 function asBadVariable(error: GraphQLError): GraphQLError | undefined {
-  const variable = /^Variable "\$(\w+)" got invalid value /.exec(error.message);
+  const variable = BAD_VARIABLE.exec(error.message);
   if (!variable || error.extensions?.code) return undefined;
   const named = /Field "([\w.]+)" (?:of required type|is not defined)/.exec(error.message)?.[1];
   const at = / at "([\w.[\]]+)"; /.exec(error.message)?.[1];

@@ -10,7 +10,7 @@
 import { loadConfig } from './config/load.ts';
 import { forListeningPort } from './config/origins.ts';
 import { createLogger } from './logger.ts';
-import { type CheckTimes, checkBeforeDatabase, logCheckTimes } from './startup/checks.ts';
+import { type CheckTimes, checkBeforeDatabase, logCheckTimes, timed } from './startup/checks.ts';
 import { exitCodeFor, failureLine } from './startup/failure.ts';
 import { listenRefusal } from './startup/listen-address.ts';
 
@@ -26,14 +26,23 @@ async function main(): Promise<void> {
     ? await (await import('./telemetry/tracing.ts')).startTracing(config.tracing, logger)
     : undefined;
 
-  const [{ default: http }, { openDatabase }, { createApp }, { createTelemetry }, { checkDatabase }] =
-    await Promise.all([
-      import('node:http'),
-      import('./db/database.ts'),
-      import('./server.ts'),
-      import('./telemetry/telemetry.ts'),
-      import('./startup/database-checks.ts'),
-    ]);
+  const [
+    { default: http },
+    { openDatabase },
+    { createApp },
+    { createTelemetry },
+    { checkDatabase },
+    { checkDatabaseReachable },
+  ] = await Promise.all([
+    import('node:http'),
+    import('./db/database.ts'),
+    import('./server.ts'),
+    import('./telemetry/telemetry.ts'),
+    import('./startup/database-checks.ts'),
+    import('./startup/database-reach.ts'),
+  ]);
+  // Before the migrations: an unreachable database is named by its variable (exit 69).
+  await timed(checkTimes, 'databaseReach', () => checkDatabaseReachable(config.database));
   const db = await openDatabase(config.database, {
     migrate: config.migrateOnStart,
     logger,
@@ -109,7 +118,8 @@ async function main(): Promise<void> {
 }
 
 // One line, never a stack trace (src/startup/failure.ts): exit 78 for
-// configuration, naming the variable; 1 for an operation that failed.
+// configuration and 69 for an unreachable database, naming the variable; 1
+// for an operation that failed.
 main().catch((error: unknown) => {
   process.stderr.write(`${failureLine('start', error)}\n`);
   process.exit(exitCodeFor(error));

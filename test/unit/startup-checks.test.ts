@@ -5,7 +5,7 @@ import { ConfigError } from '../../src/config/errors.ts';
 import { describeTarget, unreachableReason } from '../../src/startup/database-reach.ts';
 import { DatabaseUnreachableError, exitCodeFor, failureLine } from '../../src/startup/failure.ts';
 import { uncoveredKeyIds } from '../../src/startup/key-coverage.ts';
-import { listenRefusal } from '../../src/startup/listen-address.ts';
+import { listeningAt, listenRefusal } from '../../src/startup/listen-address.ts';
 import { compareGrants, expectedGrants, REQUEST_ROLE_GRANTS, roleProblems } from '../../src/startup/request-role.ts';
 
 const key = (id: string) => ({ id, key: Buffer.alloc(32) });
@@ -96,6 +96,20 @@ describe('listenRefusal', () => {
       /^Invalid configuration: PORT: 127\.0\.0\.1 port 80 needs privileges/,
     );
     expect(listenRefusal(err('EMFILE'), undefined, 4000, 'PORT')).toBeUndefined();
+  });
+});
+
+describe('listeningAt', () => {
+  it('gives the bound address, or localhost marked "all interfaces" for the unspecified ones', () => {
+    expect(listeningAt('127.0.0.1', 4000)).toEqual({ url: 'http://127.0.0.1:4000', where: 'http://127.0.0.1:4000' });
+    expect(listeningAt('::1', 4000).where).toBe('http://[::1]:4000');
+    expect(listeningAt('192.168.1.20', 9464, '/metrics').where).toBe('http://192.168.1.20:9464/metrics');
+    for (const any of ['::', '0.0.0.0']) {
+      expect(listeningAt(any, 4000)).toEqual({
+        url: 'http://localhost:4000',
+        where: 'http://localhost:4000 (all interfaces)',
+      });
+    }
   });
 });
 

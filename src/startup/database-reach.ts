@@ -6,8 +6,8 @@
 // It costs one login per URL, once (logged with the other checks' times as
 // databaseReach); the same login is what the migration connection and the
 // pools would fail on a moment later, the first one without a timeout.
-import pg from 'pg';
 import type { DatabaseOptions } from '../db/database.ts';
+import { loginFailure } from '../db/login-probe.ts';
 import { DatabaseUnreachableError } from './failure.ts';
 
 /** The pools' own connection timeout (src/db/postgres.ts). */
@@ -57,24 +57,16 @@ export function unreachableReason(error: unknown, timeoutMs = CONNECT_TIMEOUT_MS
 
 /** Logs in once through `url`; the reason it cannot, or undefined. */
 async function tryLogin(url: string, timeoutMs: number): Promise<string | undefined> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
-  // A connection that fails later emits 'error': it is reported by connect().
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    return undefined;
-  } catch (error) {
-    let reason = unreachableReason(error, timeoutMs);
-    const { password } = new URL(url);
-    // No driver message quotes the password; should one ever, it stays out of
-    // the line (a very short one would match ordinary words: left alone).
-    for (const secret of new Set([password, decoded(password)])) {
-      if (secret.length >= 4) reason = reason.split(secret).join('***');
-    }
-    return reason;
-  } finally {
-    await client.end().catch(() => {});
+  const error = await loginFailure(url, timeoutMs);
+  if (error === undefined) return undefined;
+  let reason = unreachableReason(error, timeoutMs);
+  const { password } = new URL(url);
+  // No driver message quotes the password; should one ever, it stays out of
+  // the line (a very short one would match ordinary words: left alone).
+  for (const secret of new Set([password, decoded(password)])) {
+    if (secret.length >= 4) reason = reason.split(secret).join('***');
   }
+  return reason;
 }
 
 /** Throws DatabaseUnreachableError naming each URL variable whose database cannot be logged into. */

@@ -27,22 +27,16 @@ async function main(): Promise<void> {
     ? await (await import('./telemetry/tracing.ts')).startTracing(config.tracing, logger)
     : undefined;
 
-  const [
-    { default: http },
-    { openDatabase },
-    { createApp },
-    { createTelemetry },
-    { checkDatabase },
-    { checkDatabaseReachable },
-  ] = await Promise.all([
-    import('node:http'),
-    import('./db/database.ts'),
-    import('./server.ts'),
-    import('./telemetry/telemetry.ts'),
-    import('./startup/database-checks.ts'),
-    import('./startup/database-reach.ts'),
-  ]);
+  const [{ default: http }, { openDatabase }, { createApp }, { createTelemetry }, { checkDatabase }] =
+    await Promise.all([
+      import('node:http'),
+      import('./db/database.ts'),
+      import('./server.ts'),
+      import('./telemetry/telemetry.ts'),
+      import('./startup/database-checks.ts'),
+    ]);
   // Before the migrations: an unreachable database is named by its variable (exit 69).
+  const { checkDatabaseReachable } = await import('./startup/database-reach.ts');
   await timed(checkTimes, 'databaseReach', () => checkDatabaseReachable(config.database));
   const db = await openDatabase(config.database, {
     migrate: config.migrateOnStart,

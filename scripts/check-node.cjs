@@ -1,5 +1,8 @@
 // preinstall: stop `npm install` / `npm ci` on a Node.js older than the
 // project needs, with one line saying so, instead of a stack trace at start.
+// The fallback: .npmrc's engine-strict and package.json's devEngines stop npm
+// before it downloads anything; this runs only when both are overridden
+// (--force, --engine-strict=false), after the dependencies are installed.
 // Plain CommonJS with nothing newer than ES5 plus process: it has to run on
 // whatever old Node is found. The required major is read from package.json's
 // engines (">=24"), so the two cannot disagree.

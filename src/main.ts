@@ -7,12 +7,13 @@
 // to patch http and pg before they are first loaded, so the rest of the app
 // is imported once tracing is running (and without tracing, nothing of
 // OpenTelemetry is loaded at all).
+import type { AddressInfo } from 'node:net';
 import { loadConfig } from './config/load.ts';
 import { forListeningPort } from './config/origins.ts';
 import { createLogger } from './logger.ts';
-import { type CheckTimes, checkBeforeDatabase, logCheckTimes } from './startup/checks.ts';
+import { type CheckTimes, checkBeforeDatabase, logCheckTimes, timed } from './startup/checks.ts';
 import { exitCodeFor, failureLine } from './startup/failure.ts';
-import { listenRefusal } from './startup/listen-address.ts';
+import { listeningAt, listenRefusal } from './startup/listen-address.ts';
 
 /** In-flight requests get this long to finish after a shutdown signal. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -34,6 +35,9 @@ async function main(): Promise<void> {
       import('./telemetry/telemetry.ts'),
       import('./startup/database-checks.ts'),
     ]);
+  // Before the migrations: an unreachable database is named by its variable (exit 69).
+  const { checkDatabaseReachable } = await import('./startup/database-reach.ts');
+  await timed(checkTimes, 'databaseReach', () => checkDatabaseReachable(config.database));
   const db = await openDatabase(config.database, {
     migrate: config.migrateOnStart,
     logger,
@@ -53,7 +57,7 @@ async function main(): Promise<void> {
 
   // The metrics listener first, then the API's: a port that cannot be bound
   // stops the start before the API answers anyone.
-  let metricsServer: { port: number; close(): Promise<void> } | undefined;
+  let metricsServer: { port: number; address: string; close(): Promise<void> } | undefined;
   // Bound first so the app knows its real port (PORT=0); nothing is read
   // from the socket before the handler is in place, in the same tick.
   const server = http.createServer();
@@ -64,7 +68,8 @@ async function main(): Promise<void> {
       metricsServer = await startMetricsServer(metrics.registry, config.host, metricsPort).catch((error) => {
         throw listenRefusal(error, config.host, metricsPort, 'METRICS_PORT') ?? error;
       });
-      logger.info({ port: metricsServer.port }, `metrics on http://localhost:${metricsServer.port}/metrics`);
+      const { where } = listeningAt(metricsServer.address, metricsServer.port, '/metrics');
+      logger.info({ port: metricsServer.port, address: metricsServer.address }, `metrics on ${where}`);
     }
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error: NodeJS.ErrnoException) =>
@@ -77,14 +82,16 @@ async function main(): Promise<void> {
     await db.close();
     throw error;
   }
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : config.port;
+  const bound = server.address() as AddressInfo;
+  const port = bound.port;
   const { handler } = createApp({ config: forListeningPort(config, port), db, logger, telemetry });
   server.on('request', tracing ? tracing.hooks.serveHttp(handler) : handler);
 
+  // The address bound, not the configured name: HOST=127.0.0.1 is not reachable as localhost over IPv6.
+  const at = listeningAt(bound.address, port);
   logger.info(
-    { port, database: db.kind, tracing: config.tracing?.protocol ?? 'off' },
-    `listening on http://localhost:${port}`,
+    { port, address: bound.address, url: at.url, database: db.kind, tracing: config.tracing?.protocol ?? 'off' },
+    `listening on ${at.where}`,
   );
 
   let stopping = false;
@@ -109,7 +116,8 @@ async function main(): Promise<void> {
 }
 
 // One line, never a stack trace (src/startup/failure.ts): exit 78 for
-// configuration, naming the variable; 1 for an operation that failed.
+// configuration and 69 for an unreachable database, naming the variable; 1
+// for an operation that failed.
 main().catch((error: unknown) => {
   process.stderr.write(`${failureLine('start', error)}\n`);
   process.exit(exitCodeFor(error));

@@ -1,8 +1,9 @@
 // The frame of the command-line tasks (migrate, rotate-key, engine-client):
 // the server's configuration module, with the secrets the task needs (no
 // development secret is generated or written by a task, see SecretsSource),
-// and a failure as one line: exit 78 for configuration, naming the variable,
-// 1 for an operation that failed; never a stack trace.
+// and a failure as one line: exit 78 for configuration and 69 for an
+// unreachable database, naming the variable, 1 for an operation that failed;
+// never a stack trace.
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import type { SecretsSource } from '../config/dev-secrets.ts';
 import { type Config, loadConfig } from '../config/load.ts';
@@ -22,7 +23,10 @@ export async function runTask<A>(
 ): Promise<void> {
   try {
     const args = parse();
-    await work(await loadConfig(process.env, undefined, secrets), args);
+    const config = await loadConfig(process.env, undefined, secrets);
+    // As at the server's start: an unreachable database is named by its variable (exit 69).
+    await (await import('../startup/database-reach.ts')).checkDatabaseReachable(config.database);
+    await work(config, args);
   } catch (error) {
     process.stderr.write(`${error instanceof UsageError ? error.message : failureLine(name, error)}\n`);
     process.exitCode = error instanceof UsageError ? 1 : exitCodeFor(error);

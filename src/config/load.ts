@@ -79,19 +79,24 @@ const originList = z.string().transform((value, ctx) => {
   return origins;
 });
 
+/** The message never quotes the value: it may hold a password. */
+const postgresUrl = z.string().superRefine((value, ctx) => {
+  if (!/^postgres(ql)?:\/\//.test(value)) ctx.addIssue({ code: 'custom', message: 'must be a postgresql:// URL' });
+  else if (!URL.canParse(value)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'is not a valid URL: check the host and port, and %-encode reserved characters in the user and password',
+    });
+  }
+});
+
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   HOST: z.string().optional(),
   PORT: int(0, 65535).default(4000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  DATABASE_URL: z
-    .string()
-    .regex(/^postgres(ql)?:\/\//, 'must be a postgresql:// URL')
-    .optional(),
-  DATABASE_REQUEST_URL: z
-    .string()
-    .regex(/^postgres(ql)?:\/\//, 'must be a postgresql:// URL')
-    .optional(),
+  DATABASE_URL: postgresUrl.optional(),
+  DATABASE_REQUEST_URL: postgresUrl.optional(),
   DATA_DIR: z.string().default('./.data'),
   DATABASE_POOL_SIZE: int(1, 1000).default(10),
   DATABASE_PREPARED_STATEMENTS: boolean.default(false),

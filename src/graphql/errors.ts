@@ -37,14 +37,18 @@ function toClientError(domain: DomainError, located: GraphQLError | undefined): 
 
 /**
  * Variables that do not fit their types (a missing or unknown input field, a
- * string where a number belongs, a malformed UUID or Decimal) are bad user
- * input: give them the code and the field, as for our own validation. The
- * field is its path inside the variable, without list positions: "apiKey"
- * for $input.apiKey, "guardrails.maxOrderNotional" for a nested input's
- * field (as resolvers name them), the variable's name when it is the value.
+ * string where a number belongs, a malformed UUID or Decimal, a required one
+ * absent or null) are bad user input: give them the code and the field, as
+ * for our own validation. The field is its path inside the variable, without
+ * list positions: "apiKey" for $input.apiKey, "guardrails.maxOrderNotional"
+ * for a nested input's field (as resolvers name them), the variable's name
+ * when it is the value.
  */
+const BAD_VARIABLE =
+  /^Variable "\$(\w+)" (?:got invalid value |of required type "[^"]*" was not provided\.|of non-null type "[^"]*" must not be null\.)/;
+
 function asBadVariable(error: GraphQLError): GraphQLError | undefined {
-  const variable = /^Variable "\$(\w+)" got invalid value /.exec(error.message);
+  const variable = BAD_VARIABLE.exec(error.message);
   if (!variable || error.extensions?.code) return undefined;
   const named = /Field "(\w+)" (?:of required type|is not defined)/.exec(error.message)?.[1];
   const at = / at "([\w.[\]]+)"; /.exec(error.message)?.[1];

@@ -145,8 +145,9 @@ export function secretValues(positions: SecretPositions, variables: unknown): st
  * Literals written as `field: value` for the given field names, read from the
  * raw text: for documents that do not parse (then nothing else is known).
  */
-export function secretLiterals(query: string | undefined, fieldNames: readonly string[]): string[] {
-  if (!query || fieldNames.length === 0) return [];
+export function secretLiterals(query: unknown, fieldNames: readonly string[]): string[] {
+  // Not text: the envelope check (envelope.ts) refuses it; nothing to find here.
+  if (typeof query !== 'string' || !query || fieldNames.length === 0) return [];
   const literal = new RegExp(
     `\\b(?:${fieldNames.join('|')})\\s*:\\s*("""[\\s\\S]*?"""|"(?:[^"\\\\]|\\\\.)*"|[-+\\w.]+)`,
     'g',

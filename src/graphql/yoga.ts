@@ -19,6 +19,7 @@ import { schema } from '../schema/index.ts';
 import { useBodySizeLimit } from './body-limit.ts';
 import { useQueryComplexity } from './complexity.ts';
 import { createContextFactory, type GraphQLContext, type VerificationDeps } from './context.ts';
+import { useRequestEnvelope } from './envelope.ts';
 import { createMaskError, useHiddenSuggestions } from './errors.ts';
 import { useOperationLog } from './operation-log.ts';
 import { useRlsTransaction } from './rls-transaction.ts';
@@ -189,6 +190,8 @@ export function createGraphQLHandler({
       limits: { credentialsPerAccount: limits.credentialsPerAccount },
     }),
     plugins: [
+      // First: every later plugin reads the parameters it has checked.
+      useRequestEnvelope(),
       useUnsupportedMediaType(),
       useBodySizeLimit(limits.bodyBytes),
       useCookieCsrfPrevention(),

@@ -47,3 +47,17 @@ export function listenRefusal(
       return undefined;
   }
 }
+
+/**
+ * Where a listener can be reached, from the address it is bound to: that
+ * address itself, or for every interface (`::`, `0.0.0.0`: HOST unset, or
+ * one of those) the localhost URL to open, marked "(all interfaces)".
+ */
+export function listeningAt(address: string, port: number, path = ''): { url: string; where: string } {
+  if (address === '::' || address === '0.0.0.0') {
+    const url = `http://localhost:${port}${path}`;
+    return { url, where: `${url} (all interfaces)` };
+  }
+  const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}${path}`;
+  return { url, where: url };
+}

@@ -6,6 +6,8 @@ import type { Registry } from 'prom-client';
 
 export interface MetricsServer {
   port: number;
+  /** The address bound (`::` or `0.0.0.0` for every interface). */
+  address: string;
   close(): Promise<void>;
 }
 
@@ -26,8 +28,10 @@ export async function startMetricsServer(registry: Registry, host: string | unde
     server.listen(port, host, resolve);
   });
   const address = server.address();
+  const bound = typeof address === 'object' && address ? address : { port, address: host ?? '::' };
   return {
-    port: typeof address === 'object' && address ? address.port : port,
+    port: bound.port,
+    address: bound.address,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -12,6 +12,7 @@ import { gql, signUp } from '../support/client.ts';
 import { createTestDatabase, dbKind } from '../support/databases.ts';
 import { useInProcessServer } from '../support/in-process.ts';
 import { eventually } from '../support/poll.ts';
+import { freePort } from '../support/ports.ts';
 import { startServer, testSecrets } from '../support/server.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -200,6 +201,45 @@ describe(`configuration (${dbKind})`, () => {
       }
     },
   );
+});
+
+describe(`the listen line (${dbKind})`, () => {
+  /** The "listening on" line's message and fields, for a start with `env`; the URL it gives answers /health. */
+  async function listenLine(db: Awaited<ReturnType<typeof createTestDatabase>>, env: Record<string, string>) {
+    const server = await startServer({ db, env });
+    try {
+      const line = server.logs.find((l) => l.includes('"listening on '));
+      const entry = JSON.parse(line ?? '{}') as { msg?: string; address?: string; url?: string; port?: number };
+      expect((await fetch(`${server.url}/health`)).status).toBe(200);
+      const metrics = server.logs.find((l) => l.includes('"metrics on '));
+      return { ...entry, serverUrl: server.url, metrics: metrics && (JSON.parse(metrics) as { msg: string }).msg };
+    } finally {
+      await server.stop();
+    }
+  }
+
+  it('names the address bound, or all interfaces with the localhost URL to open', async () => {
+    const db = await createTestDatabase();
+    try {
+      const loopback = await listenLine(db, { HOST: '127.0.0.1', METRICS_PORT: String(await freePort()) });
+      expect(loopback.msg).toBe(`listening on http://127.0.0.1:${loopback.port}`);
+      expect(loopback).toMatchObject({ address: '127.0.0.1', serverUrl: `http://127.0.0.1:${loopback.port}` });
+      expect(loopback.metrics).toMatch(/^metrics on http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+
+      const v6 = await listenLine(db, { HOST: '::1' });
+      expect(v6.msg).toBe(`listening on http://[::1]:${v6.port}`);
+
+      for (const host of [undefined, '0.0.0.0', '::']) {
+        const every = await listenLine(db, host === undefined ? {} : { HOST: host });
+        expect(every.msg, `HOST=${host}`).toBe(`listening on http://localhost:${every.port} (all interfaces)`);
+        // Unset: `::`, or `0.0.0.0` where the machine has no IPv6.
+        expect(host === undefined ? ['::', '0.0.0.0'] : [host]).toContain(every.address);
+        expect(every.url).toBe(`http://localhost:${every.port}`);
+      }
+    } finally {
+      await db.drop();
+    }
+  }, 180_000);
 });
 
 describe(`graceful shutdown (${dbKind})`, () => {

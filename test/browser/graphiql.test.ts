@@ -1,7 +1,7 @@
 // GraphiQL and the /login page in a real headless Chromium (Debian's, driven
 // by playwright-core): sign in on the same origin, run a query in GraphiQL with
-// the session cookie, read the answer off the page. Without Chromium this fails;
-// SKIP_BROWSER_TESTS=1 skips it explicitly.
+// the session cookie, read the answer off the page. Without Chromium this fails
+// with the instruction to install it; SKIP_BROWSER_TESTS=1 skips it explicitly.
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -17,6 +17,40 @@ const QUERY = '{ viewer { email } accounts { accountName } }';
 // GraphiQL is one ~9 MB page of inline JavaScript: give it time on a busy machine.
 const PAGE_TIMEOUT = 90_000;
 
+/**
+ * A failure whose message is what to do, without a stack or code frame (the
+ * runner prints the frames of error.stack): how to install Chromium, or how
+ * to run the tests without it.
+ */
+function instruction(problem: string): Error {
+  const error = new Error(
+    `${problem} This test drives Debian's Chromium: apt-get install -y chromium ` +
+      '(or CHROMIUM_PATH=/path/to/chromium); to run the tests without it: SKIP_BROWSER_TESTS=1 npm test',
+  );
+  error.stack = error.message;
+  return error;
+}
+
+function launch(): Promise<Browser> {
+  return chromium
+    .launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    })
+    .catch((error: Error) => {
+      // Present but not starting (missing libraries, a broken install): playwright's first line says why.
+      throw instruction(`Chromium at ${CHROMIUM} did not start: ${error.message.split('\n')[0]}.`);
+    });
+}
+
 let server: TestServer;
 let browser: Browser;
 let context: BrowserContext;
@@ -27,27 +61,13 @@ describe.skipIf(process.env.SKIP_BROWSER_TESTS === '1')(
   { timeout: 4 * PAGE_TIMEOUT },
   () => {
     beforeAll(async () => {
-      if (!existsSync(CHROMIUM)) {
-        throw new Error(
-          `Chromium not found at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH, or SKIP_BROWSER_TESTS=1)`,
-        );
-      }
+      if (!existsSync(CHROMIUM)) throw instruction(`Chromium not found at ${CHROMIUM}.`);
       // PORT=0: the server trusts the origin of the port it actually bound.
-      [server, browser] = await Promise.all([
-        startServer(),
-        chromium.launch({
-          executablePath: CHROMIUM,
-          headless: true,
-          args: [
-            '--no-sandbox',
-            '--disable-gpu',
-            '--disable-background-networking',
-            '--disable-component-update',
-            '--disable-sync',
-            '--no-first-run',
-          ],
-        }),
-      ]);
+      const [started, launched] = await Promise.allSettled([startServer(), launch()]);
+      // Whatever failed, what did start is closed in afterAll.
+      if (started.status === 'fulfilled') server = started.value;
+      if (launched.status === 'fulfilled') browser = launched.value;
+      for (const outcome of [launched, started]) if (outcome.status === 'rejected') throw outcome.reason;
     });
 
     afterAll(async () => {

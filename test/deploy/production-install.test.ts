@@ -28,7 +28,15 @@ describe.runIf(enabled)('a production install (npm ci --omit=dev, npm start)', (
 
   it('serves the API from a production install, without the dev tools', { timeout: 600_000 }, async () => {
     copy = await mkdtemp(path.join(os.tmpdir(), 'bca-production-'));
-    for (const entry of ['package.json', 'package-lock.json', '.nvmrc', 'prisma.config.ts', 'prisma', 'src']) {
+    for (const entry of [
+      'package.json',
+      'package-lock.json',
+      '.npmrc',
+      '.nvmrc',
+      'prisma.config.ts',
+      'prisma',
+      'src',
+    ]) {
       await cp(path.join(ROOT, entry), path.join(copy, entry), {
         recursive: true,
         filter: (source) => !source.startsWith(path.join(ROOT, 'src/generated')),

@@ -73,7 +73,8 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
           continue;
         }
         logs.push(line);
-        const match = /listening on (http:\/\/localhost:\d+)/.exec(line);
+        // The address bound, or localhost when it listens on every interface (src/startup/listen-address.ts).
+        const match = /listening on (http:\/\/[^\s"]+)/.exec(line);
         if (match?.[1]) resolve(match[1]);
       }
     };

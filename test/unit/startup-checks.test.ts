@@ -2,9 +2,10 @@
 // the request role, the keyring or a failed listen() is refused for.
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/errors.ts';
-import { exitCodeFor, failureLine } from '../../src/startup/failure.ts';
+import { describeTarget, unreachableReason } from '../../src/startup/database-reach.ts';
+import { DatabaseUnreachableError, exitCodeFor, failureLine } from '../../src/startup/failure.ts';
 import { uncoveredKeyIds } from '../../src/startup/key-coverage.ts';
-import { listenRefusal } from '../../src/startup/listen-address.ts';
+import { listeningAt, listenRefusal } from '../../src/startup/listen-address.ts';
 import { compareGrants, expectedGrants, REQUEST_ROLE_GRANTS, roleProblems } from '../../src/startup/request-role.ts';
 
 const key = (id: string) => ({ id, key: Buffer.alloc(32) });
@@ -98,6 +99,20 @@ describe('listenRefusal', () => {
   });
 });
 
+describe('listeningAt', () => {
+  it('gives the bound address, or localhost marked "all interfaces" for the unspecified ones', () => {
+    expect(listeningAt('127.0.0.1', 4000)).toEqual({ url: 'http://127.0.0.1:4000', where: 'http://127.0.0.1:4000' });
+    expect(listeningAt('::1', 4000).where).toBe('http://[::1]:4000');
+    expect(listeningAt('192.168.1.20', 9464, '/metrics').where).toBe('http://192.168.1.20:9464/metrics');
+    for (const any of ['::', '0.0.0.0']) {
+      expect(listeningAt(any, 4000)).toEqual({
+        url: 'http://localhost:4000',
+        where: 'http://localhost:4000 (all interfaces)',
+      });
+    }
+  });
+});
+
 describe('failure lines', () => {
   it('is the configuration message with 78, else the error message on one line with 1', () => {
     const config = new ConfigError('Invalid configuration: PORT: must be a whole number');
@@ -107,5 +122,45 @@ describe('failure lines', () => {
       'migrate failed: Invalid `prisma.$queryRaw()` invocation: Raw query failed. Code: `42P01`.',
       1,
     ]);
+  });
+
+  it('is the unreachable database message with 69', () => {
+    const unreachable = new DatabaseUnreachableError(
+      'Database unreachable: DATABASE_URL (db:5432/app): connection refused',
+    );
+    expect([failureLine('start', unreachable), exitCodeFor(unreachable)]).toEqual([unreachable.message, 69]);
+  });
+});
+
+describe('unreachable databases', () => {
+  it('are described by user, host, port and database, never by password or parameters', () => {
+    expect(describeTarget('postgresql://app:s3cr%40t@db.example:6432/prod?sslmode=verify-full&password=x')).toBe(
+      'app@db.example:6432/prod',
+    );
+    expect(describeTarget('postgres://db.example/app')).toBe('db.example:5432/app');
+    expect(describeTarget('postgresql:///app?host=/var/run/postgresql')).toBe('/var/run/postgresql:5432/app');
+    expect(describeTarget('postgresql://%zz@h/d')).toBe('%zz@h:5432/d');
+  });
+
+  it('say why in a few words', () => {
+    const err = (code: string, message = '') => Object.assign(new Error(message), { code });
+    expect(unreachableReason(err('ENOTFOUND', 'getaddrinfo ENOTFOUND db'))).toBe(
+      'its host name does not resolve (DNS, ENOTFOUND)',
+    );
+    expect(unreachableReason(err('ECONNREFUSED'))).toMatch(/^connection refused/);
+    expect(unreachableReason(err('ETIMEDOUT'))).toBe('connection timed out');
+    expect(unreachableReason(new Error('timeout expired'), 5000)).toBe('no answer within 5 s (connection timed out)');
+    expect(unreachableReason(err('EHOSTUNREACH'))).toBe('no route to the host (EHOSTUNREACH)');
+    expect(unreachableReason(err('28P01', 'password authentication failed for user "app"'))).toBe(
+      'login refused: password authentication failed for user "app"',
+    );
+    expect(unreachableReason(err('28000', 'no pg_hba.conf entry for host "10.1.2.3"'))).toMatch(
+      /^login refused: no pg_hba\.conf entry/,
+    );
+    expect(unreachableReason(err('3D000', 'database "app" does not exist'))).toBe('database "app" does not exist');
+    expect(unreachableReason(new Error('Connection terminated unexpectedly'))).toMatch(/closed before the login/);
+    expect(unreachableReason(new Error('The server does not support SSL connections'))).toBe(
+      'The server does not support SSL connections',
+    );
   });
 });

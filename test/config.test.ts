@@ -103,6 +103,17 @@ describe('loadConfig', () => {
     expect(JSON.parse(await readFile(file, 'utf8'))).toHaveProperty('encryptionKey');
   });
 
+  it('gives concurrent first starts on a fresh DATA_DIR the same development secrets', async () => {
+    const fresh = path.join(dataDir, 'fresh');
+    const configs = await Promise.all(Array.from({ length: 8 }, () => loadConfig({ DATA_DIR: fresh }, warn)));
+    const stored = JSON.parse(await readFile(path.join(fresh, 'dev-secrets.json'), 'utf8'));
+    for (const config of configs) {
+      expect(config.auth.secret).toBe(stored.authSecret);
+      expect(config.encryption.current.key.toString('base64')).toBe(stored.encryptionKey);
+    }
+    expect((await stat(fresh)).mode & 0o777).toBe(0o700);
+  });
+
   it('reads older keys from ENCRYPTION_KEYS, with or without ids', async () => {
     const [current, old1, old2] = [key(), key(), key()];
     const config = await loadConfig(

@@ -6,6 +6,7 @@ import path from 'node:path';
 import proxyAddr from 'proxy-addr';
 import { z } from 'zod';
 import { defaultKeyId, type EncryptionKey, KEY_ID, parseKeyList } from '../crypto/keyring.ts';
+import { PGDATA_DIR } from '../db/data-dir-lock.ts';
 import type { DatabaseOptions } from '../db/database.ts';
 import type { RequestTransactionSettings } from '../db/request-transaction.ts';
 import { brokerUrl } from './broker-urls.ts';
@@ -216,6 +217,15 @@ export interface TracingConfig {
   serviceName: string;
 }
 
+export interface LoadHooks {
+  /**
+   * Called once the environment is valid, before anything is written into
+   * DATA_DIR: the server takes DATA_DIR's lock here (`embedded`: no
+   * DATABASE_URL, so the database's files are in DATA_DIR).
+   */
+  claimDataDir?(dataDir: string, embedded: boolean): void | Promise<void>;
+}
+
 function issues(error: z.ZodError) {
   return error.issues.map((i) => ({ variable: i.path.join('.'), message: i.message }));
 }
@@ -230,6 +240,7 @@ export async function loadConfig(
   rawEnv: Record<string, string | undefined> = process.env,
   warn: (message: string) => void = (m) => process.stderr.write(`WARNING: ${m}\n`),
   secrets: SecretsSource = 'server',
+  hooks: LoadHooks = {},
 ): Promise<Config> {
   const cleaned = Object.fromEntries(Object.keys(envSchema.shape).map((k) => [k, blankAsUnset(rawEnv[k])]));
   const parsed = envSchema.safeParse(cleaned);
@@ -261,6 +272,9 @@ export async function loadConfig(
       throw invalid(missing.map((variable) => ({ variable, message: 'required when NODE_ENV=production' })));
     }
   }
+
+  // Before anything is written into DATA_DIR (the development secrets).
+  await hooks.claimDataDir?.(dataDir, !env.DATABASE_URL);
 
   const needed: (keyof GeneratedSecrets)[] = [];
   if (!env.ENCRYPTION_KEY) needed.push('encryptionKey');
@@ -305,7 +319,7 @@ export async function loadConfig(
         }
       : {
           kind: 'pglite',
-          dataDir: path.join(dataDir, 'pgdata'),
+          dataDir: path.join(dataDir, PGDATA_DIR),
           requestRole: REQUEST_ROLE,
           ...transaction,
         },

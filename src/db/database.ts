@@ -7,6 +7,7 @@ import type { PGlite } from '@electric-sql/pglite';
 import type pg from 'pg';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
+import type { MigrationResult } from './migrations.ts';
 import { openPglite } from './pglite.ts';
 import { openPostgres } from './postgres.ts';
 import type { RequestTransactionSettings, WithEngineClient, WithRequestRole, WithUser } from './request-transaction.ts';
@@ -48,6 +49,8 @@ export interface Database {
   ping(): Promise<void>;
   /** The connections right now, for db_pool_connections (read at each scrape, costs nothing otherwise). */
   connections(): PoolConnections;
+  /** Applies pending migrations on this open database (normally none: it migrated when it opened). */
+  migrate(): Promise<MigrationResult>;
   close(): Promise<void>;
   /**
    * The unscoped client, for tables that hold no user data: better-auth's

@@ -41,6 +41,7 @@ export async function openPostgres(
       const idle = sum((p) => p.idleCount);
       return { idle, active: sum((p) => p.totalCount) - idle, waiting: sum((p) => p.waitingCount) };
     },
+    migrate: () => runMigrations(config, logger),
     close: async () => {
       await Promise.all([owner, request].map((c) => c.close()));
     },

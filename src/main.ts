@@ -111,6 +111,7 @@ async function main(): Promise<void> {
     server.close(async () => {
       await metricsServer?.close();
       await admin?.close();
+      // The session revocation listener first, then the pools.
       await db.close();
       // Last, so the spans of the requests that just finished go out too.
       await tracing?.shutdown().catch((error: Error) => logger.warn({ err: error.message }, 'flushing spans failed'));

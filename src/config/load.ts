@@ -92,6 +92,10 @@ const envSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgresql:// URL')
     .optional(),
+  DATABASE_LISTEN_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgresql:// URL')
+    .optional(),
   DATA_DIR: z.string().default('./.data'),
   DATABASE_POOL_SIZE: int(1, 1000).default(10),
   DATABASE_PREPARED_STATEMENTS: boolean.default(false),
@@ -258,6 +262,11 @@ export async function loadConfig(
   if (env.DATABASE_REQUEST_URL && !env.DATABASE_URL) {
     throw invalid([{ variable: 'DATABASE_REQUEST_URL', message: 'needs DATABASE_URL as well (the owner connection)' }]);
   }
+  if (env.DATABASE_LISTEN_URL && !env.DATABASE_URL) {
+    throw invalid([
+      { variable: 'DATABASE_LISTEN_URL', message: 'needs DATABASE_URL as well (the embedded database has no other)' },
+    ]);
+  }
   if (env.METRICS_PORT !== undefined && env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) {
     throw invalid([
       {
@@ -312,6 +321,7 @@ export async function loadConfig(
           kind: 'postgres',
           url: env.DATABASE_URL,
           ...(env.DATABASE_REQUEST_URL ? { requestUrl: env.DATABASE_REQUEST_URL } : {}),
+          ...(env.DATABASE_LISTEN_URL ? { listenUrl: env.DATABASE_LISTEN_URL } : {}),
           poolSize: env.DATABASE_POOL_SIZE,
           requestRole: REQUEST_ROLE,
           preparedStatements: env.DATABASE_PREPARED_STATEMENTS,

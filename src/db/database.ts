@@ -11,6 +11,7 @@ import type { MigrationResult } from './migrations.ts';
 import { openPglite } from './pglite.ts';
 import { openPostgres } from './postgres.ts';
 import type { RequestTransactionSettings, WithEngineClient, WithRequestRole, WithUser } from './request-transaction.ts';
+import type { RevocationHandlers, RevocationWatch } from './session-revocations.ts';
 
 /** Which database to open, and how request transactions are scoped on it (src/config produces it). */
 export type DatabaseOptions = (
@@ -19,6 +20,8 @@ export type DatabaseOptions = (
       url: string;
       /** A separate login for request traffic (a role that is only a member of the request role). */
       requestUrl?: string;
+      /** A direct, session-capable connection for LISTEN (default: url); not through a transaction pooler. */
+      listenUrl?: string;
       poolSize: number;
       requestRole: string;
       /** Named prepared statements (src/db/postgres.ts); not through PgBouncer before 1.21. */
@@ -51,6 +54,18 @@ export interface Database {
   connections(): PoolConnections;
   /** Applies pending migrations on this open database (normally none: it migrated when it opened). */
   migrate(): Promise<MigrationResult>;
+  /**
+   * Hears the sessions that end anywhere, on every instance (src/db/session-revocations.ts):
+   * closed by close(), before the pools.
+   */
+  watchSessionRevocations(handlers: RevocationHandlers): RevocationWatch;
+  /**
+   * Whether a notification sent through the owner's pool reaches a listener
+   * on the listen connection within `timeoutMs` (start-up check). Throws
+   * when the listen connection cannot be made.
+   */
+  notificationsArrive(timeoutMs: number): Promise<boolean>;
+  /** Closes the revocation listeners, then the pools (or the PGlite files). */
   close(): Promise<void>;
   /**
    * The unscoped client, for tables that hold no user data: better-auth's

@@ -14,6 +14,7 @@ import type { Database, DatabaseOptions, OpenOptions } from './database.ts';
 import { runMigrations } from './migrations.ts';
 import { probeRequests, readCredentialKeyIds } from './probes.ts';
 import { createRequestScopes, requestTransactionOptions } from './request-transaction.ts';
+import { type RevocationWatch, watchPglite } from './session-revocations.ts';
 
 // A transaction holds the one backend exclusively and the others queue behind
 // it, so waiting is normal here and must not time out early. No BEGIN hook:
@@ -79,6 +80,7 @@ export async function openPglite(
       inTransaction -= 1;
     }
   };
+  const watches = new Set<RevocationWatch>();
   return {
     kind: 'pglite',
     withUser: (userId, work, commitIf) => counted(() => withUser(userId, work, commitIf)),
@@ -92,7 +94,15 @@ export async function openPglite(
       waiting: Math.max(0, inTransaction - 1),
     }),
     migrate: () => counted(() => runMigrations(config, logger, pglite)),
+    watchSessionRevocations: (handlers) => {
+      const watch = watchPglite(pglite, handlers);
+      watches.add(watch);
+      return watch;
+    },
+    // One process, one backend: its own notifications always reach it.
+    notificationsArrive: async () => true,
     close: async () => {
+      await Promise.all([...watches].map((w) => w.close()));
       await client.$disconnect();
       await files.close();
     },

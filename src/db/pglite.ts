@@ -95,7 +95,7 @@ export async function openPglite(
     }),
     migrate: () => counted(() => runMigrations(config, logger, pglite)),
     watchSessionRevocations: (handlers) => {
-      const watch = watchPglite(pglite, handlers);
+      const watch = watchPglite(pglite, handlers, logger);
       watches.add(watch);
       return watch;
     },

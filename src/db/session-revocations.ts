@@ -180,14 +180,21 @@ export function watchPostgres(url: string, logger: Logger, handlers: RevocationH
   };
 }
 
-export function watchPglite(pglite: PGlite, handlers: RevocationHandlers): RevocationWatch {
+export function watchPglite(pglite: PGlite, handlers: RevocationHandlers, logger: Logger): RevocationWatch {
   let listening = false;
   const subscribed = pglite
     .listen(SESSION_REVOKED_CHANNEL, (payload) => payloadOf(SESSION_REVOKED_CHANNEL, payload, handlers))
-    .then((unsubscribe) => {
-      listening = true;
-      return unsubscribe;
-    });
+    .then(
+      (unsubscribe) => {
+        listening = true;
+        return unsubscribe;
+      },
+      (error: Error) => {
+        // Never fresh then: every request checks its session.
+        logger.warn({ reason: error.message }, 'session revocation listener cannot listen');
+        return async () => {};
+      },
+    );
   return {
     fresh: () => listening,
     close: async () => {

@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -72,6 +73,36 @@ function serverRun(db: TestDatabase): Promise<Run> {
 }
 
 const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '');
+
+/** One request to a server's admin socket: a value is sent as JSON, a string as written. */
+function adminCall(
+  socketPath: string,
+  method: string,
+  route: string,
+  body?: unknown,
+): Promise<{ status: number; body: unknown }> {
+  const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        socketPath,
+        method,
+        path: route,
+        headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {},
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          text += chunk;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
 
 /** A copy of the PGlite template in a DATA_DIR whose admin socket path is over the 107 bytes a socket may have. */
 async function longPathDatabase(): Promise<TestDatabase> {
@@ -238,7 +269,7 @@ describe.runIf(dbKind === 'pglite')('command-line tasks and a running server on 
     });
   }, 240_000);
 
-  it('a second server on the same DATA_DIR stops at start naming it (exit 78); after a SIGKILL the next one starts', async () => {
+  it('a second server on the same DATA_DIR stops at start naming it (exit 78); after a SIGKILL the next one starts, and its admin endpoint refuses bad input (400)', async () => {
     const first = await start(tdb);
     expect((await stat(path.join(dataDirOf(tdb), 'admin.sock'))).mode & 0o777).toBe(0o600);
     const second = await serverRun(tdb);
@@ -253,6 +284,20 @@ describe.runIf(dbKind === 'pglite')('command-line tasks and a running server on 
     expect((await fetch(`${next.url}/ready`)).status).toBe(200);
     const listed = await task(tdb, 'engine-client', ['list']);
     expect(listed).toMatchObject({ code: 0, stdout: '[]\n' });
+
+    // Bad input to the admin endpoint: 400 naming the field, nothing written.
+    const socketPath = path.join(dataDirOf(tdb), 'admin.sock');
+    expect(await adminCall(socketPath, 'POST', '/engine-clients', { name: 42 })).toEqual({
+      status: 400,
+      body: { error: { code: 'BAD_REQUEST', message: 'name must be a non-empty string' } },
+    });
+    expect(await adminCall(socketPath, 'POST', '/rotate-key', { keyId: 'k', batchSize: 0 })).toEqual({
+      status: 400,
+      body: { error: { code: 'BAD_REQUEST', message: 'batchSize must be a positive whole number' } },
+    });
+    expect((await adminCall(socketPath, 'POST', '/engine-clients', '{"name":')).status).toBe(400);
+    expect((await adminCall(socketPath, 'DELETE', '/engine-clients')).status).toBe(404);
+    expect(await task(tdb, 'engine-client', ['list'])).toMatchObject({ code: 0, stdout: '[]\n' });
   }, 180_000);
 
   it('while a task holds DATA_DIR, a server and other tasks stop, naming it (exit 78)', async () => {

@@ -12,6 +12,7 @@ import { loadConfig } from './config/load.ts';
 import { forListeningPort } from './config/origins.ts';
 import { createLogger } from './logger.ts';
 import { type CheckTimes, checkBeforeDatabase, logCheckTimes, timed } from './startup/checks.ts';
+import { claimDataDir } from './startup/data-dir.ts';
 import { exitCodeFor, failureLine } from './startup/failure.ts';
 import { listeningAt, listenRefusal } from './startup/listen-address.ts';
 
@@ -19,7 +20,8 @@ import { listeningAt, listenRefusal } from './startup/listen-address.ts';
 const SHUTDOWN_GRACE_MS = 10_000;
 
 async function main(): Promise<void> {
-  const config = await loadConfig();
+  // The embedded database's DATA_DIR is this process's alone (or the start stops here).
+  const config = await loadConfig(process.env, undefined, 'server', { claimDataDir });
   const logger = createLogger(config.logLevel);
   const checkTimes: CheckTimes = {};
   await checkBeforeDatabase(config, checkTimes);
@@ -38,6 +40,11 @@ async function main(): Promise<void> {
   // Before the migrations: an unreachable database is named by its variable (exit 69).
   const { checkDatabaseReachable } = await import('./startup/database-reach.ts');
   await timed(checkTimes, 'databaseReach', () => checkDatabaseReachable(config.database));
+  // The command-line tasks' way in while this server has the embedded database's files (src/admin).
+  const admin =
+    config.database.kind === 'pglite'
+      ? await (await import('./admin/endpoint.ts')).startAdminEndpoint(config.dataDir, logger)
+      : undefined;
   const db = await openDatabase(config.database, {
     migrate: config.migrateOnStart,
     logger,
@@ -50,6 +57,13 @@ async function main(): Promise<void> {
     throw error;
   }
   logCheckTimes(logger, checkTimes);
+  if (admin) {
+    const [{ databaseOperations }, { Keyring }] = await Promise.all([
+      import('./admin/operations.ts'),
+      import('./crypto/keyring.ts'),
+    ]);
+    admin.serve(databaseOperations(db, new Keyring(config.encryption.current, config.encryption.previous), 'server'));
+  }
   const metrics = config.metrics
     ? (await import('./telemetry/metrics.ts')).createMetrics({ connections: () => db.connections() })
     : undefined;
@@ -103,6 +117,8 @@ async function main(): Promise<void> {
     force.unref();
     server.close(async () => {
       await metricsServer?.close();
+      await admin?.close();
+      // The session revocation listener first, then the pools.
       await db.close();
       // Last, so the spans of the requests that just finished go out too.
       await tracing?.shutdown().catch((error: Error) => logger.warn({ err: error.message }, 'flushing spans failed'));

@@ -90,11 +90,27 @@ async function forgetSessionsAfterChange(
   if (viewer) res.once('finish', () => sessions.forgetUser(viewer.id));
 }
 
+/**
+ * The session cache, kept true by the database's announcements of ended
+ * sessions (any instance's sign-outs): it serves only while they are heard.
+ * The listener closes with the database.
+ */
+function createSessionCache(ttlMs: number, db: Database): SessionCache {
+  if (ttlMs === 0) return new SessionCache(0);
+  let sessions: SessionCache | undefined;
+  const revocations = db.watchSessionRevocations({
+    onRevoked: (userId) => sessions?.forgetUser(userId),
+    onReset: () => sessions?.clear(),
+  });
+  sessions = new SessionCache(ttlMs, { fresh: revocations.fresh });
+  return sessions;
+}
+
 export function createApp({ config, db, logger, telemetry = noTelemetry }: AppDeps): App {
   const auth = createAuth({ config, prisma: db.unscopedClient, logger });
   const authHandler = toNodeHandler(auth);
   const keyring = new Keyring(config.encryption.current, config.encryption.previous);
-  const sessions = new SessionCache(config.auth.sessionCacheTtlMs);
+  const sessions = createSessionCache(config.auth.sessionCacheTtlMs, db);
   const alpaca = createAlpacaClient({ ...config.broker.alpaca, timeoutMs: config.broker.timeoutMs, logger, telemetry });
   const verification = {
     alpaca,

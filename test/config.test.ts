@@ -103,6 +103,29 @@ describe('loadConfig', () => {
     expect(JSON.parse(await readFile(file, 'utf8'))).toHaveProperty('encryptionKey');
   });
 
+  it('gives concurrent first starts on a fresh DATA_DIR the same development secrets', async () => {
+    const fresh = path.join(dataDir, 'fresh');
+    const configs = await Promise.all(Array.from({ length: 8 }, () => loadConfig({ DATA_DIR: fresh }, warn)));
+    const stored = JSON.parse(await readFile(path.join(fresh, 'dev-secrets.json'), 'utf8'));
+    for (const config of configs) {
+      expect(config.auth.secret).toBe(stored.authSecret);
+      expect(config.encryption.current.key.toString('base64')).toBe(stored.encryptionKey);
+    }
+    expect((await stat(fresh)).mode & 0o777).toBe(0o700);
+  });
+
+  it('takes DATABASE_LISTEN_URL with DATABASE_URL only, as a postgresql:// URL', async () => {
+    const config = await loadConfig({ ...prodEnv(), DATABASE_LISTEN_URL: 'postgresql://u@db-direct/x' }, warn);
+    expect(config.database).toMatchObject({ kind: 'postgres', listenUrl: 'postgresql://u@db-direct/x' });
+    expect((await loadConfig(prodEnv(), warn)).database).not.toHaveProperty('listenUrl');
+    await expect(loadConfig({ ...prodEnv(), DATABASE_LISTEN_URL: 'http://db' }, warn)).rejects.toThrow(
+      /^Invalid configuration: DATABASE_LISTEN_URL: must be a postgresql:\/\/ URL$/,
+    );
+    await expect(
+      loadConfig({ DATA_DIR: dataDir, DATABASE_LISTEN_URL: 'postgresql://u@db-direct/x' }, warn),
+    ).rejects.toThrow(/^Invalid configuration: DATABASE_LISTEN_URL: needs DATABASE_URL as well/);
+  });
+
   it('reads older keys from ENCRYPTION_KEYS, with or without ids', async () => {
     const [current, old1, old2] = [key(), key(), key()];
     const config = await loadConfig(

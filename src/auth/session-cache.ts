@@ -1,15 +1,21 @@
 // A short in-process cache of resolved sessions, so a busy client does not cost
 // two session queries on every request.
 //
-// The bound: a session revoked through THIS process (sign-out, revoking
-// sessions) is forgotten as soon as that request finishes; one revoked any
-// other way (another instance, a direct database change) or expired stays
-// usable here for at most `ttlMs` (SESSION_CACHE_TTL_MS, default 30 s, 0 turns
-// the cache off), and never past the session's own expiry.
+// The bound: a session that ends anywhere (sign-out or revocation on any
+// instance, a direct database change, the expired-session cleanup) is
+// announced by the database to every instance (src/db/session-revocations.ts),
+// which forgets that user's cached sessions. The cache serves only while that
+// announcement can be trusted (`fresh`); otherwise every request asks
+// better-auth, and nothing is cached. A reconnection of the listener clears
+// the cache (what was revoked meanwhile is unknown). Entries also expire after
+// `ttlMs` (SESSION_CACHE_TTL_MS, default 30 s, 0 turns the cache off), and
+// never outlive the session's own expiry. The instance that served a
+// sign-out forgets at once, without waiting for the announcement.
 //
-// A lookup still in flight when its user's sessions are forgotten may have
-// read the session before it was revoked: its answer serves the request that
-// asked (which began before the sign-out), but is not cached.
+// A lookup still in flight when its user's sessions are forgotten (or the
+// cache is cleared) may have read the session before it was revoked: its
+// answer serves the request that asked (which began before the sign-out),
+// but is not cached.
 import { LRUCache } from 'lru-cache';
 import type { Viewer } from './auth.ts';
 
@@ -31,16 +37,27 @@ export interface ResolvedSession {
   expiresAt: Date;
 }
 
+export interface SessionCacheOptions {
+  /** Most entries. */
+  max?: number;
+  /** Whether revocations are being heard right now; the cache serves and fills only then (always, when absent). */
+  fresh?: () => boolean;
+}
+
 export class SessionCache {
   readonly #entries: LRUCache<string, Viewer> | undefined;
   readonly #keysByUser = new Map<string, Set<string>>();
   /** Lookups in flight, each with the users forgotten since it began (bounded by concurrent requests). */
   readonly #inFlight = new Set<Set<string>>();
+  readonly #fresh: () => boolean;
+  /** Counts clear(): a lookup that began before one is not cached. */
+  #generation = 0;
 
   readonly ttlMs: number;
 
-  constructor(ttlMs: number, max = 10_000) {
+  constructor(ttlMs: number, { max = 10_000, fresh = () => true }: SessionCacheOptions = {}) {
     this.ttlMs = ttlMs;
+    this.#fresh = fresh;
     this.#entries =
       ttlMs > 0
         ? new LRUCache<string, Viewer>({
@@ -56,14 +73,17 @@ export class SessionCache {
    * session), cached unless the user's sessions were forgotten meanwhile.
    */
   async resolve(key: string, lookup: () => Promise<ResolvedSession | null>): Promise<Viewer | null> {
-    const cached = this.#entries?.get(key);
+    if (!this.#entries || !this.#fresh()) return (await lookup())?.viewer ?? null;
+    const cached = this.#entries.get(key);
     if (cached) return cached;
-    if (!this.#entries) return (await lookup())?.viewer ?? null;
     const forgottenMeanwhile = new Set<string>();
+    const generation = this.#generation;
     this.#inFlight.add(forgottenMeanwhile);
     try {
       const found = await lookup();
-      if (found && !forgottenMeanwhile.has(found.viewer.id)) this.#set(key, found.viewer, found.expiresAt);
+      if (found && !forgottenMeanwhile.has(found.viewer.id) && generation === this.#generation && this.#fresh()) {
+        this.#set(key, found.viewer, found.expiresAt);
+      }
       return found?.viewer ?? null;
     } finally {
       this.#inFlight.delete(forgottenMeanwhile);
@@ -81,6 +101,13 @@ export class SessionCache {
       this.#keysByUser.set(viewer.id, keys);
     }
     keys.add(key);
+  }
+
+  /** Forgets every cached session, and what lookups in flight found. */
+  clear(): void {
+    this.#generation += 1;
+    this.#entries?.clear();
+    this.#keysByUser.clear();
   }
 
   /** Forgets every cached session of a user (after a sign-out or revocation). */

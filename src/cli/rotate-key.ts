@@ -1,12 +1,11 @@
 // `npm run rotate-key [-- --batch-size N]`: re-encrypts every credential under
 // ENCRYPTION_KEY. Run it after making the new key current and listing the old
-// one in ENCRYPTION_KEYS (on every server). Safe to interrupt and run again;
-// on PostgreSQL safe while servers run. PGlite is single-process: stop the
-// server first.
-import { Keyring } from '../crypto/keyring.ts';
-import { openDatabase } from '../db/database.ts';
+// one in ENCRYPTION_KEYS (on every server). Safe to interrupt and run again,
+// and safe while servers run: on PostgreSQL beside them; on the embedded
+// database the running server does it (see operations.ts), once it seals with
+// the same current key (only the key's id is compared, no key is sent).
 import { createLogger, syncStdout } from '../logger.ts';
-import { rotateCredentialKeys } from '../services/key-rotation.ts';
+import { withOperations } from './operations.ts';
 import { parseTaskArgs, runTask, UsageError } from './task.ts';
 
 // Keys as the servers have them: given, or the embedded database's development file (never generated).
@@ -20,23 +19,23 @@ const parse = () => {
 
 await runTask('rotate-key', 'keys', parse, async (config, batchSize) => {
   const logger = createLogger(config.logLevel, syncStdout());
-  const db = await openDatabase(config.database, { migrate: config.migrateOnStart, logger });
-  const keyring = new Keyring(config.encryption.current, config.encryption.previous);
+  const keyId = config.encryption.current.id;
   const started = Date.now();
-  try {
-    const result = await rotateCredentialKeys({
-      db,
-      keyring,
-      batchSize,
-      onProgress: ({ done, total }) => logger.info({ done, total }, `rotated ${done}/${total}`),
-    });
+  await withOperations(config, { task: 'rotate-key', logger, migrate: config.migrateOnStart }, async (operations) => {
+    const result = await operations.rotateKeys(keyId, batchSize, ({ done, total }) =>
+      logger.info({ done, total }, `rotated ${done}/${total}`),
+    );
     const seconds = (Date.now() - started) / 1000;
     logger.info(
-      { ...result, seconds, perSecond: Math.round(result.done / Math.max(seconds, 0.001)), keyId: keyring.current.id },
+      {
+        ...result,
+        seconds,
+        perSecond: Math.round(result.done / Math.max(seconds, 0.001)),
+        keyId,
+        ...(operations.via === 'server' ? { by: 'server' } : {}),
+      },
       result.remaining === 0 ? 'rotation complete' : 'rotation incomplete: rows changed meanwhile, run it again',
     );
     if (result.remaining !== 0) process.exitCode = 1;
-  } finally {
-    await db.close();
-  }
+  });
 });

@@ -3,7 +3,7 @@
 // DATA_DIR/dev-secrets.json, so data and sessions survive restarts. Command-line
 // tasks never write it (see SecretsSource).
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { invalid } from './errors.ts';
 
@@ -41,17 +41,42 @@ async function readDevSecrets(file: string): Promise<GeneratedSecrets> {
   }
 }
 
+const generate = (needed: (keyof GeneratedSecrets)[], into: GeneratedSecrets): GeneratedSecrets => {
+  for (const k of needed.filter((k) => !into[k])) into[k] = randomBytes(32).toString('base64');
+  return into;
+};
+
 async function loadOrCreateDevSecrets(dataDir: string, needed: (keyof GeneratedSecrets)[]): Promise<GeneratedSecrets> {
   const file = path.join(dataDir, DEV_SECRETS_FILE);
   const stored = await readDevSecrets(file);
-  const missing = needed.filter((k) => !stored[k]);
-  if (missing.length === 0) return stored;
-  for (const k of missing) {
-    stored[k] = randomBytes(32).toString('base64');
+  if (needed.every((k) => stored[k])) return stored;
+  const contents = (secrets: GeneratedSecrets) => `${JSON.stringify(secrets, null, 2)}\n`;
+  if (Object.keys(stored).length === 0) {
+    // Created exclusively: of two processes starting at once on a fresh
+    // DATA_DIR, one creates the file and the other reads what it wrote, so
+    // both use the same secrets. Written whole under a name of its own, then
+    // linked into place (link refuses an existing name, as 'wx' does, but a
+    // reader never sees the file before its content).
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    const fresh = generate(needed, {});
+    const draft = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+    await writeFile(draft, contents(fresh), { mode: 0o600, flag: 'wx' });
+    try {
+      await link(draft, file);
+      return fresh;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const written = await readDevSecrets(file);
+      if (needed.every((k) => written[k])) return written;
+      Object.assign(stored, written);
+    } finally {
+      await rm(draft, { force: true });
+    }
   }
-  await mkdir(dataDir, { recursive: true });
-  await writeFile(file, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 });
-  return stored;
+  // A file from a start that was given one of the two: add the other.
+  const completed = generate(needed, stored);
+  await writeFile(file, contents(completed), { mode: 0o600 });
+  return completed;
 }
 
 /** The secrets `needed` (not given in the environment), from where `source` says. */

@@ -6,6 +6,7 @@ import path from 'node:path';
 import proxyAddr from 'proxy-addr';
 import { z } from 'zod';
 import { defaultKeyId, type EncryptionKey, KEY_ID, parseKeyList } from '../crypto/keyring.ts';
+import { PGDATA_DIR } from '../db/data-dir-lock.ts';
 import type { DatabaseOptions } from '../db/database.ts';
 import type { RequestTransactionSettings } from '../db/request-transaction.ts';
 import { brokerUrl } from './broker-urls.ts';
@@ -97,6 +98,7 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATABASE_URL: postgresUrl.optional(),
   DATABASE_REQUEST_URL: postgresUrl.optional(),
+  DATABASE_LISTEN_URL: postgresUrl.optional(),
   DATA_DIR: z.string().default('./.data'),
   DATABASE_POOL_SIZE: int(1, 1000).default(10),
   DATABASE_PREPARED_STATEMENTS: boolean.default(false),
@@ -224,6 +226,15 @@ export interface TracingConfig {
   serviceName: string;
 }
 
+export interface LoadHooks {
+  /**
+   * Called once the environment is valid, before anything is written into
+   * DATA_DIR: the server takes DATA_DIR's lock here (`embedded`: no
+   * DATABASE_URL, so the database's files are in DATA_DIR).
+   */
+  claimDataDir?(dataDir: string, embedded: boolean): void | Promise<void>;
+}
+
 function issues(error: z.ZodError) {
   return error.issues.map((i) => ({ variable: i.path.join('.'), message: i.message }));
 }
@@ -238,6 +249,7 @@ export async function loadConfig(
   rawEnv: Record<string, string | undefined> = process.env,
   warn: (message: string) => void = (m) => process.stderr.write(`WARNING: ${m}\n`),
   secrets: SecretsSource = 'server',
+  hooks: LoadHooks = {},
 ): Promise<Config> {
   const cleaned = Object.fromEntries(Object.keys(envSchema.shape).map((k) => [k, blankAsUnset(rawEnv[k])]));
   const parsed = envSchema.safeParse(cleaned);
@@ -255,6 +267,11 @@ export async function loadConfig(
   if (env.DATABASE_REQUEST_URL && !env.DATABASE_URL) {
     throw invalid([{ variable: 'DATABASE_REQUEST_URL', message: 'needs DATABASE_URL as well (the owner connection)' }]);
   }
+  if (env.DATABASE_LISTEN_URL && !env.DATABASE_URL) {
+    throw invalid([
+      { variable: 'DATABASE_LISTEN_URL', message: 'needs DATABASE_URL as well (the embedded database has no other)' },
+    ]);
+  }
   if (env.METRICS_PORT !== undefined && env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) {
     throw invalid([
       {
@@ -269,6 +286,9 @@ export async function loadConfig(
       throw invalid(missing.map((variable) => ({ variable, message: 'required when NODE_ENV=production' })));
     }
   }
+
+  // Before anything is written into DATA_DIR (the development secrets).
+  await hooks.claimDataDir?.(dataDir, !env.DATABASE_URL);
 
   const needed: (keyof GeneratedSecrets)[] = [];
   if (!env.ENCRYPTION_KEY) needed.push('encryptionKey');
@@ -306,6 +326,7 @@ export async function loadConfig(
           kind: 'postgres',
           url: env.DATABASE_URL,
           ...(env.DATABASE_REQUEST_URL ? { requestUrl: env.DATABASE_REQUEST_URL } : {}),
+          ...(env.DATABASE_LISTEN_URL ? { listenUrl: env.DATABASE_LISTEN_URL } : {}),
           poolSize: env.DATABASE_POOL_SIZE,
           requestRole: REQUEST_ROLE,
           preparedStatements: env.DATABASE_PREPARED_STATEMENTS,
@@ -313,7 +334,7 @@ export async function loadConfig(
         }
       : {
           kind: 'pglite',
-          dataDir: path.join(dataDir, 'pgdata'),
+          dataDir: path.join(dataDir, PGDATA_DIR),
           requestRole: REQUEST_ROLE,
           ...transaction,
         },

@@ -7,9 +7,11 @@ import type { PGlite } from '@electric-sql/pglite';
 import type pg from 'pg';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
+import type { MigrationResult } from './migrations.ts';
 import { openPglite } from './pglite.ts';
 import { openPostgres } from './postgres.ts';
 import type { RequestTransactionSettings, WithEngineClient, WithRequestRole, WithUser } from './request-transaction.ts';
+import type { RevocationHandlers, RevocationWatch } from './session-revocations.ts';
 
 /** Which database to open, and how request transactions are scoped on it (src/config produces it). */
 export type DatabaseOptions = (
@@ -18,6 +20,8 @@ export type DatabaseOptions = (
       url: string;
       /** A separate login for request traffic (a role that is only a member of the request role). */
       requestUrl?: string;
+      /** A direct, session-capable connection for LISTEN (default: url); not through a transaction pooler. */
+      listenUrl?: string;
       poolSize: number;
       requestRole: string;
       /** Named prepared statements (src/db/postgres.ts); not through PgBouncer before 1.21. */
@@ -48,6 +52,20 @@ export interface Database {
   ping(): Promise<void>;
   /** The connections right now, for db_pool_connections (read at each scrape, costs nothing otherwise). */
   connections(): PoolConnections;
+  /** Applies pending migrations on this open database (normally none: it migrated when it opened). */
+  migrate(): Promise<MigrationResult>;
+  /**
+   * Hears the sessions that end anywhere, on every instance (src/db/session-revocations.ts):
+   * closed by close(), before the pools.
+   */
+  watchSessionRevocations(handlers: RevocationHandlers): RevocationWatch;
+  /**
+   * Whether a notification sent through the owner's pool reaches a listener
+   * on the listen connection within `timeoutMs` (start-up check). Throws
+   * when the listen connection cannot be made.
+   */
+  notificationsArrive(timeoutMs: number): Promise<boolean>;
+  /** Closes the revocation listeners, then the pools (or the PGlite files). */
   close(): Promise<void>;
   /**
    * The unscoped client, for tables that hold no user data: better-auth's

@@ -21,7 +21,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { PGlite } from '@electric-sql/pglite';
+import type { PGlite, Transaction } from '@electric-sql/pglite';
 import pg from 'pg';
 import type { Logger } from '../logger.ts';
 import type { DatabaseOptions } from './database.ts';
@@ -31,6 +31,12 @@ export interface MigrationConnection {
   query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
   /** Runs a multi-statement script with the simple-query protocol. */
   exec(script: string): Promise<void>;
+  /**
+   * Runs `work` in one transaction on this connection, when BEGIN and COMMIT
+   * sent as statements of their own would not do: on an open PGlite that
+   * serves requests, another caller's statements could run between them.
+   */
+  transaction?<T>(work: (tx: MigrationConnection) => Promise<T>): Promise<T>;
 }
 
 export interface LocalMigration {
@@ -103,11 +109,15 @@ interface AppliedRow {
   logs: string | null;
 }
 
-async function inTransaction<T>(conn: MigrationConnection, work: () => Promise<T>): Promise<T> {
+async function inTransaction<T>(conn: MigrationConnection, work: (tx: MigrationConnection) => Promise<T>): Promise<T> {
+  const locked = async (tx: MigrationConnection) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [PRISMA_ADVISORY_LOCK_KEY]);
+    return work(tx);
+  };
+  if (conn.transaction) return conn.transaction(locked);
   await conn.exec('BEGIN');
   try {
-    await conn.query('SELECT pg_advisory_xact_lock($1)', [PRISMA_ADVISORY_LOCK_KEY]);
-    const result = await work();
+    const result = await locked(conn);
     await conn.exec('COMMIT');
     return result;
   } catch (error) {
@@ -153,17 +163,17 @@ export async function applyMigrations(
   local: LocalMigration[],
   log: (message: string) => void = () => {},
 ): Promise<MigrationResult> {
-  await inTransaction(conn, () => conn.exec(CREATE_MIGRATIONS_TABLE));
+  await inTransaction(conn, (tx) => tx.exec(CREATE_MIGRATIONS_TABLE));
 
-  const readHistory = () =>
-    conn.query<AppliedRow>(
+  const readHistory = (on: MigrationConnection) =>
+    on.query<AppliedRow>(
       'SELECT migration_name, checksum, finished_at, rolled_back_at, logs FROM "_prisma_migrations" ORDER BY started_at',
     );
-  verifyHistory(local, await readHistory());
+  verifyHistory(local, await readHistory(conn));
 
-  return inTransaction(conn, async () => {
+  return inTransaction(conn, async (tx) => {
     // Re-read under the lock: another process may have applied some meanwhile.
-    const history = await readHistory();
+    const history = await readHistory(tx);
     verifyHistory(local, history);
     const applied: string[] = [];
     let alreadyApplied = 0;
@@ -177,19 +187,19 @@ export async function applyMigrations(
       }
       const started = Date.now();
       const id = randomUUID();
-      await conn.query(
+      await tx.query(
         'INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count) VALUES ($1, $2, $3, now(), 0)',
         [id, migration.checksum, migration.name],
       );
       try {
-        await conn.exec(migration.script.toString('utf8'));
+        await tx.exec(migration.script.toString('utf8'));
       } catch (error) {
         throw new MigrationError(
           `Migration "${migration.name}" failed and was rolled back` +
             `${applied.length ? ` with the ${applied.length} applied before it in this run` : ''}: ${(error as Error).message}`,
         );
       }
-      await conn.query('UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1', [
+      await tx.query('UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1', [
         id,
       ]);
       log(`applied migration ${migration.name} in ${Date.now() - started} ms`);
@@ -199,12 +209,19 @@ export async function applyMigrations(
   });
 }
 
-function pgliteMigrationConnection(db: PGlite): MigrationConnection {
+function pgliteMigrationConnection(db: PGlite | Transaction): MigrationConnection {
   return {
     query: async <R>(sql: string, params?: unknown[]) => (await db.query<R>(sql, params)).rows,
     exec: async (script) => {
       await db.exec(script);
     },
+    // PGlite's transaction() holds its one backend until COMMIT: requests wait rather than run inside it.
+    ...('transaction' in db
+      ? {
+          transaction: <T>(work: (tx: MigrationConnection) => Promise<T>) =>
+            db.transaction((tx) => work(pgliteMigrationConnection(tx))),
+        }
+      : {}),
   };
 }
 

@@ -1,19 +1,53 @@
 // The embedded database: PGlite persisted in DATA_DIR, through
 // pglite-prisma-adapter. One backend, so one transaction at a time: the
 // others queue for it (which is why they may wait long).
+//
+// Its files are opened here and nowhere else, and only under DATA_DIR's lock
+// (src/db/data-dir-lock.ts): two processes on one PGlite data directory lose
+// each other's writes.
 import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { PrismaClient } from '../generated/prisma/client.ts';
+import { dataDirOf, leaseDataDir } from './data-dir-lock.ts';
 import type { Database, DatabaseOptions, OpenOptions } from './database.ts';
 import { runMigrations } from './migrations.ts';
 import { probeRequests, readCredentialKeyIds } from './probes.ts';
 import { createRequestScopes, requestTransactionOptions } from './request-transaction.ts';
+import { type RevocationWatch, watchPglite } from './session-revocations.ts';
 
 // A transaction holds the one backend exclusively and the others queue behind
 // it, so waiting is normal here and must not time out early. No BEGIN hook:
 // the scope is a statement of its own after BEGIN (there are no round trips).
 const TX_LIMITS = { maxWaitMs: 60_000, timeoutMs: 15_000, scopeOnBegin: false };
+
+/**
+ * Opens the PGlite files in `pgdataDir` (DATA_DIR/pgdata) under DATA_DIR's
+ * lock: the one this process holds (a server's), or one taken until close.
+ * Throws DataDirInUseError when another process holds it.
+ */
+async function openLockedPglite(pgdataDir: string): Promise<{ pglite: PGlite; close(): Promise<void> }> {
+  const lease = leaseDataDir(dataDirOf(pgdataDir));
+  try {
+    // PGlite creates its own folder only: DATA_DIR and its parents may not exist yet.
+    await mkdir(pgdataDir, { recursive: true });
+    const pglite = new PGlite(pgdataDir);
+    await pglite.waitReady;
+    return {
+      pglite,
+      close: async () => {
+        try {
+          await pglite.close();
+        } finally {
+          lease.release();
+        }
+      },
+    };
+  } catch (error) {
+    lease.release();
+    throw error;
+  }
+}
 
 export async function openPglite(
   config: Extract<DatabaseOptions, { kind: 'pglite' }>,
@@ -21,15 +55,13 @@ export async function openPglite(
 ): Promise<Database> {
   const { logger } = options;
   const started = Date.now();
-  // PGlite creates its own folder only: DATA_DIR and its parents may not exist yet.
-  await mkdir(config.dataDir, { recursive: true });
-  const pglite = new PGlite(config.dataDir);
-  await pglite.waitReady;
+  const files = await openLockedPglite(config.dataDir);
+  const { pglite } = files;
   logger.info({ dataDir: config.dataDir, ms: Date.now() - started }, 'embedded PGlite database open');
   try {
     if (options.migrate) await runMigrations(config, logger, pglite);
   } catch (error) {
-    await pglite.close();
+    await files.close();
     throw error;
   }
   options.instrument?.pglite?.(pglite);
@@ -48,6 +80,7 @@ export async function openPglite(
       inTransaction -= 1;
     }
   };
+  const watches = new Set<RevocationWatch>();
   return {
     kind: 'pglite',
     withUser: (userId, work, commitIf) => counted(() => withUser(userId, work, commitIf)),
@@ -60,9 +93,18 @@ export async function openPglite(
       active: inTransaction > 0 ? 1 : 0,
       waiting: Math.max(0, inTransaction - 1),
     }),
+    migrate: () => counted(() => runMigrations(config, logger, pglite)),
+    watchSessionRevocations: (handlers) => {
+      const watch = watchPglite(pglite, handlers, logger);
+      watches.add(watch);
+      return watch;
+    },
+    // One process, one backend: its own notifications always reach it.
+    notificationsArrive: async () => true,
     close: async () => {
+      await Promise.all([...watches].map((w) => w.close()));
       await client.$disconnect();
-      await pglite.close();
+      await files.close();
     },
     unscopedClient: client,
   };

@@ -9,6 +9,7 @@ import type { Database, DatabaseOptions, Instrumentation, OpenOptions } from './
 import { runMigrations } from './migrations.ts';
 import { probeRequests, readCredentialKeyIds } from './probes.ts';
 import { createRequestScopes, requestTransactionOptions, scopeTransactionsOnBegin } from './request-transaction.ts';
+import { notificationsArrive, type RevocationWatch, watchPostgres } from './session-revocations.ts';
 
 /** How long a request transaction waits for a pool connection, and how long it may last; the scope rides on BEGIN. */
 const TX_LIMITS = { maxWaitMs: 10_000, timeoutMs: 15_000, scopeOnBegin: true };
@@ -30,6 +31,8 @@ export async function openPostgres(
     : owner;
   const scopes = createRequestScopes(request.client, requestTransactionOptions(config, TX_LIMITS));
   const { withRequestRole } = scopes;
+  const listenUrl = config.listenUrl ?? config.url;
+  const watches = new Set<RevocationWatch>();
   return {
     kind: 'postgres',
     ...scopes,
@@ -41,7 +44,22 @@ export async function openPostgres(
       const idle = sum((p) => p.idleCount);
       return { idle, active: sum((p) => p.totalCount) - idle, waiting: sum((p) => p.waitingCount) };
     },
+    migrate: () => runMigrations(config, logger),
+    watchSessionRevocations: (handlers) => {
+      const watch = watchPostgres(listenUrl, logger, handlers);
+      watches.add(watch);
+      return watch;
+    },
+    notificationsArrive: (timeoutMs) =>
+      notificationsArrive(
+        listenUrl,
+        async (channel) => {
+          await owner.client.$executeRaw`SELECT pg_notify(${channel}, '')`;
+        },
+        timeoutMs,
+      ),
     close: async () => {
+      await Promise.all([...watches].map((w) => w.close()));
       await Promise.all([owner, request].map((c) => c.close()));
     },
     unscopedClient: owner.client,

@@ -24,6 +24,41 @@ async function checkPreparedStatements(database: DatabaseOptions): Promise<void>
   ]);
 }
 
+/** How long a notification may take from the pool to the listener before the start is refused. */
+const NOTIFICATION_WAIT_MS = 2000;
+
+/**
+ * With a session cache on PostgreSQL, sign-outs reach the other instances as
+ * notifications on DATABASE_LISTEN_URL (src/db/session-revocations.ts): one
+ * sent through DATABASE_URL must arrive there. Through a transaction pooler
+ * LISTEN is accepted but nothing is ever delivered, and every instance
+ * would serve signed-out sessions for SESSION_CACHE_TTL_MS.
+ */
+async function checkRevocationDelivery(config: Config, db: Database): Promise<void> {
+  if (config.database.kind !== 'postgres' || config.auth.sessionCacheTtlMs === 0) return;
+  let arrived: boolean;
+  try {
+    arrived = await db.notificationsArrive(NOTIFICATION_WAIT_MS);
+  } catch (error) {
+    throw invalid([
+      {
+        variable: 'DATABASE_LISTEN_URL',
+        message: `cannot listen for sign-outs there (${(error as Error).message}): give it a direct connection to the database, or set SESSION_CACHE_TTL_MS=0`,
+      },
+    ]);
+  }
+  if (arrived) return;
+  throw invalid([
+    {
+      variable: 'DATABASE_LISTEN_URL',
+      message:
+        `a notification sent through DATABASE_URL did not arrive on ${config.database.listenUrl ? 'it' : 'DATABASE_URL (its default)'} within ${NOTIFICATION_WAIT_MS / 1000} s, ` +
+        'so sign-outs would not reach the other instances: a transaction pooler? ' +
+        'set DATABASE_LISTEN_URL to a direct connection, or SESSION_CACHE_TTL_MS=0',
+    },
+  ]);
+}
+
 /** Once the database is open and migrated, before listening. */
 export async function checkDatabase(config: Config, db: Database, times: CheckTimes): Promise<void> {
   await timed(times, 'preparedStatements', () => checkPreparedStatements(config.database));
@@ -33,4 +68,5 @@ export async function checkDatabase(config: Config, db: Database, times: CheckTi
   await timed(times, 'requestTransaction', () => checkRequestTransaction(db, config.database));
   await timed(times, 'requestRole', () => checkRequestRole(db, config.database));
   await timed(times, 'keyCoverage', () => checkKeyCoverage(db, config.encryption));
+  await timed(times, 'revocationDelivery', () => checkRevocationDelivery(config, db));
 }

@@ -341,6 +341,22 @@ describe(`refusals on the database (${dbKind})`, { timeout: 180_000 }, () => {
     );
   });
 
+  it.runIf(dbKind === 'postgres')(
+    'a DATABASE_LISTEN_URL that cannot be reached, or names another database',
+    async () => {
+      await prepare();
+      expectRefusal(
+        await run({ ...tdb.env, DATABASE_LISTEN_URL: 'postgresql://postgres@127.0.0.1:1/nowhere' }),
+        /^Invalid configuration: DATABASE_LISTEN_URL: cannot listen for sign-outs there \(connect ECONNREFUSED 127\.0\.0\.1:1\): give it a direct connection to the database, or set SESSION_CACHE_TTL_MS=0$/,
+      );
+      // Another database hears nothing of this one's sign-outs.
+      expectRefusal(
+        await run({ ...tdb.env, DATABASE_LISTEN_URL: testDatabaseUrl as string }),
+        /^Invalid configuration: DATABASE_LISTEN_URL: a notification sent through DATABASE_URL did not arrive on it within 2 s/,
+      );
+    },
+  );
+
   it.runIf(dbKind === 'postgres')('a request login (DATABASE_REQUEST_URL) that is a superuser', async () => {
     await prepare();
     expectRefusal(
@@ -415,7 +431,28 @@ describe.runIf(dbKind === 'postgres' && findPgBouncer())(
           /^Invalid configuration: DATABASE_PREPARED_STATEMENTS: named prepared statements do not survive this connection \(prepared statement "bca_startup_[0-9a-f]+" (already exists|does not exist)\): a transaction-pooling PgBouncer before 1\.21/,
         );
       }
-      const server = await startServer({ db: { ...tdb, env: { ...env, DATABASE_PREPARED_STATEMENTS: 'false' } } });
+      const server = await startServer({
+        db: { ...tdb, env: { ...env, DATABASE_PREPARED_STATEMENTS: 'false', DATABASE_LISTEN_URL: tdb.url as string } },
+      });
+      try {
+        expect((await fetch(`${server.url}/ready`)).status).toBe(200);
+      } finally {
+        await server.stop();
+      }
+    });
+
+    it('refuses a session cache whose sign-outs would be announced through the pooler (no DATABASE_LISTEN_URL)', async () => {
+      const through = bouncer.through(tdb.url as string);
+      const started = Date.now();
+      expectRefusal(
+        await run({ DATABASE_URL: through, MIGRATE_ON_START: 'false' }),
+        /^Invalid configuration: DATABASE_LISTEN_URL: a notification sent through DATABASE_URL did not arrive on DATABASE_URL \(its default\) within 2 s, so sign-outs would not reach the other instances: a transaction pooler\? set DATABASE_LISTEN_URL to a direct connection, or SESSION_CACHE_TTL_MS=0$/,
+      );
+      expect(Date.now() - started).toBeLessThan(20_000);
+      // Without a cache, nothing is announced to anyone: it starts.
+      const server = await startServer({
+        db: { ...tdb, env: { DATABASE_URL: through, MIGRATE_ON_START: 'false', SESSION_CACHE_TTL_MS: '0' } },
+      });
       try {
         expect((await fetch(`${server.url}/ready`)).status).toBe(200);
       } finally {

@@ -86,10 +86,17 @@ describe('request code', () => {
       ...(await sources('http')),
       ...(await sources('engine')),
       ...(await sources('auth')),
+      ...(await sources('admin')),
       ...(await sources('.')).filter((s) => s.file === 'server.ts'),
     ];
     expect(code.map((s) => s.file)).toEqual(
-      expect.arrayContaining(['server.ts', 'services/key-rotation.ts', 'engine/api.ts', 'http/request-log.ts']),
+      expect.arrayContaining([
+        'server.ts',
+        'services/key-rotation.ts',
+        'engine/api.ts',
+        'http/request-log.ts',
+        'admin/operations.ts',
+      ]),
     );
     for (const { file, text } of code) {
       const unscoped = unscopedClientNames(text);
@@ -117,10 +124,22 @@ describe('request code', () => {
       'engine/api.ts',
       'engine/clients.ts',
       'services/key-rotation.ts',
-      'cli/engine-client.ts',
+      'admin/operations.ts',
     ];
     const naming = (await sources('.')).filter((s) => /\bunscopedClient\b/.test(s.text)).map((s) => s.file);
     expect(naming.sort()).toEqual(listed.sort());
+  });
+
+  it('opens the embedded database in one place only, which takes DATA_DIR’s lock first', async () => {
+    const opening = (await sources('.')).filter((s) => /new PGlite\(/.test(s.text));
+    expect(opening.map((s) => s.file)).toEqual(['db/pglite.ts']);
+    const text = opening[0]?.text ?? '';
+    expect(text.match(/new PGlite\(/g)).toHaveLength(1);
+    // The lease (DATA_DIR's lock) comes before the open, in the same function.
+    expect(text.indexOf('leaseDataDir(')).toBeGreaterThan(-1);
+    expect(text.indexOf('leaseDataDir(', text.indexOf('async function openLockedPglite'))).toBeLessThan(
+      text.indexOf('new PGlite('),
+    );
   });
 
   it('has no module besides src/db creating database clients', async () => {

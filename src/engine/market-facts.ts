@@ -111,9 +111,10 @@ export function createFactReader({
     return ok(fact);
   }
 
+  // Above zero: Alpaca's 0 means no active ask or bid (decimal.js counts 0 as positive).
   const positive = (value: unknown): Decimal | null => {
     const price = parseDecimal(value);
-    return price?.isPositive() ? price : null;
+    return price?.gt(0) ? price : null;
   };
   const field = (value: unknown, key: string): unknown =>
     typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;

@@ -182,8 +182,8 @@ async function admitGuarded(
   throw engineErrors.changing();
 }
 
-/** The guard of one request, with the facts read through the credential's own keys. */
-function guardOf(deps: ProxyDeps, request: ProxyRequest, found: Access): Promise<GuardOutcome> {
+/** The guard of one request, with the facts read through the credential's own keys (`estimate`: a dry run). */
+function guardOf(deps: ProxyDeps, request: ProxyRequest, found: Access, estimate = false): Promise<GuardOutcome> {
   const { route } = request;
   const orderId = route.template === 'v2/orders/{id}' ? route.path.split('/')[2] : undefined;
   if (!found.guardrails || !found.usage || !found.environment) throw engineErrors.internal();
@@ -200,6 +200,7 @@ function guardOf(deps: ProxyDeps, request: ProxyRequest, found: Access): Promise
       keys: keysOf(deps.keyring, found, request.caller.credentialId),
       ...(orderId ? { replacedOrderId: orderId } : {}),
     }),
+    estimate,
   });
 }
 
@@ -302,6 +303,7 @@ export async function checkOrderRequest(
       accept: undefined,
     },
     found,
+    true,
   );
   if (outcome.kind === 'unreadable') throw unreadableError(outcome);
   if (outcome.kind === 'refused') throw guardrailError(outcome.refusal);

@@ -85,7 +85,12 @@ const secrets = {
 
 function loadAverage(when: string): number {
   const [one] = os.loadavg();
-  console.log(`load average ${when}: ${os.loadavg().map((n) => n.toFixed(2)).join(' ')}`);
+  console.log(
+    `load average ${when}: ${os
+      .loadavg()
+      .map((n) => n.toFixed(2))
+      .join(' ')}`,
+  );
   if ((one as number) > 2) {
     console.log(`WARNING: the load average ${when} is above 2: other work is running, and these figures say little.`);
   }
@@ -309,7 +314,9 @@ async function postgresLog(): Promise<string | undefined> {
   const dir = '/var/log/postgresql';
   const files = await readdir(dir).catch(() => [] as string[]);
   const logs = await Promise.all(
-    files.filter((f) => f.endsWith('.log')).map(async (f) => ({ file: path.join(dir, f), at: (await stat(path.join(dir, f))).mtimeMs })),
+    files
+      .filter((f) => f.endsWith('.log'))
+      .map(async (f) => ({ file: path.join(dir, f), at: (await stat(path.join(dir, f))).mtimeMs })),
   );
   return logs.sort((a, b) => b.at - a.at)[0]?.file;
 }
@@ -333,8 +340,16 @@ async function roundTrips(s: Subject): Promise<{ perRequest: number; statements:
   const statements = text
     .split('\n')
     .filter((line) => line.includes(marker) && /LOG: {2}(statement|execute [^:]*):/.test(line))
-    .map((line) => line.slice(line.indexOf(marker) + marker.length).replace(/\s+/g, ' ').slice(0, 100));
-  return { perRequest: ms(statements.length / COUNT), statements: statements.slice(0, Math.ceil(statements.length / COUNT)) };
+    .map((line) =>
+      line
+        .slice(line.indexOf(marker) + marker.length)
+        .replace(/\s+/g, ' ')
+        .slice(0, 100),
+    );
+  return {
+    perRequest: ms(statements.length / COUNT),
+    statements: statements.slice(0, Math.ceil(statements.length / COUNT)),
+  };
 }
 
 /** Added latency and CPU of orders through grants whose guardrails read nothing, a cached asset, or a quote per order. */

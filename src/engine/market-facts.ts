@@ -56,8 +56,8 @@ export interface FactReader {
   asset(symbol: string): Promise<Fact<AssetFact | null>>;
   /** Everything else the plan asked for, read concurrently. */
   facts(needs: FactNeeds): Promise<OrderFacts>;
-  /** The order a replacement replaces. */
-  order(orderId: string): Promise<Fact<ParsedOrder>>;
+  /** The order a replacement replaces (absent: Alpaca has no such order). */
+  order(orderId: string): Promise<Fact<ParsedOrder> | { ok: false; absent: true }>;
 }
 
 export interface FactReaderOptions {
@@ -195,12 +195,12 @@ export function createFactReader({
       };
     },
     async order(orderId) {
-      const read = await readJson({
-        host: 'trading',
-        path: `v2/orders/${segment(orderId)}`,
-        request: 'GET /v2/orders/{id}',
-      });
+      const read = await readJson(
+        { host: 'trading', path: `v2/orders/${segment(orderId)}`, request: 'GET /v2/orders/{id}' },
+        (s) => s === 200 || s === 404,
+      );
       if (!read) return FAILED;
+      if (read.status === 404) return { ok: false, absent: true };
       const order = parseAlpacaOrder(read.json);
       return isOrderError(order) ? FAILED : ok(order);
     },

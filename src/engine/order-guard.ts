@@ -39,6 +39,8 @@ export function isGuarded(request: string): boolean {
 export type GuardOutcome =
   /** A body the checks cannot read: answered 400 naming the field, nothing forwarded, nothing recorded. */
   | { kind: 'unreadable'; field: string; message: string }
+  /** A replacement of an order Alpaca does not have: nothing to check, nothing forwarded. */
+  | { kind: 'no-such-order' }
   /** Allowed: what it counts toward the daily caps, and the summary its event carries. */
   | { kind: 'allowed'; count: OrderCount; summary: OrderSummary | null; decision: Decision | null }
   /** Refused by a rule (403) or for want of a fact (503). */
@@ -124,7 +126,9 @@ export async function guard(input: GuardInput): Promise<GuardOutcome> {
   }
   // PATCH /v2/orders/{id}: the order as Alpaca has it, the changes laid over it.
   const original = await reader.order(input.orderId ?? '');
-  if (!original.ok) return { kind: 'refused', refusal: replacedOrderUnavailable() };
+  if (!original.ok) {
+    return 'absent' in original ? { kind: 'no-such-order' } : { kind: 'refused', refusal: replacedOrderUnavailable() };
+  }
   const replacement: ParsedOrder | { error: string; field: string } = overlayReplacement(original.value, json);
   if (isOrderError(replacement)) {
     return { kind: 'unreadable', field: replacement.field, message: replacement.error };

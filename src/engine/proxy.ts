@@ -158,6 +158,7 @@ async function admitGuarded(
     if (found.outcome !== 'ok') throw accessError(found, caller, rateLimit);
     const outcome = await guardOf(deps, request, found);
     if (outcome.kind === 'unreadable') throw unreadableError(outcome);
+    if (outcome.kind === 'no-such-order') throw engineErrors.noSuchOrder();
     const checked = { guardrailsVersion: found.guardrailsVersion ?? 0, secretsVersion: found.secretsVersion ?? 0 };
     if (outcome.kind === 'refused') {
       const { refusal } = outcome;
@@ -306,6 +307,7 @@ export async function checkOrderRequest(
     true,
   );
   if (outcome.kind === 'unreadable') throw unreadableError(outcome);
+  if (outcome.kind === 'no-such-order') throw engineErrors.noSuchOrder();
   if (outcome.kind === 'refused') throw guardrailError(outcome.refusal);
   const decision = outcome.decision;
   const usage = found.usage;

@@ -4,6 +4,7 @@
 // the result is checked as a new order; it counts one order and, toward the
 // daily notional, only what it adds; the trading states hold it to what they
 // allow; the order it replaces is not among the open sells.
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { dbKind } from '../support/databases.ts';
 import { freshSymbol, type Granted, order, useGuardrailHarness } from '../support/guardrail-harness.ts';
@@ -252,5 +253,17 @@ describe(`guardrails of a replacement (${dbKind})`, () => {
     }
     expect(h.changes(setup)).toBe(changes);
     expect((await h.events(setup)).length).toBe(events);
+  });
+
+  it('answers 404 for an order Alpaca does not have: nothing to replace, nothing forwarded', async () => {
+    const setup = await h.granted();
+    const changes = h.changes(setup);
+    const res = await h.send('PATCH', setup.path(`v2/orders/${randomUUID()}`), { qty: '2' });
+    expect(res.status).toBe(404);
+    expect(res.json.error).toMatchObject({
+      code: 'NOT_FOUND',
+      message: expect.stringMatching(/no order with this id/),
+    });
+    expect(h.changes(setup)).toBe(changes);
   });
 });

@@ -1,8 +1,8 @@
 // An engine built on Alpaca's own TypeScript SDK (@alpacahq/alpaca-trade-api,
 // set up against the proxy as docs/engines.md says: the trading base URL and
 // our access token) meets a guardrail: the SDK rejects with its typed error
-// for the status, and the rule, limit, value and readable message reach the
-// engine through that error object. On the real server in-process and a real
+// for the status, whose message is the refusal's, and the rule, limit and
+// value reach the engine through that error object. On the real server in-process and a real
 // database, against the Alpaca stand-ins.
 import { randomUUID } from 'node:crypto';
 import { errors, trading } from '@alpacahq/alpaca-trade-api';
@@ -58,8 +58,11 @@ describe(`guardrail refusals through Alpaca's TypeScript SDK (${dbKind})`, () =>
     );
     expect(error).toBeInstanceOf(errors.PermissionError);
     expect(error.status).toBe(403);
-    // The engine API's error envelope is not Alpaca's ({code, message} at the top), so the SDK's own message is generic.
-    expect(error.message).toBe('Response returned an error code (HTTP 403)');
+    // A guardrail refusal also carries code and message where Alpaca puts them: the SDK's own error says why.
+    expect(error.message).toBe(
+      "Refused by the grant's guardrails: estimated notional 12,345.60 USD is over maxOrderNotional 5,000 USD.",
+    );
+    expect(error.code).toBe('GUARDRAIL_REFUSED');
     const { error: refusal } = await bodyOf(error);
     expect(refusal).toEqual({
       code: 'GUARDRAIL_REFUSED',
@@ -113,6 +116,7 @@ describe(`guardrail refusals through Alpaca's TypeScript SDK (${dbKind})`, () =>
         }),
       );
       expect(error.status).toBe(503);
+      expect(error.message).toMatch(new RegExp(`the reference price of ${symbol} could not be read`));
       expect((await bodyOf(error)).error).toEqual({
         code: 'GUARDRAIL_DATA_UNAVAILABLE',
         rule: 'marketData',

@@ -148,7 +148,8 @@ export function sendEngineError(res: http.ServerResponse, error: EngineError): v
     // Also code and message at the top, where Alpaca puts them in its own
     // errors: an engine built on Alpaca's SDKs then shows why it was refused.
     const { code, message, details } = error;
-    return sendJson(res, error.status, { error: { code, message, ...details }, code, message }, error.headers);
+    sendJson(res, error.status, { error: { code, message, ...details }, code, message }, error.headers);
+    return;
   }
   sendError(res, error.status, { code: error.code, message: error.message, ...error.details }, error.headers);
 }

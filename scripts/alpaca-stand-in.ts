@@ -29,7 +29,9 @@ function port(): number {
 const base = port();
 const at = (offset: number) => (base === 0 ? 0 : base + offset);
 const standIns = await startAlpacaStandIns({ paper: at(0), live: at(1), data: at(2) }).catch((error: Error) => {
-  process.stderr.write(`alpaca-stand-in: cannot listen (${error.message}); choose others with ALPACA_STAND_IN_PORT=N\n`);
+  process.stderr.write(
+    `alpaca-stand-in: cannot listen (${error.message}); choose others with ALPACA_STAND_IN_PORT=N\n`,
+  );
   process.exit(1);
 });
 standIns.paper.setKey(DEMO_KEYS.apiKey, {

@@ -126,7 +126,9 @@ const envSchema = z.object({
   GRAPHIQL: boolean.optional(),
   MAX_QUERY_DEPTH: int(1, 100).default(10),
   // Replaced by MAX_QUERY_COMPLEXITY (another measure: a value meant for the old one would be far off).
-  MAX_QUERY_COST: z.undefined({ error: 'was replaced by MAX_QUERY_COMPLEXITY (see docs/configuration.md): remove it' }).optional(),
+  MAX_QUERY_COST: z
+    .undefined({ error: 'was replaced by MAX_QUERY_COMPLEXITY (see docs/configuration.md): remove it' })
+    .optional(),
   MAX_QUERY_COMPLEXITY: int(1, 100_000_000).default(QUERY_COMPLEXITY_DEFAULT),
   MAX_CREDENTIALS_PER_ACCOUNT: int(1, 10_000).default(REQUEST_TRANSACTION_DEFAULTS.maxCredentialsPerAccount),
   STATEMENT_TIMEOUT_MS: int(1, 3_600_000).default(REQUEST_TRANSACTION_DEFAULTS.statementTimeoutMs),

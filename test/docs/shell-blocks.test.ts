@@ -88,7 +88,8 @@ function shellBlocks(markdown: string): ShellBlock[] {
         const start = /^\s*# → (.*)$/.exec(l);
         const more = /^\s*# {3,}(\S.*)$/.exec(l);
         if (start) expectations.push((start[1] as string).trim());
-        else if (more && expectations.length > 0) expectations.push(`${expectations.pop()}${(more[1] as string).trim()}`);
+        else if (more && expectations.length > 0)
+          expectations.push(`${expectations.pop()}${(more[1] as string).trim()}`);
       }
       blocks.push({
         line: i + 1,

@@ -41,7 +41,7 @@ describe('docs/errors.md', () => {
     for (const code of codes) expect(graphql, code).toContain(`\`${code}\``);
   });
 
-  it("lists every code of the engine API once, with the status it answers", async () => {
+  it('lists every code of the engine API once, with the status it answers', async () => {
     const rows = tableUnder(await read('docs/errors.md'), '## The engine API').filter(([code]) =>
       /^`[A-Z_]+`$/.test(code ?? ''),
     );

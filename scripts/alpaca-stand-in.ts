@@ -71,6 +71,8 @@ const report = setInterval(() => {
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     clearInterval(report);
+    // Connections a client keeps open must not hold the exit up for long.
+    setTimeout(() => process.exit(0), 2000).unref();
     void standIns.close().then(() => process.exit(0));
   });
 }

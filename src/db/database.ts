@@ -10,7 +10,13 @@ import type { Logger } from '../logger.ts';
 import type { MigrationResult } from './migrations.ts';
 import { openPglite } from './pglite.ts';
 import { openPostgres } from './postgres.ts';
-import type { RequestTransactionSettings, WithEngineClient, WithRequestRole, WithUser } from './request-transaction.ts';
+import type {
+  InOneMessage,
+  RequestTransactionSettings,
+  WithEngineClient,
+  WithRequestRole,
+  WithUser,
+} from './request-transaction.ts';
 import type { RevocationHandlers, RevocationWatch } from './session-revocations.ts';
 
 /** Which database to open, and how request transactions are scoped on it (src/config produces it). */
@@ -42,6 +48,12 @@ export interface Database {
   readonly withEngineClient: WithEngineClient;
   /** Runs `work` as the request role scoped to no one (it sees no row): for the start-up checks. */
   readonly withRequestRole: WithRequestRole;
+  /**
+   * Runs one statement that is a whole transaction by itself, scoped like the
+   * above, sent with its scope as one message (src/db/request-transaction.ts):
+   * the engine API's bookkeeping, one round trip per call.
+   */
+  readonly inOneMessage: InOneMessage;
   /** The distinct key ids stored credentials are sealed with, read without opening a row (src/db/probes.ts). */
   credentialKeyIds(): Promise<string[]>;
   /**

@@ -7,13 +7,20 @@
 // each other's writes.
 import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { PrismaClient } from '../generated/prisma/client.ts';
 import { dataDirOf, leaseDataDir } from './data-dir-lock.ts';
 import type { Database, DatabaseOptions, OpenOptions } from './database.ts';
 import { runMigrations } from './migrations.ts';
 import { probeRequests, readCredentialKeyIds } from './probes.ts';
-import { createRequestScopes, requestTransactionOptions } from './request-transaction.ts';
+import {
+  createRequestScopes,
+  oneMessage,
+  requestTransactionOptions,
+  type Statement,
+  type StatementScope,
+} from './request-transaction.ts';
 import { type RevocationWatch, watchPglite } from './session-revocations.ts';
 
 // A transaction holds the one backend exclusively and the others queue behind
@@ -66,10 +73,8 @@ export async function openPglite(
   }
   options.instrument?.pglite?.(pglite);
   const client = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
-  const { withUser, withEngineClient, withRequestRole } = createRequestScopes(
-    client,
-    requestTransactionOptions(config, TX_LIMITS),
-  );
+  const transactions = requestTransactionOptions(config, TX_LIMITS);
+  const { withUser, withEngineClient, withRequestRole } = createRequestScopes(client, transactions);
   // Transactions running or queued, for connections().
   let inTransaction = 0;
   const counted = async <T>(run: () => Promise<T>): Promise<T> => {
@@ -86,6 +91,12 @@ export async function openPglite(
     withUser: (userId, work, commitIf) => counted(() => withUser(userId, work, commitIf)),
     withEngineClient: (clientId, work) => counted(() => withEngineClient(clientId, work)),
     withRequestRole: (work) => counted(() => withRequestRole(work)),
+    // exec waits for PGlite's transaction lock, like a Prisma transaction.
+    inOneMessage: <T>(scope: StatementScope, sql: Statement) =>
+      counted(async () => {
+        const results = await pglite.exec(oneMessage(scope, transactions, sql, pg.escapeLiteral));
+        return (results.at(-1)?.rows ?? []) as T[];
+      }),
     credentialKeyIds: () => counted(() => readCredentialKeyIds(client)),
     ping: () => counted(() => probeRequests(withRequestRole)),
     connections: () => ({

@@ -8,7 +8,14 @@ import type { Logger } from '../logger.ts';
 import type { Database, DatabaseOptions, Instrumentation, OpenOptions } from './database.ts';
 import { runMigrations } from './migrations.ts';
 import { probeRequests, readCredentialKeyIds } from './probes.ts';
-import { createRequestScopes, requestTransactionOptions, scopeTransactionsOnBegin } from './request-transaction.ts';
+import {
+  createRequestScopes,
+  oneMessage,
+  requestTransactionOptions,
+  type Statement,
+  type StatementScope,
+  scopeTransactionsOnBegin,
+} from './request-transaction.ts';
 import { notificationsArrive, type RevocationWatch, watchPostgres } from './session-revocations.ts';
 
 /** How long a request transaction waits for a pool connection, and how long it may last; the scope rides on BEGIN. */
@@ -29,13 +36,25 @@ export async function openPostgres(
   const request = config.requestUrl
     ? connectPostgres(config.requestUrl, config.poolSize, logger, options.instrument, prepared)
     : owner;
-  const scopes = createRequestScopes(request.client, requestTransactionOptions(config, TX_LIMITS));
+  const transactions = requestTransactionOptions(config, TX_LIMITS);
+  const scopes = createRequestScopes(request.client, transactions);
   const { withRequestRole } = scopes;
   const listenUrl = config.listenUrl ?? config.url;
   const watches = new Set<RevocationWatch>();
   return {
     kind: 'postgres',
     ...scopes,
+    inOneMessage: async <T>(scope: StatementScope, sql: Statement): Promise<T[]> => {
+      const text = oneMessage(scope, transactions, sql, pg.escapeLiteral);
+      const client = await request.pool.connect();
+      try {
+        // Two statements in one message: pg answers a result per statement.
+        const results = (await client.query(text)) as unknown as pg.QueryResult[];
+        return (results.at(-1)?.rows ?? []) as T[];
+      } finally {
+        client.release();
+      }
+    },
     credentialKeyIds: () => readCredentialKeyIds(owner.client),
     ping: () => probeRequests(withRequestRole),
     connections: () => {

@@ -294,3 +294,85 @@ export async function runWithLateTransaction<T>(
   if (!outcome.ok) throw outcome.error;
   return outcome.value;
 }
+
+// ---------------------------------------------------------------------------
+// One statement in one message: for a statement that is a whole transaction
+// by itself (the engine API's bookkeeping functions, which move the scope
+// themselves), the scope and the statement travel together as one simple
+// query, which PostgreSQL runs as one implicit transaction: it commits when
+// the statement succeeds and rolls back when it fails, and set_config(...,
+// true) lasts exactly until then. One round trip, and no transaction is open
+// between two of them (nor across the network while the caller waits).
+
+/** Whom a one-message statement is scoped to: one user, one engine client, or no one. */
+export type StatementScope = { user: string } | { engineClient: string } | 'no-one';
+
+/** A statement with its values apart, written with the `statement` tag. */
+export interface Statement {
+  readonly strings: readonly string[];
+  readonly values: readonly StatementValue[];
+}
+
+/** A value, inlined as a literal; or a fragment of SQL text the code wrote itself (sqlText), inlined as it is. */
+export type StatementValue = string | number | boolean | null | SqlText;
+
+/** SQL text written in the code (a column list), never a value: inlined verbatim. */
+export interface SqlText {
+  readonly sqlText: string;
+}
+export const sqlText = (text: string): SqlText => ({ sqlText: text });
+
+/** `statement\`SELECT f(${a}::uuid, ${b})\``: values are inlined as literals when sent (see oneMessage). */
+export function statement(strings: TemplateStringsArray, ...values: StatementValue[]): Statement {
+  return { strings: [...strings], values };
+}
+
+/** Runs one statement scoped to `scope` as one message; resolves with its rows. */
+export type InOneMessage = <T>(scope: StatementScope, sql: Statement) => Promise<T[]>;
+
+/**
+ * A value as an SQL literal. Strings go through pg's escapeLiteral (the
+ * quoting node-postgres itself uses: quotes doubled, an E'' string when there
+ * is a backslash); numbers must be finite; nothing else is accepted, so no
+ * value can be taken for SQL.
+ */
+function literal(value: StatementValue, escapeLiteral: (text: string) => string): string {
+  if (value === null) return 'NULL';
+  if (typeof value === 'object') return value.sqlText;
+  if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new Error('a statement value must be a finite number');
+    return String(value);
+  }
+  return escapeLiteral(value);
+}
+
+/**
+ * The message: the scope statement, a line break, then the statement. The
+ * RLS check of the tests (test/support/rls-check.ts) reads it the same way.
+ */
+export function oneMessage(
+  scope: StatementScope,
+  options: Pick<RequestTransactionOptions, 'requestRole' | 'settings'>,
+  sql: Statement,
+  escapeLiteral: (text: string) => string,
+): string {
+  const [setting, id] =
+    scope === 'no-one'
+      ? (['app.current_user_id', ''] as const)
+      : 'user' in scope
+        ? (['app.current_user_id', scope.user] as const)
+        : (['app.current_engine_client_id', scope.engineClient] as const);
+  if (scope !== 'no-one' && !id) throw new Error('a scoped statement needs its user or client id');
+  const { statementTimeoutMs, maxCredentialsPerAccount } = options.settings;
+  const head =
+    `SELECT set_config('${setting}', ${escapeLiteral(id)}, true), ` +
+    `set_config('role', ${escapeLiteral(options.requestRole)}, true), ` +
+    `set_config('statement_timeout', ${escapeLiteral(String(statementTimeoutMs))}, true), ` +
+    `set_config('app.max_credentials_per_account', ${escapeLiteral(String(maxCredentialsPerAccount))}, true);\n`;
+  let body = sql.strings[0] ?? '';
+  sql.values.forEach((value, i) => {
+    body += literal(value, escapeLiteral) + (sql.strings[i + 1] ?? '');
+  });
+  return head + body;
+}

@@ -1,8 +1,9 @@
 // What an engine request may do, and its bookkeeping: thin calls of the SQL
 // functions of prisma/migrations/20261207000100_engine_admission, each one
-// statement in a request transaction that starts scoped to no one (the
-// functions move the scope along token → client → grant → owner themselves,
-// under the request role's policies). Why it is safe, and what a revocation or
+// statement that is its request transaction by itself, sent with its scope in
+// one message (Database.inOneMessage: one round trip). It starts scoped to no
+// one; the functions move the scope along token → client → grant → owner
+// themselves, under the request role's policies. Why it is safe, and what a revocation or
 // a change of limits racing a request sees: docs/architecture/engine-proxy.md.
 //
 //   authorize      read only: the grant, its limits, today's usage, the keys
@@ -13,6 +14,7 @@
 import { openSecrets, type Secrets } from '../crypto/credential-sealing.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { Database } from '../db/database.ts';
+import { sqlText, statement } from '../db/request-transaction.ts';
 import { Decimal, formatDecimal, ZERO } from '../domain/decimal.ts';
 import type { EngineScope } from '../domain/engine-grants.ts';
 import type { GuardrailsJson } from '../domain/guardrails.ts';
@@ -90,16 +92,24 @@ interface AccessRow {
   environment: string | null;
   key_id: string | null;
   secrets_version: number | null;
+  /** A Buffer (PostgreSQL) or a Uint8Array (PGlite). */
   api_key_ciphertext: Uint8Array<ArrayBuffer> | null;
   secret_key_ciphertext: Uint8Array<ArrayBuffer> | null;
   guardrails: GuardrailsJson | null;
   guardrails_version: number | null;
-  trading_day: Date | null;
+  trading_day: string | null;
   usage_orders: number | null;
-  /** Prisma's Decimal (another decimal.js copy, rounding at 20 digits): read as text only. */
-  usage_notional: { toString(): string } | null;
+  usage_notional: string | null;
   event_id: string | null;
 }
+
+/** The columns of engine_access, those whose parsing differs between the two drivers as text. */
+const ACCESS = sqlText(
+  'outcome, retry_after, rule, rule_limit, rule_value, client_id, grant_id::text AS grant_id, user_id, ' +
+    'environment, key_id, secrets_version, api_key_ciphertext, secret_key_ciphertext, guardrails, ' +
+    'guardrails_version, trading_day::text AS trading_day, usage_orders, usage_notional::text AS usage_notional, ' +
+    'event_id::text AS event_id',
+);
 
 function accessOf(row: AccessRow | undefined): Access {
   if (!row) throw new Error('an engine admission function returned no row');
@@ -120,13 +130,13 @@ function accessOf(row: AccessRow | undefined): Access {
     guardrails: row.guardrails,
     guardrailsVersion: row.guardrails_version,
     secretsVersion: row.secrets_version,
-    tradingDay: row.trading_day ? row.trading_day.toISOString().slice(0, 10) : null,
+    tradingDay: row.trading_day,
     usage:
       row.usage_orders === null
         ? null
         : {
             orders: row.usage_orders,
-            notional: row.usage_notional === null ? ZERO : new Decimal(row.usage_notional.toString()),
+            notional: row.usage_notional === null ? ZERO : new Decimal(row.usage_notional),
           },
     eventId: row.event_id,
     sealed,
@@ -151,10 +161,10 @@ export async function authorize(
   caller: EngineCaller,
   options: { rateLimit: number; dryRun: boolean },
 ): Promise<Access> {
-  const rows = await db.withRequestRole(
-    (tx) => tx.$queryRaw<AccessRow[]>`
-      SELECT * FROM engine_authorize(${caller.tokenHash}, ${caller.credentialId}::uuid, ${caller.scope},
-                                     ${options.rateLimit}::int, ${options.dryRun})`,
+  const rows = await db.inOneMessage<AccessRow>(
+    'no-one',
+    statement`SELECT ${ACCESS} FROM engine_authorize(${caller.tokenHash}, ${caller.credentialId}::uuid,
+      ${caller.scope}, ${options.rateLimit}::int, ${options.dryRun})`,
   );
   return accessOf(rows[0]);
 }
@@ -178,13 +188,13 @@ export interface AdmitOptions {
 /** Admits a request: its event is committed when this resolves with 'ok'. */
 export async function admit(db: Database, caller: EngineCaller, options: AdmitOptions): Promise<Access> {
   const { checked, count } = options;
-  const rows = await db.withRequestRole(
-    (tx) => tx.$queryRaw<AccessRow[]>`
-      SELECT * FROM engine_admit(${caller.tokenHash}, ${caller.credentialId}::uuid, ${caller.scope}, ${caller.request},
-                                 ${caller.origin.clientIp}, ${caller.origin.userAgent}, ${options.rateLimit}::int,
-                                 ${checked?.guardrailsVersion ?? null}::int, ${checked?.secretsVersion ?? null}::int,
-                                 ${options.order ? JSON.stringify(options.order) : null}::jsonb,
-                                 ${count?.orders ?? 0}::int, ${formatDecimal(count?.notional ?? ZERO)}::numeric)`,
+  const rows = await db.inOneMessage<AccessRow>(
+    'no-one',
+    statement`SELECT ${ACCESS} FROM engine_admit(${caller.tokenHash}, ${caller.credentialId}::uuid, ${caller.scope},
+      ${caller.request}, ${caller.origin.clientIp}, ${caller.origin.userAgent}, ${options.rateLimit}::int,
+      ${checked?.guardrailsVersion ?? null}::int, ${checked?.secretsVersion ?? null}::int,
+      ${options.order ? JSON.stringify(options.order) : null}::jsonb,
+      ${count?.orders ?? 0}::int, ${formatDecimal(count?.notional ?? ZERO)}::numeric)`,
   );
   return accessOf(rows[0]);
 }
@@ -200,12 +210,12 @@ export async function refuse(
     order: object | null;
   },
 ): Promise<Access> {
-  const rows = await db.withRequestRole(
-    (tx) => tx.$queryRaw<AccessRow[]>`
-      SELECT * FROM engine_refuse(${caller.tokenHash}, ${caller.credentialId}::uuid, ${caller.scope}, ${caller.request},
-                                  ${caller.origin.clientIp}, ${caller.origin.userAgent}, ${options.rateLimit}::int,
-                                  ${options.checked.guardrailsVersion}::int, ${options.checked.secretsVersion}::int,
-                                  ${options.rule}, ${options.order ? JSON.stringify(options.order) : null}::jsonb)`,
+  const rows = await db.inOneMessage<AccessRow>(
+    'no-one',
+    statement`SELECT ${ACCESS} FROM engine_refuse(${caller.tokenHash}, ${caller.credentialId}::uuid, ${caller.scope},
+      ${caller.request}, ${caller.origin.clientIp}, ${caller.origin.userAgent}, ${options.rateLimit}::int,
+      ${options.checked.guardrailsVersion}::int, ${options.checked.secretsVersion}::int, ${options.rule},
+      ${options.order ? JSON.stringify(options.order) : null}::jsonb)`,
   );
   return accessOf(rows[0]);
 }
@@ -222,12 +232,10 @@ export interface ResponseRecord {
 
 /** Beside the event, in its owner's scope: the answer's status and X-Request-ID, and a refused order's counts back. */
 export async function recordResponse(db: Database, userId: string, record: ResponseRecord): Promise<void> {
-  await db.withUser(
-    userId,
-    (tx) => tx.$executeRaw`
-      SELECT engine_record_response(${record.eventId}::uuid, ${record.status}::int, ${record.brokerRequestId},
-                                    ${record.grantId}::uuid, ${record.tradingDay}::date,
-                                    ${record.giveBack?.orders ?? 0}::int,
-                                    ${formatDecimal(record.giveBack?.notional ?? ZERO)}::numeric)`,
+  await db.inOneMessage(
+    { user: userId },
+    statement`SELECT 1 FROM engine_record_response(${record.eventId}::uuid, ${record.status}::int,
+      ${record.brokerRequestId}, ${record.grantId}::uuid, ${record.tradingDay}::date,
+      ${record.giveBack?.orders ?? 0}::int, ${formatDecimal(record.giveBack?.notional ?? ZERO)}::numeric)`,
   );
 }

@@ -18,6 +18,7 @@
 // timingSafeEqual once its row is found by the public client id.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Database } from '../db/database.ts';
+import { statement } from '../db/request-transaction.ts';
 import type { PrismaClient } from '../generated/prisma/client.ts';
 
 export interface EngineClientInfo {
@@ -105,9 +106,9 @@ export async function revokeEngineClient(db: Database, clientId: string): Promis
     return tx.engineClient.update({ where: { id: clientId }, data: { revokedAt: new Date() }, select });
   });
   if (!client) return null;
-  const [revoked] = await db.withEngineClient(
-    clientId,
-    (scoped) => scoped.$queryRaw<{ count: number }[]>`SELECT engine_revoke_client_grants() AS "count"`,
+  const [revoked] = await db.inOneMessage<{ count: number }>(
+    { engineClient: clientId },
+    statement`SELECT engine_revoke_client_grants() AS "count"`,
   );
   return { ...client, grantsRevoked: revoked?.count ?? 0 };
 }

@@ -5,6 +5,7 @@
 // grants, each owner's scope reads their credential), under a per-client
 // limit of its own.
 import type { Database } from '../db/database.ts';
+import { statement } from '../db/request-transaction.ts';
 import type { GuardrailsJson } from '../domain/guardrails.ts';
 
 /** Most grants listed (newest first); `hasMore` says when there are others. */
@@ -31,9 +32,9 @@ export type GrantList =
   | { outcome: 'unauthenticated' };
 
 export async function listClientGrants(db: Database, tokenHash: string): Promise<GrantList> {
-  const [row] = await db.withRequestRole(
-    (tx) => tx.$queryRaw<{ list: GrantList }[]>`
-      SELECT engine_client_grants(${tokenHash}, ${GRANTS_LIST_MAX}::int, ${GRANTS_LIST_RATE_LIMIT}::int) AS "list"`,
+  const [row] = await db.inOneMessage<{ list: GrantList }>(
+    'no-one',
+    statement`SELECT engine_client_grants(${tokenHash}, ${GRANTS_LIST_MAX}::int, ${GRANTS_LIST_RATE_LIMIT}::int) AS "list"`,
   );
   const list = row?.list;
   if (!list) throw new Error('engine_client_grants returned nothing');

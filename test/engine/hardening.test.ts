@@ -312,10 +312,9 @@ describe(`engine hardening (${dbKind})`, () => {
     recording = undefined;
     expect(res.status).toBe(200);
     expect(res.json.grants).toHaveLength(4);
-    expect(seen.filter((sql) => /engine_client_grants/.test(sql))).toHaveLength(1);
-    expect(
-      seen.filter((sql) => /^\s*(SELECT|INSERT|UPDATE|DELETE)/i.test(sql) && !/set_config/.test(sql)),
-    ).toHaveLength(1);
+    // One message, one round trip: the scope and the one statement, whatever the number of owners.
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatch(/engine_client_grants/);
     let status = 200;
     for (let i = 1; i < GRANTS_LIST_RATE_LIMIT && status === 200; i++) {
       status = (await engineRequest(server.url, 'GET', '/engine/v1/grants', { token: listingToken })).status;

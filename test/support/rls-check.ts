@@ -139,6 +139,8 @@ const USER_DATA = new RegExp(
   'i',
 );
 const BEGIN = /^\s*(BEGIN|START\s+TRANSACTION)\b/i;
+/** A scope statement and one more statement in one message: "SELECT set_config(...);\n<statement>". */
+const ONE_MESSAGE = /^(\s*SELECT set_config\([^\n]*;)\n([\s\S]+)$/;
 const END = /^\s*(COMMIT|END|ABORT|ROLLBACK(?!\s+TO\b))\b/i;
 /** set_config('<name>', <'literal' or $n>, <true|false>) */
 const SET_CONFIG = /set_config\(\s*'([^']+)'\s*,\s*('(?:[^']|'')*'|\$\d+)\s*,\s*(true|false)\s*\)/gi;
@@ -200,6 +202,20 @@ class Connection {
       this.inTransaction = false;
       this.awaitingScope = false;
       this.scope = undefined;
+      return;
+    }
+    // One message outside a transaction: the scope statement, a line break,
+    // then the statement, run as one implicit transaction
+    // (request-transaction.ts oneMessage): the statement is scoped by its head.
+    const oneMessage = this.inTransaction ? null : ONE_MESSAGE.exec(sql);
+    if (oneMessage) {
+      const [, head = '', body = ''] = oneMessage;
+      if (USER_DATA.test(body) && !scopeOf(head, params, this.requestRole)) {
+        recordRlsViolation({
+          statement: statement.replace(/\s+/g, ' ').trim().slice(0, 400),
+          reason: `in one message whose first statement is not a user scope and the role ${this.requestRole}`,
+        });
+      }
       return;
     }
     if (this.awaitingScope) {

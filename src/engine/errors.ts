@@ -24,7 +24,8 @@ export type EngineErrorCode =
   | 'SERVICE_UNAVAILABLE'
   | 'INTERNAL_SERVER_ERROR';
 
-const STATUS: Record<EngineErrorCode, number> = {
+/** Every code and its HTTP status (docs/errors.md lists each; test/unit/errors-docs.test.ts checks it). */
+export const ENGINE_ERROR_STATUS: Readonly<Record<EngineErrorCode, number>> = {
   UNAUTHENTICATED: 401,
   NOT_FOUND: 404,
   ROUTE_NOT_ALLOWED: 403,
@@ -61,7 +62,7 @@ export class EngineError extends Error {
     this.details = details;
   }
   get status(): number {
-    return STATUS[this.code];
+    return ENGINE_ERROR_STATUS[this.code];
   }
 }
 

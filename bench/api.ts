@@ -166,7 +166,7 @@ async function main(): Promise<void> {
   onCleanUp(() => rm(workDir, { recursive: true, force: true }));
   const encryptionKey = randomBytes(32).toString('base64');
 
-  // Exactly a production start (README): nothing else set but the pool size,
+  // Exactly a production start (docs/operations.md): nothing else set but the pool size,
   // the log level, prepared statements (the bench connects directly, no
   // PgBouncer) and the credential cap (W2 stores thousands per account). The server logs nothing per request at info; warn keeps a
   // stray warning storm from skewing the figures (and they are reported).

@@ -1,29 +1,46 @@
-// What the engine proxy (docs/architecture/engine-proxy.md) costs, against the Alpaca
-// stand-in (test/support/alpaca-stand-in.ts) in this process. Usage:
+// What the engine proxy (docs/architecture/engine-proxy.md) costs, against the
+// Alpaca stand-in (test/support/alpaca-stand-in.ts) in this process. Usage:
 //
-//   npm run bench:engine                         # PGlite and PostgreSQL
+//   npm run bench:engine                          # PGlite and PostgreSQL
 //   npm run bench:engine -- --db postgres --requests 200 --duration 10
+//   npm run bench:engine -- --db postgres --compare ../before
+//                                                 # also that checkout's server,
+//                                                 # interleaved: before/after in one run
+//   npm run bench:engine -- --db postgres --skip isolation,orders
 //
-// Per database (a fresh one: a temporary DATA_DIR, or a database created on
-// BENCH_DATABASE_URL and dropped at the end), with the server started as in
-// production (node src/main.ts, NODE_ENV=production, LOG_LEVEL=warn):
-// 1. latency: --requests sequential GET v2/account through the proxy, each
-//    paired with the same GET sent to the stand-in directly (alternating, so
-//    both see the same noise); median and p99 of each and of the difference;
-//    and the server's CPU per proxied request (utime + stime from /proc), with
-//    a GraphQL read of the same size for comparison;
-// 2. throughput: wrk, 1 thread, 16 connections, --duration seconds, against
-//    the proxy and against the stand-in directly (ENGINE_RATE_LIMIT raised so
-//    the limit's bookkeeping is paid but never refuses);
-// 3. isolation: with DATABASE_POOL_SIZE=3, the median latency of other
-//    users' GraphQL requests (reads and getOrCreateAccount, 5 at a time)
-//    without and with 15 engine requests hanging at the stand-in, in 3
-//    alternating rounds of 30 each.
-// Prints the figures and writes bench/results/engine-proxy.json. To profile
-// the server: BENCH_SERVER_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=DIR'.
+// Per database kind, each server measured (this checkout's, and --compare's)
+// runs on a fresh database of its own (a temporary DATA_DIR, or a database on
+// BENCH_DATABASE_URL dropped at the end), started as in production (node
+// src/main.ts, NODE_ENV=production, LOG_LEVEL=warn), with its engine client,
+// a user, a verified credential and a grant. Then, servers interleaved:
+// 1. latency: --requests rounds of GET v2/account sent to the stand-in
+//    directly and through each server, alternating (so all see the same
+//    noise); median and p99 of each, and of each proxied call's difference
+//    from its round's direct one; and each server's CPU per proxied request
+//    (utime + stime from /proc), beside a GraphQL read of the same size;
+// 2. round trips (PostgreSQL): the statements each server's database logged
+//    for 20 proxied GETs (log_statement = all on that database, read back
+//    from the server's log, /var/log/postgresql/*.log), per request;
+// 3. orders (this checkout only): --requests rounds of a market buy sent
+//    directly and through three grants: "loose" (guardrails that need no
+//    fact: any symbol and class, no caps, short selling allowed),
+//    "no lookup" (the defaults and maxOrderQuantity: the asset, read once
+//    and cached) and "price lookup" (maxOrderNotional: the quote read per
+//    order); added latency over the direct call and CPU per order;
+// 4. throughput: wrk, 1 thread, 16 connections, --duration seconds, against
+//    each server's proxy and the stand-in directly (ENGINE_RATE_LIMIT raised
+//    so the limit's bookkeeping is paid but never refuses);
+// 5. isolation (this checkout only): with DATABASE_POOL_SIZE=3, the median
+//    latency of other users' GraphQL requests (reads and getOrCreateAccount,
+//    5 at a time) without and with 15 engine requests hanging at the
+//    stand-in, in 3 alternating rounds of 30 each.
+// The load average is printed before and after, with a warning when it was
+// above 2: a figure from a busy machine says little. Prints the figures and
+// writes bench/results/engine-proxy.json. To profile the servers:
+// BENCH_SERVER_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=DIR'.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
@@ -43,6 +60,8 @@ const { values: flags } = parseArgs({
     db: { type: 'string', default: 'both' },
     requests: { type: 'string', default: '200' },
     duration: { type: 'string', default: '10' },
+    compare: { type: 'string' },
+    skip: { type: 'string', default: '' },
     'admin-url': {
       type: 'string',
       default: process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
@@ -51,15 +70,38 @@ const { values: flags } = parseArgs({
 });
 const REQUESTS = Number(flags.requests);
 const DURATION = Number(flags.duration);
+const SKIP = new Set((flags.skip as string).split(',').filter(Boolean));
 const kinds = flags.db === 'both' ? (['pglite', 'postgres'] as const) : ([flags.db] as ('pglite' | 'postgres')[]);
+/** The checkouts measured: this one, and --compare's. */
+const SUBJECTS: { name: string; root: string }[] = [
+  { name: 'this', root: ROOT },
+  ...(flags.compare ? [{ name: 'compare', root: path.resolve(flags.compare) }] : []),
+];
 
 const secrets = {
   ENCRYPTION_KEY: randomBytes(32).toString('base64'),
   BETTER_AUTH_SECRET: randomBytes(32).toString('hex'),
 };
 
+function loadAverage(when: string): number {
+  const [one] = os.loadavg();
+  console.log(
+    `load average ${when}: ${os
+      .loadavg()
+      .map((n) => n.toFixed(2))
+      .join(' ')}`,
+  );
+  if ((one as number) > 2) {
+    console.log(`WARNING: the load average ${when} is above 2: other work is running, and these figures say little.`);
+  }
+  return one as number;
+}
+
 interface BenchDatabase {
   env: Record<string, string>;
+  /** PostgreSQL: the database's name (its log lines carry it). */
+  name?: string;
+  admin?: (sql: string) => Promise<void>;
   drop(): Promise<void>;
 }
 
@@ -81,7 +123,12 @@ async function createDatabase(kind: 'pglite' | 'postgres'): Promise<BenchDatabas
   await admin(`CREATE DATABASE ${name}`);
   const url = new URL(flags['admin-url'] as string);
   url.pathname = `/${name}`;
-  return { env: { DATABASE_URL: url.toString() }, drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+  return {
+    env: { DATABASE_URL: url.toString() },
+    name,
+    admin,
+    drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+  };
 }
 
 interface Server {
@@ -93,10 +140,10 @@ interface Server {
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
-async function startServer(env: Record<string, string>): Promise<Server> {
+async function startServer(root: string, env: Record<string, string>): Promise<Server> {
   const port = await freePort();
   const child: ChildProcess = spawn(process.execPath, ['src/main.ts'], {
-    cwd: ROOT,
+    cwd: root,
     env: {
       PATH: process.env.PATH ?? '',
       NODE_OPTIONS: process.env.BENCH_SERVER_NODE_OPTIONS ?? '',
@@ -140,12 +187,16 @@ async function startServer(env: Record<string, string>): Promise<Server> {
 const quantile = (sorted: number[], q: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
 const ms = (n: number) => Number(n.toFixed(2));
+const summary = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { median: ms(quantile(sorted, 0.5)), p99: ms(quantile(sorted, 0.99)) };
+};
 
 async function timed(run: () => Promise<Response>): Promise<number> {
   const started = performance.now();
   const res = await run();
   await res.arrayBuffer();
-  if (res.status !== 200) throw new Error(`status ${res.status}`);
+  if (res.status !== 200) throw new Error(`status ${res.status}: ${res.url}`);
   return performance.now() - started;
 }
 
@@ -173,83 +224,213 @@ async function wrk(
   return { rps, p50, p99, errors };
 }
 
-async function benchOne(kind: 'pglite' | 'postgres', brokers: AlpacaStandIns) {
-  const db = await createDatabase(kind);
-  try {
-    // The client, as the operator makes it (on PGlite before the server starts).
-    const { stdout } = await run(process.execPath, ['src/cli/engine-client.ts', 'create', 'bench'], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...secrets, ...db.env },
-    });
-    const client = JSON.parse(stdout) as { clientId: string; clientSecret: string };
-    const env = { ...brokers.env, ...db.env, BROKER_TIMEOUT_MS: '30000' };
+/** One server measured: its database, process, client, token and a READ grant of a verified credential. */
+interface Subject {
+  name: string;
+  root: string;
+  db: BenchDatabase;
+  env: Record<string, string>;
+  server: Server;
+  client: { clientId: string; clientSecret: string };
+  token: string;
+  who: Awaited<ReturnType<typeof owner>>;
+  credential: { id: string; apiKey: string; secretKey: string };
+}
 
-    let server = await startServer({ ...env, ENGINE_RATE_LIMIT: '1000000' });
-    const token = await accessToken(server.url, client);
-    const { who, credential } = await grantedCredential(server.url, brokers.paper, client.clientId, {
-      scopes: ['READ'],
+async function startSubject(
+  name: string,
+  root: string,
+  kind: 'pglite' | 'postgres',
+  brokers: AlpacaStandIns,
+): Promise<Subject> {
+  const db = await createDatabase(kind);
+  // The client, as the operator makes it (on PGlite before the server starts).
+  const { stdout } = await run(process.execPath, ['src/cli/engine-client.ts', 'create', 'bench'], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...secrets, ...db.env },
+  });
+  const client = JSON.parse(stdout) as { clientId: string; clientSecret: string };
+  const env = { ...brokers.env, ...db.env, BROKER_TIMEOUT_MS: '30000' };
+  const server = await startServer(root, { ...env, ENGINE_RATE_LIMIT: '1000000' });
+  const token = await accessToken(server.url, client);
+  const { who, credential } = await grantedCredential(server.url, brokers.paper, client.clientId, {
+    scopes: ['READ'],
+  });
+  return { name, root, db, env, server, client, token, who, credential };
+}
+
+const proxiedGet = (s: Subject) => () =>
+  fetch(`${s.server.url}${proxyPath(s.credential.id, 'v2/account')}`, {
+    headers: { authorization: `Bearer ${s.token}` },
+  });
+
+async function latency(subjects: Subject[], brokers: AlpacaStandIns) {
+  const [first] = subjects as [Subject];
+  const direct = () =>
+    fetch(`${brokers.paper.url}/v2/account`, {
+      headers: { 'APCA-API-KEY-ID': first.credential.apiKey, 'APCA-API-SECRET-KEY': first.credential.secretKey },
     });
-    const direct = () =>
-      fetch(`${brokers.paper.url}/v2/account`, {
-        headers: { 'APCA-API-KEY-ID': credential.apiKey, 'APCA-API-SECRET-KEY': credential.secretKey },
-      });
-    const proxied = () =>
-      fetch(`${server.url}${proxyPath(credential.id, 'v2/account')}`, {
-        headers: { authorization: `Bearer ${token}` },
-      });
-    for (let i = 0; i < 20; i++) {
-      await timed(direct);
-      await timed(proxied);
+  for (let i = 0; i < 20; i++) {
+    await timed(direct);
+    for (const s of subjects) await timed(proxiedGet(s));
+  }
+  const directTimes: number[] = [];
+  const times = new Map(subjects.map((s) => [s, { proxied: [] as number[], added: [] as number[], cpu: 0 }]));
+  for (let i = 0; i < REQUESTS; i++) {
+    const d = await timed(direct);
+    directTimes.push(d);
+    for (const s of subjects) {
+      const entry = times.get(s) as { proxied: number[]; added: number[]; cpu: number };
+      const cpuBefore = await s.server.cpuMs();
+      const p = await timed(proxiedGet(s));
+      entry.cpu += (await s.server.cpuMs()) - cpuBefore;
+      entry.proxied.push(p);
+      entry.added.push(p - d);
     }
-    const directTimes: number[] = [];
-    const proxiedTimes: number[] = [];
-    const added: number[] = [];
-    const cpuBefore = await server.cpuMs();
+  }
+  const result: Record<string, unknown> = { direct: summary(directTimes) };
+  for (const s of subjects) {
+    const entry = times.get(s) as { proxied: number[]; added: number[]; cpu: number };
+    // A GraphQL read of the same user's accounts and credentials, for comparison.
+    const graphqlBefore = await s.server.cpuMs();
     for (let i = 0; i < REQUESTS; i++) {
-      const d = await timed(direct);
-      const p = await timed(proxied);
-      directTimes.push(d);
-      proxiedTimes.push(p);
-      added.push(p - d);
-    }
-    // The server's CPU per proxied request (the direct calls never reach it), and per
-    // GraphQL read of the same user's accounts and credentials for comparison.
-    const proxiedCpu = ((await server.cpuMs()) - cpuBefore) / REQUESTS;
-    const graphqlCpuBefore = await server.cpuMs();
-    for (let i = 0; i < REQUESTS; i++) {
-      const res = await gql(server.url, '{ accounts { id credentials { id } } }', undefined, who.session);
+      const res = await gql(s.server.url, '{ accounts { id credentials { id } } }', undefined, s.who.session);
       if (res.body.errors) throw new Error(JSON.stringify(res.body.errors));
     }
-    const graphqlCpu = ((await server.cpuMs()) - graphqlCpuBefore) / REQUESTS;
-    for (const list of [directTimes, proxiedTimes, added]) list.sort((a, b) => a - b);
-    const latency = {
-      direct: { median: ms(quantile(directTimes, 0.5)), p99: ms(quantile(directTimes, 0.99)) },
-      proxied: { median: ms(quantile(proxiedTimes, 0.5)), p99: ms(quantile(proxiedTimes, 0.99)) },
-      added: { median: ms(quantile(added, 0.5)), p99: ms(quantile(added, 0.99)) },
-      serverCpuMsPerRequest: { proxied: ms(proxiedCpu), graphqlRead: ms(graphqlCpu) },
+    result[s.name] = {
+      proxied: summary(entry.proxied),
+      added: summary(entry.added),
+      serverCpuMsPerRequest: {
+        proxied: ms(entry.cpu / REQUESTS),
+        graphqlRead: ms(((await s.server.cpuMs()) - graphqlBefore) / REQUESTS),
+      },
     };
-    console.log(`[${kind}] latency of ${REQUESTS} sequential GET v2/account (ms):`, JSON.stringify(latency));
+  }
+  return result;
+}
 
-    const throughput = {
-      proxied: await wrk(`${server.url}${proxyPath(credential.id, 'v2/account')}`, {
-        authorization: `Bearer ${token}`,
-      }),
-      direct: await wrk(`${brokers.paper.url}/v2/account`, {
-        'APCA-API-KEY-ID': credential.apiKey,
-        'APCA-API-SECRET-KEY': credential.secretKey,
-      }),
-    };
-    console.log(`[${kind}] wrk 16 connections, ${DURATION} s:`, JSON.stringify(throughput));
-    await server.stop();
+/** The server's log, where PostgreSQL writes the statements of a database with log_statement = all. */
+async function postgresLog(): Promise<string | undefined> {
+  const dir = '/var/log/postgresql';
+  const files = await readdir(dir).catch(() => [] as string[]);
+  const logs = await Promise.all(
+    files
+      .filter((f) => f.endsWith('.log'))
+      .map(async (f) => ({ file: path.join(dir, f), at: (await stat(path.join(dir, f))).mtimeMs })),
+  );
+  return logs.sort((a, b) => b.at - a.at)[0]?.file;
+}
 
-    // Isolation: a pool of 3, 15 engine requests hanging at Alpaca.
-    server = await startServer({ ...env, DATABASE_POOL_SIZE: '3' });
-    const hangToken = await accessToken(server.url, client);
+/** Statements per proxied GET, from what PostgreSQL logged for the subject's database (null: no readable log). */
+async function roundTrips(s: Subject): Promise<{ perRequest: number; statements: string[] } | null> {
+  const log = await postgresLog();
+  if (!s.db.name || !s.db.admin || !log) return null;
+  await s.db.admin(`ALTER DATABASE ${s.db.name} SET log_statement = 'all'`);
+  // Only new sessions read the setting: a new server process opens new ones.
+  await s.server.stop();
+  s.server = await startServer(s.root, { ...s.env, ENGINE_RATE_LIMIT: '1000000' });
+  for (let i = 0; i < 5; i++) await timed(proxiedGet(s));
+  const before = (await stat(log)).size;
+  const COUNT = 20;
+  for (let i = 0; i < COUNT; i++) await timed(proxiedGet(s));
+  await new Promise((r) => setTimeout(r, 300));
+  const text = (await readFile(log)).subarray(before).toString('utf8');
+  await s.db.admin(`ALTER DATABASE ${s.db.name} RESET log_statement`);
+  const marker = `@${s.db.name} LOG:  `;
+  const statements = text
+    .split('\n')
+    .filter((line) => line.includes(marker) && /LOG: {2}(statement|execute [^:]*):/.test(line))
+    .map((line) =>
+      line
+        .slice(line.indexOf(marker) + marker.length)
+        .replace(/\s+/g, ' ')
+        .slice(0, 100),
+    );
+  return {
+    perRequest: ms(statements.length / COUNT),
+    statements: statements.slice(0, Math.ceil(statements.length / COUNT)),
+  };
+}
+
+/** Added latency and CPU of orders through grants whose guardrails read nothing, a cached asset, or a quote per order. */
+async function orders(s: Subject, brokers: AlpacaStandIns) {
+  const variants = {
+    loose: {
+      assetClasses: ['US_EQUITY', 'CRYPTO', 'US_OPTION'],
+      allowShortSelling: true,
+      allowExtendedHours: true,
+      allowAccountWideActions: true,
+    },
+    'no lookup': { maxOrderQuantity: '1000000' },
+    'price lookup': { maxOrderNotional: '100000000' },
+  };
+  const grants = new Map<string, { id: string; apiKey: string; secretKey: string }>();
+  for (const [name, guardrails] of Object.entries(variants)) {
+    const { credential } = await grantedCredential(s.server.url, brokers.paper, s.client.clientId, {
+      who: s.who,
+      guardrails,
+    });
+    grants.set(name, credential);
+  }
+  const body = () =>
+    JSON.stringify({
+      symbol: 'AAPL',
+      qty: '1',
+      side: 'buy',
+      type: 'market',
+      time_in_force: 'day',
+      client_order_id: `b-${randomUUID()}`,
+    });
+  const [firstCredential] = [...grants.values()] as [{ id: string; apiKey: string; secretKey: string }];
+  const direct = () =>
+    fetch(`${brokers.paper.url}/v2/orders`, {
+      method: 'POST',
+      headers: {
+        'APCA-API-KEY-ID': firstCredential.apiKey,
+        'APCA-API-SECRET-KEY': firstCredential.secretKey,
+        'content-type': 'application/json',
+      },
+      body: body(),
+    });
+  const through = (credential: { id: string }) => () =>
+    fetch(`${s.server.url}${proxyPath(credential.id, 'v2/orders')}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' },
+      body: body(),
+    });
+  for (let i = 0; i < 10; i++) {
+    await timed(direct);
+    for (const credential of grants.values()) await timed(through(credential));
+  }
+  const added = new Map([...grants.keys()].map((name) => [name, { added: [] as number[], cpu: 0 }]));
+  const directTimes: number[] = [];
+  for (let i = 0; i < REQUESTS; i++) {
+    const d = await timed(direct);
+    directTimes.push(d);
+    for (const [name, credential] of grants) {
+      const entry = added.get(name) as { added: number[]; cpu: number };
+      const cpuBefore = await s.server.cpuMs();
+      entry.added.push((await timed(through(credential))) - d);
+      entry.cpu += (await s.server.cpuMs()) - cpuBefore;
+    }
+  }
+  const result: Record<string, unknown> = { direct: summary(directTimes) };
+  for (const [name, entry] of added) {
+    result[name] = { added: summary(entry.added), serverCpuMsPerOrder: ms(entry.cpu / REQUESTS) };
+  }
+  return result;
+}
+
+async function isolation(s: Subject, brokers: AlpacaStandIns) {
+  // A pool of 3, 15 engine requests hanging at Alpaca.
+  const server = await startServer(s.root, { ...s.env, DATABASE_POOL_SIZE: '3' });
+  try {
+    const hangToken = await accessToken(server.url, s.client);
     const hangers = await Promise.all(Array.from({ length: 3 }, () => owner(server.url)));
     const hung = [];
     for (let i = 0; i < 15; i++) {
       hung.push(
-        await grantedCredential(server.url, brokers.paper, client.clientId, {
+        await grantedCredential(server.url, brokers.paper, s.client.clientId, {
           who: hangers[i % 3],
           scopes: ['READ'],
           behaviour: () => ({ kind: 'hang' }),
@@ -280,7 +461,7 @@ async function benchOne(kind: 'pglite' | 'postgres', brokers: AlpacaStandIns) {
     }
     quiet.sort((a, b) => a - b);
     during.sort((a, b) => a - b);
-    const isolation = {
+    return {
       quietMedian: ms(quantile(quiet, 0.5)),
       hungMedian: ms(quantile(during, 0.5)),
       hungMax: ms(during.at(-1) as number),
@@ -288,11 +469,62 @@ async function benchOne(kind: 'pglite' | 'postgres', brokers: AlpacaStandIns) {
       hangingThroughout,
       hungAnswers: [...statuses],
     };
-    console.log(`[${kind}] other users' GraphQL with 15 engine requests hung, pool of 3:`, JSON.stringify(isolation));
-    await server.stop();
-    return { latency, throughput, isolation };
   } finally {
-    await db.drop();
+    await server.stop();
+  }
+}
+
+async function benchOne(kind: 'pglite' | 'postgres', brokers: AlpacaStandIns) {
+  const subjects: Subject[] = [];
+  try {
+    for (const { name, root } of SUBJECTS) subjects.push(await startSubject(name, root, kind, brokers));
+    const [self] = subjects as [Subject];
+    const result: Record<string, unknown> = {};
+
+    result.latency = await latency(subjects, brokers);
+    console.log(
+      `[${kind}] latency of ${REQUESTS} sequential GET v2/account (ms), server CPU per request:`,
+      JSON.stringify(result.latency),
+    );
+    if (kind === 'postgres' && !SKIP.has('round-trips')) {
+      const trips: Record<string, unknown> = {};
+      for (const s of subjects) trips[s.name] = await roundTrips(s);
+      result.roundTrips = trips;
+      console.log(`[${kind}] database round trips per proxied GET, from PostgreSQL's log:`, JSON.stringify(trips));
+    }
+    if (!SKIP.has('orders')) {
+      result.orders = await orders(self, brokers);
+      console.log(
+        `[${kind}] ${REQUESTS} sequential market orders, added over the stand-in direct (ms), server CPU per order:`,
+        JSON.stringify(result.orders),
+      );
+    }
+    if (!SKIP.has('throughput')) {
+      const throughput: Record<string, unknown> = {
+        direct: await wrk(`${brokers.paper.url}/v2/account`, {
+          'APCA-API-KEY-ID': self.credential.apiKey,
+          'APCA-API-SECRET-KEY': self.credential.secretKey,
+        }),
+      };
+      for (const s of subjects) {
+        throughput[s.name] = await wrk(`${s.server.url}${proxyPath(s.credential.id, 'v2/account')}`, {
+          authorization: `Bearer ${s.token}`,
+        });
+      }
+      result.throughput = throughput;
+      console.log(`[${kind}] wrk 16 connections, ${DURATION} s:`, JSON.stringify(throughput));
+    }
+    for (const s of subjects) await s.server.stop();
+    if (!SKIP.has('isolation')) {
+      result.isolation = await isolation(self, brokers);
+      console.log(
+        `[${kind}] other users' GraphQL with 15 engine requests hung, pool of 3:`,
+        JSON.stringify(result.isolation),
+      );
+    }
+    return result;
+  } finally {
+    for (const s of subjects) await s.db.drop();
   }
 }
 
@@ -300,13 +532,15 @@ const brokers = await startAlpacaStandIns();
 const results: Record<string, unknown> = {
   at: new Date().toISOString(),
   cpus: os.cpus().length,
-  loadavg: os.loadavg(),
+  subjects: SUBJECTS,
+  loadAverageBefore: loadAverage('before'),
 };
 try {
   for (const kind of kinds) results[kind] = await benchOne(kind, brokers);
 } finally {
   await brokers.close();
 }
+results.loadAverageAfter = loadAverage('after');
 await mkdir(path.join(ROOT, 'bench/results'), { recursive: true });
 await writeFile(path.join(ROOT, 'bench/results/engine-proxy.json'), `${JSON.stringify(results, null, 2)}\n`);
 console.log('wrote bench/results/engine-proxy.json');

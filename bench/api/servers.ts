@@ -93,7 +93,7 @@ export interface ProductVariant {
 }
 
 /**
- * The product exactly as users start it (README), plus the variant's
+ * The product exactly as users start it (docs/operations.md), plus the variant's
  * variables. The shared environment (secrets, database, pool) comes from the
  * caller so that every variant serves the same users.
  */
@@ -209,7 +209,7 @@ export async function startDiscardingReceiver(): Promise<{ url: string; exports:
 
 /**
  * The telemetry variants of one checkout (--telemetry): metrics on, tracing
- * at 100 % and at 10 % of requests (parent-based, as the README recommends),
+ * at 100 % and at 10 % of requests (parent-based, as docs/operations.md shows),
  * to `otlpUrl`, each compared with the same checkout's `off`.
  */
 export function telemetryVariants(off: string, dir: string, otlpUrl: string): ProductVariant[] {

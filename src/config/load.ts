@@ -106,7 +106,7 @@ const envSchema = z.object({
   // other name can work, so the variable only accepts that one (old configurations).
   DATABASE_REQUEST_ROLE: z
     .literal(REQUEST_ROLE, {
-      error: `was removed: the migrations create, grant and write every policy for ${REQUEST_ROLE}, so no other role can work; remove it (README, "Database roles")`,
+      error: `was removed: the migrations create, grant and write every policy for ${REQUEST_ROLE}, so no other role can work; remove it (docs/configuration.md)`,
     })
     .optional(),
   MIGRATE_ON_START: boolean.default(true),
@@ -126,7 +126,9 @@ const envSchema = z.object({
   GRAPHIQL: boolean.optional(),
   MAX_QUERY_DEPTH: int(1, 100).default(10),
   // Replaced by MAX_QUERY_COMPLEXITY (another measure: a value meant for the old one would be far off).
-  MAX_QUERY_COST: z.undefined({ error: 'was replaced by MAX_QUERY_COMPLEXITY (see the README): remove it' }).optional(),
+  MAX_QUERY_COST: z
+    .undefined({ error: 'was replaced by MAX_QUERY_COMPLEXITY (see docs/configuration.md): remove it' })
+    .optional(),
   MAX_QUERY_COMPLEXITY: int(1, 100_000_000).default(QUERY_COMPLEXITY_DEFAULT),
   MAX_CREDENTIALS_PER_ACCOUNT: int(1, 10_000).default(REQUEST_TRANSACTION_DEFAULTS.maxCredentialsPerAccount),
   STATEMENT_TIMEOUT_MS: int(1, 3_600_000).default(REQUEST_TRANSACTION_DEFAULTS.statementTimeoutMs),
@@ -158,6 +160,9 @@ const envSchema = z.object({
 });
 
 type Env = z.infer<typeof envSchema>;
+
+/** Every variable the schema reads (docs/configuration.md lists each; test/unit/config-docs.test.ts checks it). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
 
 /**
  * NODE_ENV alone, for the few things fixed when modules load, before

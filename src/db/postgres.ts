@@ -91,7 +91,7 @@ const MAX_PREPARED_STATEMENTS = 200;
 /**
  * DATABASE_PREPARED_STATEMENTS: a name per distinct SQL text, so each pool
  * connection parses and plans a statement once and then only binds and runs
- * it (PostgreSQL's CPU per simple read about halves, see docs/operations.md).
+ * it (PostgreSQL's CPU per simple read about halves, see docs/configuration.md).
  * The names are bounded: GraphQL selections make many SQL texts, and every
  * connection keeps what it prepared until it closes. Off by default: a
  * transaction-pooling PgBouncer before 1.21 cannot carry named statements.

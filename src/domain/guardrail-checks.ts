@@ -436,6 +436,12 @@ class Evaluation {
     return Evaluation.notionalOf(order, price, multiplier) as Decimal;
   }
 
+  /** The order's notional, asking for what it needs (a dry run's estimate where no rule needed one). */
+  estimate(): Step {
+    const notional = this.notional(this.order);
+    return isStep(notional) ? notional : PASS;
+  }
+
   /** The notional from what is at hand, asking for nothing (for the summary and the count). */
   estimatedNotional(): Decimal | null {
     const multiplier = this.peekMultiplier();
@@ -835,6 +841,21 @@ export function checkOrder(input: OrderCheckInput): Decision {
   const evaluation = new Evaluation(input, order, input.facts, input.usage);
   const { refusal } = evaluation.run();
   return refusal ?? evaluation.allowed();
+}
+
+/**
+ * For a dry run, which answers an allowed order's estimated notional even
+ * when no rule needed it (a market order under no cap): the facts still to
+ * read for it, given those read so far (the asset when the class is not
+ * known yet, then the reference price). Null when there is nothing to read:
+ * the estimate is known, or a read failed (it then stays unknown, as the
+ * real order would still be allowed).
+ */
+export function estimateNeeds(input: OrderToCheck, facts: OrderFacts): FactNeeds | null {
+  const order = singleOrders(input);
+  if ('allowed' in order) return null;
+  const evaluation = new Evaluation(input, order, facts, null);
+  return 'undecided' in evaluation.estimate() ? evaluation.needs : null;
 }
 
 /**

@@ -4,7 +4,7 @@
 // body). The token endpoint answers in OAuth's own shape instead
 // (token-endpoint.ts).
 import type http from 'node:http';
-import { sendError } from '../http/json.ts';
+import { sendError, sendJson } from '../http/json.ts';
 
 export type EngineErrorCode =
   | 'UNAUTHENTICATED'
@@ -24,7 +24,8 @@ export type EngineErrorCode =
   | 'SERVICE_UNAVAILABLE'
   | 'INTERNAL_SERVER_ERROR';
 
-const STATUS: Record<EngineErrorCode, number> = {
+/** Every code and its HTTP status (docs/errors.md lists each; test/unit/errors-docs.test.ts checks it). */
+export const ENGINE_ERROR_STATUS: Readonly<Record<EngineErrorCode, number>> = {
   UNAUTHENTICATED: 401,
   NOT_FOUND: 404,
   ROUTE_NOT_ALLOWED: 403,
@@ -61,7 +62,7 @@ export class EngineError extends Error {
     this.details = details;
   }
   get status(): number {
-    return STATUS[this.code];
+    return ENGINE_ERROR_STATUS[this.code];
   }
 }
 
@@ -77,6 +78,12 @@ export const engineErrors = {
   // expired grant: the answer never tells them apart.
   notFound: () => new EngineError('NOT_FOUND', 'No credential with this id is granted to this client.'),
   noSuchEndpoint: () => new EngineError('NOT_FOUND', 'No such endpoint of the engine API.'),
+  /** A replacement of an order Alpaca answered 404 for: there is nothing to replace. */
+  noSuchOrder: () =>
+    new EngineError(
+      'NOT_FOUND',
+      'Alpaca has no order with this id, so there is nothing to replace; nothing was forwarded.',
+    ),
   routeNotAllowed: () =>
     new EngineError(
       'ROUTE_NOT_ALLOWED',
@@ -138,5 +145,12 @@ export const engineErrors = {
 };
 
 export function sendEngineError(res: http.ServerResponse, error: EngineError): void {
+  if (error.code === 'GUARDRAIL_REFUSED' || error.code === 'GUARDRAIL_DATA_UNAVAILABLE') {
+    // Also code and message at the top, where Alpaca puts them in its own
+    // errors: an engine built on Alpaca's SDKs then shows why it was refused.
+    const { code, message, details } = error;
+    sendJson(res, error.status, { error: { code, message, ...details }, code, message }, error.headers);
+    return;
+  }
   sendError(res, error.status, { code: error.code, message: error.message, ...error.details }, error.headers);
 }

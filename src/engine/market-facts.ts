@@ -56,8 +56,8 @@ export interface FactReader {
   asset(symbol: string): Promise<Fact<AssetFact | null>>;
   /** Everything else the plan asked for, read concurrently. */
   facts(needs: FactNeeds): Promise<OrderFacts>;
-  /** The order a replacement replaces. */
-  order(orderId: string): Promise<Fact<ParsedOrder>>;
+  /** The order a replacement replaces (absent: Alpaca has no such order). */
+  order(orderId: string): Promise<Fact<ParsedOrder> | { ok: false; absent: true }>;
 }
 
 export interface FactReaderOptions {
@@ -111,9 +111,10 @@ export function createFactReader({
     return ok(fact);
   }
 
+  // Above zero: Alpaca's 0 means no active ask or bid (decimal.js counts 0 as positive).
   const positive = (value: unknown): Decimal | null => {
     const price = parseDecimal(value);
-    return price?.isPositive() ? price : null;
+    return price?.gt(0) ? price : null;
   };
   const field = (value: unknown, key: string): unknown =>
     typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
@@ -194,12 +195,12 @@ export function createFactReader({
       };
     },
     async order(orderId) {
-      const read = await readJson({
-        host: 'trading',
-        path: `v2/orders/${segment(orderId)}`,
-        request: 'GET /v2/orders/{id}',
-      });
+      const read = await readJson(
+        { host: 'trading', path: `v2/orders/${segment(orderId)}`, request: 'GET /v2/orders/{id}' },
+        (s) => s === 200 || s === 404,
+      );
       if (!read) return FAILED;
+      if (read.status === 404) return { ok: false, absent: true };
       const order = parseAlpacaOrder(read.json);
       return isOrderError(order) ? FAILED : ok(order);
     },

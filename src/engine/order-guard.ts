@@ -16,6 +16,7 @@ import {
   checkAccountWideAction,
   checkOrder,
   type Decision,
+  estimateNeeds,
   type GuardrailRefusal,
   type OrderFacts,
   type OrderSummary,
@@ -38,6 +39,8 @@ export function isGuarded(request: string): boolean {
 export type GuardOutcome =
   /** A body the checks cannot read: answered 400 naming the field, nothing forwarded, nothing recorded. */
   | { kind: 'unreadable'; field: string; message: string }
+  /** A replacement of an order Alpaca does not have: nothing to check, nothing forwarded. */
+  | { kind: 'no-such-order' }
   /** Allowed: what it counts toward the daily caps, and the summary its event carries. */
   | { kind: 'allowed'; count: OrderCount; summary: OrderSummary | null; decision: Decision | null }
   /** Refused by a rule (403) or for want of a fact (503). */
@@ -52,6 +55,8 @@ export interface GuardInput {
   guardrails: Guardrails;
   usage: Usage;
   reader: FactReader;
+  /** A dry run: an allowed order's estimated notional is read even when no rule needed it. */
+  estimate?: boolean;
 }
 
 function readOrderBody(body: Buffer | null): unknown | { unreadable: true } {
@@ -65,18 +70,33 @@ function readOrderBody(body: Buffer | null): unknown | { unreadable: true } {
 const isUnreadable = (value: unknown): value is { unreadable: true } =>
   typeof value === 'object' && value !== null && 'unreadable' in value;
 
-/** Plans, reads what the plan asks for (the asset first: it decides where the rest is read), and decides. */
-async function decide(check: OrderToCheck, usage: Usage, reader: FactReader): Promise<Decision> {
+/**
+ * Plans, reads what the plan asks for (the asset first: it decides where the
+ * rest is read), and decides. With `estimate` (a dry run), an allowed order
+ * whose notional no rule needed has it read as well.
+ */
+async function decide(check: OrderToCheck, usage: Usage, reader: FactReader, estimate: boolean): Promise<Decision> {
   let plan = planOrderCheck(check);
-  if (plan.decided) return plan.decided;
   const facts: OrderFacts = {};
-  if (plan.needs.asset) {
+  let decision = plan.decided;
+  if (!decision && plan.needs?.asset) {
     facts.asset = await reader.asset(plan.needs.asset.symbol);
     plan = planOrderCheck({ ...check, facts: { asset: facts.asset } });
-    if (plan.decided) return plan.decided;
+    decision = plan.decided;
   }
-  Object.assign(facts, await reader.facts(plan.needs));
-  return checkOrder({ ...check, usage, facts });
+  if (!decision) {
+    Object.assign(facts, await reader.facts(plan.needs ?? {}));
+    decision = checkOrder({ ...check, usage, facts });
+  }
+  if (!estimate || !decision.allowed || decision.estimatedNotional !== null) return decision;
+  // At most the asset, then the price.
+  for (let round = 0, needs = estimateNeeds(check, facts); needs && round < 2; round++) {
+    if (needs.asset) facts.asset = await reader.asset(needs.asset.symbol);
+    else Object.assign(facts, await reader.facts(needs));
+    needs = estimateNeeds(check, facts);
+  }
+  const estimated = checkOrder({ ...check, usage, facts });
+  return estimated.allowed ? estimated : decision;
 }
 
 function outcomeOf(decision: Decision): GuardOutcome {
@@ -102,16 +122,18 @@ export async function guard(input: GuardInput): Promise<GuardOutcome> {
   if (request === 'POST /v2/orders') {
     const order = parseOrder(json);
     if (isOrderError(order)) return { kind: 'unreadable', field: order.field, message: order.error };
-    return outcomeOf(await decide({ guardrails, order, kind: 'new' }, usage, reader));
+    return outcomeOf(await decide({ guardrails, order, kind: 'new' }, usage, reader, input.estimate === true));
   }
   // PATCH /v2/orders/{id}: the order as Alpaca has it, the changes laid over it.
   const original = await reader.order(input.orderId ?? '');
-  if (!original.ok) return { kind: 'refused', refusal: replacedOrderUnavailable() };
+  if (!original.ok) {
+    return 'absent' in original ? { kind: 'no-such-order' } : { kind: 'refused', refusal: replacedOrderUnavailable() };
+  }
   const replacement: ParsedOrder | { error: string; field: string } = overlayReplacement(original.value, json);
   if (isOrderError(replacement)) {
     return { kind: 'unreadable', field: replacement.field, message: replacement.error };
   }
   return outcomeOf(
-    await decide({ guardrails, order: replacement, kind: 'replace', original: original.value }, usage, reader),
+    await decide({ guardrails, order: replacement, kind: 'replace', original: original.value }, usage, reader, false),
   );
 }

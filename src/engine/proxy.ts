@@ -158,6 +158,7 @@ async function admitGuarded(
     if (found.outcome !== 'ok') throw accessError(found, caller, rateLimit);
     const outcome = await guardOf(deps, request, found);
     if (outcome.kind === 'unreadable') throw unreadableError(outcome);
+    if (outcome.kind === 'no-such-order') throw engineErrors.noSuchOrder();
     const checked = { guardrailsVersion: found.guardrailsVersion ?? 0, secretsVersion: found.secretsVersion ?? 0 };
     if (outcome.kind === 'refused') {
       const { refusal } = outcome;
@@ -182,8 +183,8 @@ async function admitGuarded(
   throw engineErrors.changing();
 }
 
-/** The guard of one request, with the facts read through the credential's own keys. */
-function guardOf(deps: ProxyDeps, request: ProxyRequest, found: Access): Promise<GuardOutcome> {
+/** The guard of one request, with the facts read through the credential's own keys (`estimate`: a dry run). */
+function guardOf(deps: ProxyDeps, request: ProxyRequest, found: Access, estimate = false): Promise<GuardOutcome> {
   const { route } = request;
   const orderId = route.template === 'v2/orders/{id}' ? route.path.split('/')[2] : undefined;
   if (!found.guardrails || !found.usage || !found.environment) throw engineErrors.internal();
@@ -200,6 +201,7 @@ function guardOf(deps: ProxyDeps, request: ProxyRequest, found: Access): Promise
       keys: keysOf(deps.keyring, found, request.caller.credentialId),
       ...(orderId ? { replacedOrderId: orderId } : {}),
     }),
+    estimate,
   });
 }
 
@@ -302,8 +304,10 @@ export async function checkOrderRequest(
       accept: undefined,
     },
     found,
+    true,
   );
   if (outcome.kind === 'unreadable') throw unreadableError(outcome);
+  if (outcome.kind === 'no-such-order') throw engineErrors.noSuchOrder();
   if (outcome.kind === 'refused') throw guardrailError(outcome.refusal);
   const decision = outcome.decision;
   const usage = found.usage;

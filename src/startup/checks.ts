@@ -1,4 +1,4 @@
-// The start-up checks (docs/operations.md): a server that cannot serve what
+// The start-up checks (docs/configuration.md): a server that cannot serve what
 // it stores does not start. Each refusal is a ConfigError (exit 78, one line
 // per problem naming the variable). Their time is measured here and logged
 // once at info ("start-up checks passed"), which is how their cost is known.

@@ -223,7 +223,7 @@ export function roleProblems(
   if (separateLogin && facts.login_bypasses) {
     problems.push(
       `its login ${facts.login} is SUPERUSER or BYPASSRLS: a statement that ran RESET ROLE would see every row; ` +
-        `log in as a role that is only a member of ${REQUEST_ROLE} (README, "Database roles")`,
+        `log in as a role that is only a member of ${REQUEST_ROLE} (docs/operations.md, "Database roles")`,
     );
   }
   if (facts.memberships.length > 0) {

@@ -1,5 +1,5 @@
 // A development start without ENCRYPTION_KEY or BETTER_AUTH_SECRET generates
-// both once into DATA_DIR. What that must buy (README, "no configuration"):
+// both once into DATA_DIR. What that must buy (docs/getting-started.md):
 // after the process restarts, sessions signed before still work and stored
 // keys still open. Real processes, stopped and started on the same data.
 import { randomBytes, randomUUID } from 'node:crypto';

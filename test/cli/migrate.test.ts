@@ -1,4 +1,4 @@
-// `npm run migrate` as the README's deploy step runs it: a fresh database gets
+// `npm run migrate` as the deploy step of docs/operations.md runs it: a fresh database gets
 // every migration, a second run changes nothing, a server started with
 // MIGRATE_ON_START=false then serves on it; a database it cannot reach is a
 // non-zero exit. Asserted by exit codes and what the database holds, not by
@@ -83,7 +83,7 @@ describe(`npm run migrate (${dbKind})`, () => {
     expect(second.code, second.output).toBe(0);
     expect(await history()).toEqual(applied);
 
-    // The deploy the README describes: migrate once, start instances without it.
+    // The deploy docs/operations.md describes: migrate once, start instances without it.
     const server = await startServer({ db: tdb, env: { MIGRATE_ON_START: 'false' } });
     try {
       const session = await signUp(server.url);

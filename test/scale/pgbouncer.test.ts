@@ -1,6 +1,6 @@
 // Scale-out: two server processes share one database through a real PgBouncer
 // in transaction-pooling mode, whose small pool makes them share server
-// connections. Proves what the README's "Running several instances" promises:
+// connections. Proves what docs/operations.md ("Several instances") promises:
 // the processes are stateless (a session made on one works on the other,
 // sign-out on one holds on both, heard through a direct DATABASE_LISTEN_URL), RLS isolation survives connection sharing
 // (only transaction-local settings), getOrCreateAccount stays race-safe

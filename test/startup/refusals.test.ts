@@ -1,4 +1,4 @@
-// Start-up refusals (docs/operations.md): a spawned
+// Start-up refusals (docs/configuration.md): a spawned
 // server, as an operator starts it, stops before it listens with exit status
 // 78 and one line naming the variable; no stack trace. On both databases
 // where the database is involved; PostgreSQL-only where the cluster is

@@ -121,6 +121,17 @@ export async function readRequest(req: http.IncomingMessage): Promise<SeenReques
   };
 }
 
+/** Listens on 127.0.0.1:`port` (0: a free port); rejects when the port is taken. */
+export function listening(server: http.Server, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
 /**
  * Whether an Accept-Encoding header allows gzip (RFC 9110 12.5.3: an explicit
  * q=0 refuses, `*` stands for any coding not named). Hand-written: one coding
@@ -342,6 +353,8 @@ export interface AlpacaDataStandIn {
 export interface DataStandInOptions {
   /** Whether this key pair may read market data (startAlpacaStandIns: what paper or live accepts). */
   authorize(apiKey: string, secretKey: string | undefined): boolean;
+  /** The port to listen on (127.0.0.1); a free one when absent. */
+  port?: number;
 }
 
 const stockPath = /^\/v2\/stocks\/([^/]+)\/(quotes|trades)\/latest$/;
@@ -430,7 +443,7 @@ export async function startAlpacaDataStandIn(options: DataStandInOptions): Promi
     }
     return answer(200, { [which]: Object.fromEntries(entries) });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await listening(server, options.port ?? 0);
   const { port } = server.address() as AddressInfo;
 
   return {

@@ -88,6 +88,7 @@ import {
   countRequests,
   failureBody,
   failureBook,
+  listening,
   type RequestCounts,
   readRequest,
   type SeenRequest,
@@ -953,7 +954,7 @@ function trade(state: AccountState, options: AccountOptions, assets: AssetRegist
   return { status: 404, body: { message: 'Not Found' } };
 }
 
-export async function startAlpacaStandIn(): Promise<AlpacaStandIn> {
+export async function startAlpacaStandIn(options: { port?: number } = {}): Promise<AlpacaStandIn> {
   const keys = new Map<string, StandInBehaviour>();
   const accounts = new Map<string, AccountState>();
   const assets = assetRegistry();
@@ -1036,7 +1037,7 @@ export async function startAlpacaStandIn(): Promise<AlpacaStandIn> {
         return;
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await listening(server, options.port ?? 0);
   const { port } = server.address() as AddressInfo;
 
   const release = () => {
@@ -1100,10 +1101,16 @@ export interface AlpacaStandIns {
 }
 
 /** One stand-in per environment, as Alpaca has (paper and live know different keys), and market data for both. */
-export async function startAlpacaStandIns(): Promise<AlpacaStandIns> {
-  const [paper, live] = await Promise.all([startAlpacaStandIn(), startAlpacaStandIn()]);
+export async function startAlpacaStandIns(
+  ports: { paper?: number; live?: number; data?: number } = {},
+): Promise<AlpacaStandIns> {
+  const [paper, live] = await Promise.all([
+    startAlpacaStandIn({ port: ports.paper }),
+    startAlpacaStandIn({ port: ports.live }),
+  ]);
   const data = await startAlpacaDataStandIn({
     authorize: (apiKey, secretKey) => paper.accepts(apiKey, secretKey) || live.accepts(apiKey, secretKey),
+    port: ports.data,
   });
   const all = [paper, live, data];
   return {

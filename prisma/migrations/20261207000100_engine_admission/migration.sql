@@ -14,12 +14,13 @@
 --   that client's active grants, SELECT only), a grant names its owner
 --   (app.current_user_id: that user's rows). Lists a later scope could filter
 --   differently are collected before the scope changes.
--- * Two small SECURITY DEFINER functions reach the tables the request role
+-- * Three small SECURITY DEFINER functions reach the tables the request role
 --   must not read or write itself: engine_token_client answers which client a
---   token hash authenticates (never a hash or a secret), and
---   engine_take_rate_point takes a point of the engine rate limits in the
---   shared counters table (only keys of the engine kinds). Both are owned by
---   the migration owner, pin their search_path, and only app_user may run them.
+--   token hash authenticates (never a hash or a secret); engine_take_rate_point
+--   takes a point of the engine rate limits in the shared counters table, and
+--   engine_rate_wait reads how long until one can be taken (only keys of the
+--   engine kinds). They are owned by the migration owner, pin their
+--   search_path, and only app_user may run them.
 
 -- ---------------------------------------------------------------------------
 -- The trading day of an instant: the calendar day in America/New_York, where

@@ -105,7 +105,7 @@ function connectPostgres(
   const observe = instrument?.pgConnection;
   if (observe) pool.on('connect', observe);
   // After the instrumentation hook, so that one sees what is really sent.
-  scopeTransactionsOnBegin(pool);
+  pool.on('connect', scopeTransactionsOnBegin);
   const client = new PrismaClient({
     adapter: new PrismaPg(pool, {
       ...(statementName ? { statementNameGenerator: statementName as (query: { sql: string }) => string } : {}),

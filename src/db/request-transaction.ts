@@ -60,95 +60,41 @@ interface PendingScope {
   id: string;
   role: string;
   settings: RequestTransactionSettings;
-  /** Set once this transaction's BEGIN was held back, to go out with the scope and its first statement. */
+  /** Set once the scope was sent with this transaction's BEGIN. */
   applied: boolean;
 }
 
 /** The scope of the transaction being opened, for the BEGIN hook below. */
 const pendingScope = new AsyncLocalStorage<PendingScope>();
 
-/** Connections whose transaction has begun on our side only: BEGIN and the scope wait for its first statement. */
-const heldBegin = new WeakMap<pg.PoolClient, string>();
-
-/** What the adapter reads of the result of BEGIN, COMMIT or ROLLBACK. */
-const commandResult = (command: string) => ({ command, rowCount: 0, rows: [], fields: [] });
-
-function scopeStatement(client: pg.PoolClient, scope: PendingScope): string {
-  const { statementTimeoutMs, maxCredentialsPerAccount } = scope.settings;
-  return (
-    `BEGIN; SELECT set_config('${scope.setting}', ${client.escapeLiteral(scope.id)}, true), ` +
-    `set_config('role', ${client.escapeLiteral(scope.role)}, true), ` +
-    `set_config('statement_timeout', ${client.escapeLiteral(String(statementTimeoutMs))}, true), ` +
-    `set_config('app.max_credentials_per_account', ${client.escapeLiteral(String(maxCredentialsPerAccount))}, true)`
-  );
-}
-
 /**
- * Makes the pool's connections open a scoped transaction without a round
- * trip of its own. Prisma's pg adapter opens a transaction by sending exactly
- * `BEGIN` on the connection it took from the pool, in the async context of
- * the $transaction call, which is where the scope was put: that BEGIN is
- * answered here and held back. The transaction's first statement then goes
- * out in the same write as `BEGIN; SELECT set_config(...)`, pipelined behind
- * it (pg's pipeline mode, switched on for those two only), and its result is
- * returned only if the scope was set: had the scope failed, the statement
- * fails too, in the aborted transaction. A transaction that ends before any
- * statement sends nothing at all. Everything else passes through untouched;
- * a scoped call refuses to run its work unless its BEGIN was held here.
+ * Makes a pg connection send the pending scope in the same message as BEGIN,
+ * saving a round trip per request. Prisma's pg adapter opens a transaction by
+ * sending exactly `BEGIN` on the connection it took from the pool, in the
+ * async context of the $transaction call, which is where the scope was put.
+ * Everything else passes through untouched; a scoped call refuses to run its
+ * work unless the scope was applied.
  */
-export function scopeTransactionsOnBegin(pool: pg.Pool): void {
-  pool.on('connect', holdBegin);
-  // Back in the pool, a connection has no transaction of ours: nothing held may go out with its next query.
-  pool.on('release', (_error, client) => heldBegin.delete(client));
-}
-
-function holdBegin(client: pg.PoolClient): void {
+export function scopeTransactionsOnBegin(client: pg.PoolClient): void {
   const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
   client.query = ((...args: unknown[]) => {
-    const first = args[0];
-    const text =
-      args.length === 1 && typeof first === 'object' && first ? (first as { text?: unknown }).text : undefined;
-    const held = heldBegin.get(client);
-    if (held !== undefined) {
-      heldBegin.delete(client);
-      // Nothing ran, so nothing was begun: there is nothing to end.
-      if (text === 'COMMIT' || text === 'ROLLBACK') return Promise.resolve(commandResult(text));
-      return text === undefined ? query(held).then(() => query(...args)) : withBegin(client, query, held, first);
-    }
+    const first = args[0] as { text?: unknown } | string | undefined;
     const scope = pendingScope.getStore();
-    if (!scope || scope.applied || text !== 'BEGIN') return query(...args);
-    heldBegin.set(client, scopeStatement(client, scope));
-    scope.applied = true;
-    return Promise.resolve(commandResult('BEGIN'));
+    if (!scope || scope.applied || args.length !== 1 || typeof first !== 'object' || first?.text !== 'BEGIN') {
+      return query(...args);
+    }
+    const { statementTimeoutMs, maxCredentialsPerAccount } = scope.settings;
+    const sql =
+      `BEGIN; SELECT set_config('${scope.setting}', ${client.escapeLiteral(scope.id)}, true), ` +
+      `set_config('role', ${client.escapeLiteral(scope.role)}, true), ` +
+      `set_config('statement_timeout', ${client.escapeLiteral(String(statementTimeoutMs))}, true), ` +
+      `set_config('app.max_credentials_per_account', ${client.escapeLiteral(String(maxCredentialsPerAccount))}, true)`;
+    return query(sql).then(() => {
+      scope.applied = true;
+      // What the adapter reads of a BEGIN's result.
+      return { command: 'BEGIN', rowCount: 0, rows: [], fields: [] };
+    });
   }) as typeof client.query;
-}
-
-/** Sends the held BEGIN and scope, then `statement`, in one write; answers with the statement's result. */
-function withBegin(
-  client: pg.PoolClient,
-  query: (...args: unknown[]) => Promise<unknown>,
-  begin: string,
-  statement: unknown,
-): Promise<unknown> {
-  const pipelined = client as unknown as { pipeline: boolean };
-  const socket = (client as unknown as { connection: { stream: { cork(): void; uncork(): void } } }).connection.stream;
-  pipelined.pipeline = true;
-  socket.cork();
-  let scoped: Promise<unknown>;
-  let result: Promise<unknown>;
-  try {
-    scoped = query(begin);
-    result = query(statement);
-  } finally {
-    socket.uncork();
-  }
-  return Promise.allSettled([scoped, result]).then(([scope, outcome]) => {
-    // Both answered: the connection is idle again, and back to one query at a time.
-    pipelined.pipeline = false;
-    if (scope.status === 'rejected') throw scope.reason;
-    if (outcome.status === 'rejected') throw outcome.reason;
-    return outcome.value;
-  });
 }
 
 /** Runs `work` in a transaction scoped to one user; commits unless `commitIf` refuses the result. */

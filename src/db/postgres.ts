@@ -29,7 +29,14 @@ export async function openPostgres(
   const request = config.requestUrl
     ? connectPostgres(config.requestUrl, config.poolSize, logger, options.instrument, prepared)
     : owner;
-  const scopes = createRequestScopes(request.client, requestTransactionOptions(config, TX_LIMITS));
+  const scopes = createRequestScopes(
+    request.client,
+    requestTransactionOptions(config, {
+      ...TX_LIMITS,
+      // The same names as Prisma's statements get, for statements sent on a transaction's connection directly.
+      ...(prepared ? { statementName: (sql: string) => prepared({ sql }) } : {}),
+    }),
+  );
   const { withRequestRole } = scopes;
   const listenUrl = config.listenUrl ?? config.url;
   const watches = new Set<RevocationWatch>();

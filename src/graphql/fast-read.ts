@@ -1,11 +1,13 @@
 // The hot read in one statement. An operation whose only root field is
 // `accounts`, selecting scalar fields of Account, of its credentials
 // (`credentials(credentialType, includeInactive)`) and of their verification,
-// is answered by one SELECT on the operation's RLS transaction (ctx.db) that
-// returns the rows as JSON text; the response is built from those rows with
-// the same rules the resolvers apply (src/domain) and the schema's own
-// scalars. It skips graphql-js' per-field execution, Pothos' selection
-// planning and Prisma's query engine, which were most of this read's CPU.
+// is answered by one SELECT in the operation's RLS transaction (ctx.db; on
+// PostgreSQL sent on that transaction's own connection, see selectText in
+// src/db/request-transaction.ts) that returns the rows as JSON text; the
+// response is built from those rows with the same rules the resolvers apply
+// (src/domain) and the schema's own scalars. It skips graphql-js' per-field
+// execution, Pothos' selection planning and Prisma's query pipeline, which
+// were most of this read's CPU.
 //
 // Chosen from the document alone (once per document and operation name), it
 // falls back to the general path for anything else: another root field, a
@@ -38,7 +40,7 @@ import {
   type SelectionSetNode,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import type { ScopedDb } from '../db/request-transaction.ts';
+import { type ScopedDb, selectText } from '../db/request-transaction.ts';
 import { displayNickname } from '../domain/credential.ts';
 import { type VerificationState, verificationFromColumns } from '../domain/verification.ts';
 import { dbOutsideTransaction, type GraphQLContext } from './context.ts';
@@ -321,7 +323,7 @@ interface CredentialFilter {
   includeInactive: boolean;
 }
 
-/** A Prisma.$queryRaw template: the SQL around its bound values. */
+/** A tagged template's parts: the SQL around its bound values. */
 type Template = TemplateStringsArray;
 
 function template(parts: string[]): Template {
@@ -427,15 +429,15 @@ export function planFastRead(
         statements.set(variant, sql);
       }
       const values = filters.flatMap((f) => (f.credentialType === null ? [] : [f.credentialType]));
-      let rows: { data: string }[];
+      let data: string | null;
       try {
-        rows = await db.$queryRaw<{ data: string }[]>(sql, ...values, userId);
+        data = await selectText(db, sql, ...values, userId);
       } catch (error) {
         // As graphql-js reports a failed root field that cannot be null.
         return { data: null, errors: [locatedError(error, nodes, [key])] };
       }
       try {
-        const accounts = JSON.parse(rows[0]?.data ?? '[]') as Row[];
+        const accounts = JSON.parse(data ?? '[]') as Row[];
         return { data: { [key]: accounts.map(account) } };
       } catch (error) {
         if (error instanceof Unsupported) return undefined;

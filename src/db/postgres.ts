@@ -36,7 +36,11 @@ export async function openPostgres(
   const request = config.requestUrl
     ? connectPostgres(config.requestUrl, config.poolSize, logger, options.instrument, prepared)
     : owner;
-  const transactions = requestTransactionOptions(config, TX_LIMITS);
+  const transactions = requestTransactionOptions(config, {
+    ...TX_LIMITS,
+    // The same names as Prisma's statements get, for statements sent on a transaction's connection directly.
+    ...(prepared ? { statementName: (sql: string) => prepared({ sql }) } : {}),
+  });
   const scopes = createRequestScopes(request.client, transactions);
   const { withRequestRole } = scopes;
   const listenUrl = config.listenUrl ?? config.url;

@@ -10,7 +10,9 @@
 // - withRequestRole: scoped to no one, which sees no row (/ready, start-up);
 // - runInOperationTransaction / runWithLateTransaction: one withUser
 //   transaction per operation, opened up front or, for a field that waits on
-//   the network, only once that field asks for it (OperationSteps).
+//   the network, only once that field asks for it (OperationSteps);
+// - selectText: one SELECT of a text column inside one of those transactions,
+//   on its own connection (the GraphQL accounts read, src/graphql/fast-read.ts).
 //
 // How it works, what it costs and why: docs/architecture/request-transaction.md.
 import { AsyncLocalStorage } from 'node:async_hooks';
@@ -39,6 +41,8 @@ export interface RequestTransactionOptions {
   timeoutMs: number;
   /** The client's pg connections run scopeTransactionsOnBegin (PostgreSQL). */
   scopeOnBegin: boolean;
+  /** The prepared-statement name for a SQL text, as the pool's Prisma adapter names it (none: unnamed). */
+  statementName?: (sql: string) => string | undefined;
   /** Sent with the scope of every transaction. */
   settings: RequestTransactionSettings;
 }
@@ -62,6 +66,8 @@ interface PendingScope {
   settings: RequestTransactionSettings;
   /** Set once the scope was sent with this transaction's BEGIN. */
   applied: boolean;
+  /** The pg connection that BEGIN went out on (PostgreSQL): the transaction's own. */
+  connection?: pg.PoolClient;
 }
 
 /** The scope of the transaction being opened, for the BEGIN hook below. */
@@ -91,6 +97,7 @@ export function scopeTransactionsOnBegin(client: pg.PoolClient): void {
       `set_config('app.max_credentials_per_account', ${client.escapeLiteral(String(maxCredentialsPerAccount))}, true)`;
     return query(sql).then(() => {
       scope.applied = true;
+      scope.connection = client;
       // What the adapter reads of a BEGIN's result.
       return { command: 'BEGIN', rowCount: 0, rows: [], fields: [] };
     });
@@ -136,9 +143,17 @@ function createScoped(client: PrismaClient, options: RequestTransactionOptions, 
             } else {
               await tx.$executeRaw`SELECT set_config('app.current_engine_client_id', ${id}, true), set_config('role', ${options.requestRole}, true), set_config('statement_timeout', ${timeout}, true), set_config('app.max_credentials_per_account', ${cap}, true)`;
             }
-            const result = await work(tx);
-            if (!commitIf(result)) throw new Rollback(result);
-            return result;
+            if (scope.connection) {
+              ownConnections.set(tx, { connection: scope.connection, statementName: options.statementName });
+            }
+            try {
+              const result = await work(tx);
+              if (!commitIf(result)) throw new Rollback(result);
+              return result;
+            } finally {
+              // Before COMMIT or ROLLBACK: from then on the connection may serve anyone.
+              ownConnections.delete(tx);
+            }
           },
           { maxWait: options.maxWaitMs, timeout: options.timeoutMs },
         ),
@@ -148,6 +163,56 @@ function createScoped(client: PrismaClient, options: RequestTransactionOptions, 
       throw error;
     }
   };
+}
+
+/** The connection of each open scoped transaction on PostgreSQL, by its transaction client, until its work ends. */
+const ownConnections = new WeakMap<
+  ScopedDb,
+  { connection: pg.PoolClient; statementName: RequestTransactionOptions['statementName'] }
+>();
+
+const statementTexts = new WeakMap<TemplateStringsArray, string>();
+
+/** A tagged template's SQL with PostgreSQL's $1, $2... placeholders. */
+function placeholders(sql: TemplateStringsArray): string {
+  let text = statementTexts.get(sql);
+  if (text === undefined) {
+    text = sql.reduce((joined, part, i) => `${joined}$${i}${part}`);
+    statementTexts.set(sql, text);
+  }
+  return text;
+}
+
+/**
+ * Runs one SELECT of a single text column in the transaction `db` is the
+ * client of, and returns the first row's value (null without a row): for a
+ * read that builds its whole answer in SQL (src/graphql/fast-read.ts). On
+ * PostgreSQL the statement goes out on the transaction's own connection,
+ * after its scope and before its COMMIT, without Prisma's query pipeline,
+ * which cost more CPU than the rest of such a read; anywhere else (PGlite),
+ * and once the transaction's work has ended, it is db.$queryRaw (which then
+ * refuses). No other statement of the transaction may be running meanwhile.
+ */
+export async function selectText(
+  db: ScopedDb,
+  sql: TemplateStringsArray,
+  ...values: unknown[]
+): Promise<string | null> {
+  const own = ownConnections.get(db);
+  if (!own) {
+    const rows = await db.$queryRaw<Record<string, unknown>[]>(sql, ...values);
+    const [value] = Object.values(rows[0] ?? {});
+    return value == null ? null : String(value);
+  }
+  const text = placeholders(sql);
+  const result = await own.connection.query<unknown[]>({
+    name: own.statementName?.(text),
+    text,
+    values,
+    rowMode: 'array',
+  });
+  const value = result.rows[0]?.[0];
+  return value == null ? null : String(value);
 }
 
 export function createWithUser(client: PrismaClient, options: RequestTransactionOptions): WithUser {
@@ -183,10 +248,10 @@ export function createRequestScopes(
   };
 }
 
-/** The scoping of request transactions for a database's options and its limits on waiting. */
+/** The scoping of request transactions for a database's options, its limits on waiting and its statement names. */
 export function requestTransactionOptions(
   database: { requestRole: string } & RequestTransactionSettings,
-  limits: { maxWaitMs: number; timeoutMs: number; scopeOnBegin: boolean },
+  limits: Pick<RequestTransactionOptions, 'maxWaitMs' | 'timeoutMs' | 'scopeOnBegin' | 'statementName'>,
 ): RequestTransactionOptions {
   const { statementTimeoutMs, maxCredentialsPerAccount } = database;
   return { requestRole: database.requestRole, settings: { statementTimeoutMs, maxCredentialsPerAccount }, ...limits };

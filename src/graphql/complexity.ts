@@ -4,10 +4,10 @@
 // The estimate is @pothos/plugin-complexity's, from the complexities declared
 // on the schema (src/schema/complexity.ts): each field 1, each list's
 // selection times the page it asks for or its cap. It depends on the
-// variables (`first: $first`), so it is computed per request, once they are
-// known: in onExecute, before the RLS plugin opens the operation's
-// transaction (this plugin comes first), rather than as a validation rule,
-// whose results yoga caches per document text.
+// variables (`first: $first`), so it is computed once they are known: in
+// onExecute, before the RLS plugin opens the operation's transaction (this
+// plugin comes first), rather than as a validation rule, whose results yoga
+// caches per document text. An operation without variables is computed once.
 import { complexityFromQuery } from '@pothos/plugin-complexity';
 import {
   type DocumentNode,
@@ -71,9 +71,26 @@ export function complexityLimitError(complexity: number, limit: number): GraphQL
 }
 
 export function useQueryComplexity(limit: number): Plugin<GraphQLContext> {
+  // An operation without variables always has the same complexity (the
+  // limits it reads from the context are fixed for this handler): computed
+  // once per document and operation name. With variables it is computed per
+  // request, and their values (secrets among them) are never kept.
+  const fixed = new WeakMap<DocumentNode, Map<string, number | undefined>>();
+  const complexityOf = (args: Parameters<typeof operationComplexity>[0]) => {
+    const operation = getOperationAST(args.document, args.operationName);
+    if (operation?.variableDefinitions?.length) return operationComplexity(args);
+    let byName = fixed.get(args.document);
+    if (!byName) {
+      byName = new Map();
+      fixed.set(args.document, byName);
+    }
+    const name = args.operationName ?? '';
+    if (!byName.has(name)) byName.set(name, operationComplexity(args));
+    return byName.get(name);
+  };
   return {
     onExecute({ args, setResultAndStopExecution }) {
-      const complexity = operationComplexity(args);
+      const complexity = complexityOf(args);
       if (complexity !== undefined && complexity > limit) {
         setResultAndStopExecution({ errors: [complexityLimitError(complexity, limit)] });
       }

@@ -112,6 +112,9 @@ function operationRootFields(
 
 type RootFields = ReturnType<typeof operationRootFields>;
 
+/** Whether an operation opens a transaction: none, one up front, or one a field opens late. */
+type Decision = 'none' | 'operation' | 'late';
+
 const touchesData = (root: RootFields) => !root || root.fields.some((f) => !NO_DATABASE_FIELDS.has(f.name.value));
 
 const hasOwnTransactionField = (schema: GraphQLSchema, root: RootFields) =>
@@ -132,6 +135,23 @@ export function runsOwnTransaction(
 
 export function useRlsTransaction(db: Database): Plugin<GraphQLContext> {
   const withUser: WithUser = (userId, work, commitIf) => db.withUser(userId, work, commitIf);
+  // One walk of each document decides both: whether to open a transaction, and when.
+  const decisions = new WeakMap<DocumentNode, Map<string, Decision>>();
+  const decide = (schema: GraphQLSchema, document: DocumentNode, operationName?: string | null): Decision => {
+    let byName = decisions.get(document);
+    if (!byName) {
+      byName = new Map();
+      decisions.set(document, byName);
+    }
+    const name = operationName ?? '';
+    let decision = byName.get(name);
+    if (!decision) {
+      const root = operationRootFields(document, operationName);
+      decision = !touchesData(root) ? 'none' : hasOwnTransactionField(schema, root) ? 'late' : 'operation';
+      byName.set(name, decision);
+    }
+    return decision;
+  };
   return {
     onValidate({ addValidationRule }) {
       addValidationRule(soleOwnTransactionField);
@@ -139,10 +159,9 @@ export function useRlsTransaction(db: Database): Plugin<GraphQLContext> {
     onExecute({ args, executeFn, setExecuteFn }) {
       const viewer = args.contextValue.viewer;
       if (!viewer) return;
-      // One walk of the document decides both: whether to open a transaction, and when.
-      const root = operationRootFields(args.document, args.operationName);
-      if (!touchesData(root)) return;
-      const run = hasOwnTransactionField(args.schema, root) ? runWithLateTransaction : runInOperationTransaction;
+      const decision = decide(args.schema, args.document, args.operationName);
+      if (decision === 'none') return;
+      const run = decision === 'late' ? runWithLateTransaction : runInOperationTransaction;
       setExecuteFn((executeArgs) =>
         run(
           withUser,

@@ -21,6 +21,7 @@ import { useQueryComplexity } from './complexity.ts';
 import { createContextFactory, type GraphQLContext, type VerificationDeps } from './context.ts';
 import { useRequestEnvelope } from './envelope.ts';
 import { createMaskError, useHiddenSuggestions } from './errors.ts';
+import { useFastRead } from './fast-read.ts';
 import { useOperationLog } from './operation-log.ts';
 import { useRlsTransaction } from './rls-transaction.ts';
 import { useSecretScrubbing } from './secret-scrubbing.ts';
@@ -211,6 +212,8 @@ export function createGraphQLHandler({
       ...(config.graphiql ? [] : [useHiddenSuggestions()]),
       // Before the RLS transaction opens: a refused operation sends no SQL.
       useQueryComplexity(limits.complexity),
+      // Before the RLS plugin: the hot read then runs inside the transaction it opens.
+      useFastRead(),
       useRlsTransaction(db),
       useSecretScrubbing(schema),
       // It feeds the request log line only, which is not written below info.

@@ -810,8 +810,14 @@ describe.runIf(dbKind === 'postgres')('engine rate limit across instances (postg
       );
       const statuses = burst.map((r) => r.status).sort();
       // Admitted ones answer 200 (or 504 on a machine so loaded that the stand-in was late).
-      expect(statuses.filter((s) => s === 200 || s === 504), statuses.join(',')).toHaveLength(LIMIT);
-      expect(statuses.filter((s) => s === 429), statuses.join(',')).toHaveLength(10 - LIMIT);
+      expect(
+        statuses.filter((s) => s === 200 || s === 504),
+        statuses.join(','),
+      ).toHaveLength(LIMIT);
+      expect(
+        statuses.filter((s) => s === 429),
+        statuses.join(','),
+      ).toHaveLength(10 - LIMIT);
       expect(received(brokers.paper, credential.apiKey)).toHaveLength(before + LIMIT);
     } finally {
       await second.close();

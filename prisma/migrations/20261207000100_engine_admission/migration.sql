@@ -378,12 +378,18 @@ $$;
 -- beside the event, and for a refused order (4xx, 5xx) the counts it took
 -- given back to the day it was counted on. Runs in the owner's scope (the
 -- request transaction of src/db, scoped to p_user_id by the caller).
+-- Its commit does not wait for the disk (synchronous_commit off, for this
+-- transaction only): the engine's answer waits for this record, and a record
+-- lost in a crash reads as "nothing came back", as after a timeout (and a
+-- count not given back errs on the safe side). The event itself, written
+-- before the request goes out, is committed durably as always.
 CREATE FUNCTION "engine_record_response"("p_event_id" UUID, "p_status" INTEGER, "p_broker_request_id" TEXT,
                                          "p_grant_id" UUID, "p_trading_day" DATE, "p_give_back_orders" INTEGER,
                                          "p_give_back_notional" NUMERIC)
 RETURNS VOID
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
     INSERT INTO "engine_responses" ("event_id", "user_id", "status", "broker_request_id")
     VALUES ("p_event_id", current_setting('app.current_user_id'), "p_status", "p_broker_request_id");
     IF "p_give_back_orders" > 0 OR "p_give_back_notional" > 0 THEN

@@ -84,6 +84,8 @@ export type ForwardResult =
       headers: Record<string, string>;
       /** The body as it arrives, never decoded; it errors if the deadline passes before it ends. */
       body: Readable | null;
+      /** Its Content-Length, when Alpaca sent one. */
+      length: number | null;
       requestId: string | null;
     }
   /** No answer within timeoutMs: for a write, its fate is unknown. */
@@ -312,11 +314,13 @@ export function createAlpacaClient({
           const one = single(value);
           if (one !== undefined && passedResponseHeader(name)) passed[name] = one;
         }
+        const length = single(sent.headers['content-length']);
         result = {
           kind: 'answered',
           status: sent.status,
           headers: passed,
           body: sent.body,
+          length: length && /^\d+$/.test(length) ? Number(length) : null,
           requestId: requestIdOf(sent.headers),
         };
       }

@@ -20,6 +20,7 @@
 // timed-out request is never retried (its fate is unknown, and the 504 says
 // how to find out); its counts stay.
 import type http from 'node:http';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { AlpacaClient, ForwardResult } from '../brokers/alpaca.ts';
 import type { Keyring } from '../crypto/keyring.ts';
@@ -271,16 +272,41 @@ async function streamAnswer(
           );
         })
       : Promise.resolve();
+  const { body } = answer;
+  if (body && answer.length !== null && answer.length <= SMALL_ANSWER_BYTES) {
+    // A small answer (most are) is read whole and sent in one write with its
+    // headers; it cannot be larger than its Content-Length.
+    const bytes = await readWhole(body);
+    await recorded;
+    if (!bytes) throw engineErrors.brokerTimeout(deps.timeoutMs);
+    res.writeHead(answer.status, answer.headers);
+    res.end(bytes);
+    return;
+  }
   res.writeHead(answer.status, answer.headers);
-  if (answer.body) {
+  if (body) {
     // Piped, never buffered whole. If Alpaca stalls past the deadline or the
     // engine goes away, both ends are closed: the status is already sent.
-    await pipeline(answer.body, res, { end: false }).catch(() => {
+    await pipeline(body, res, { end: false }).catch(() => {
       res.destroy();
     });
   }
   await recorded;
   if (!res.destroyed) res.end();
+}
+
+/** Answers up to this size are read whole before they are sent on; larger ones stream. */
+const SMALL_ANSWER_BYTES = 64 * 1024;
+
+/** A body read to its end, or null when it failed before (the deadline passed, the connection broke). */
+async function readWhole(body: Readable): Promise<Buffer | null> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of body) chunks.push(chunk as Buffer);
+  } catch {
+    return null;
+  }
+  return Buffer.concat(chunks);
 }
 
 /** POST .../orders:check: what the real order would get, with nothing forwarded, counted or written. */

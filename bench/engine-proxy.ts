@@ -17,7 +17,8 @@
 //    directly and through each server, alternating (so all see the same
 //    noise); median and p99 of each, and of each proxied call's difference
 //    from its round's direct one; and each server's CPU per proxied request
-//    (utime + stime from /proc), beside a GraphQL read of the same size;
+//    (all its threads' time on a CPU, /proc/<pid>/task/*/schedstat), beside a
+//    GraphQL read of the same size;
 // 2. round trips (PostgreSQL): the statements each server's database logged
 //    for 20 proxied GETs (log_statement = all on that database, read back
 //    from the server's log, /var/log/postgresql/*.log), per request;
@@ -133,12 +134,10 @@ async function createDatabase(kind: 'pglite' | 'postgres'): Promise<BenchDatabas
 
 interface Server {
   url: string;
-  /** The server process's CPU time so far (utime + stime), in ms. */
+  /** The server process's CPU time so far (all its threads), in ms. */
   cpuMs(): Promise<number>;
   stop(): Promise<void>;
 }
-
-const CLOCK_TICKS = 100; // USER_HZ on Linux
 
 async function startServer(root: string, env: Record<string, string>): Promise<Server> {
   const port = await freePort();
@@ -173,8 +172,13 @@ async function startServer(root: string, env: Record<string, string>): Promise<S
   return {
     url,
     cpuMs: async () => {
-      const fields = (await readFile(`/proc/${child.pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
-      return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+      // Every thread's time on a CPU, in nanoseconds (/proc/<pid>/task/*/schedstat): exact, where
+      // /proc/<pid>/stat counts 10 ms ticks, too coarse for one request.
+      const tasks = await readdir(`/proc/${child.pid}/task`);
+      const times = await Promise.all(
+        tasks.map((t) => readFile(`/proc/${child.pid}/task/${t}/schedstat`, 'utf8').catch(() => '0')),
+      );
+      return times.reduce((sum, line) => sum + Number(line.split(' ')[0]) / 1e6, 0);
     },
     stop: () =>
       new Promise((resolve) => {

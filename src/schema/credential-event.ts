@@ -11,6 +11,7 @@ import { decodeBase64, encodeBase64 } from '@pothos/core';
 import { resolveCursorConnection } from '@pothos/plugin-relay';
 import { CHANGEABLE_FIELDS, CREDENTIAL_ACTIONS, type CredentialAction } from '../domain/credential-events.ts';
 import { InvalidInputError } from '../domain/errors.ts';
+import type { OrderSummary } from '../domain/guardrail-checks.ts';
 import { GUARDRAIL_FIELDS } from '../domain/guardrails.ts';
 import { isUuid } from '../domain/ids.ts';
 import type { VerificationStatus } from '../domain/verification.ts';
@@ -28,22 +29,10 @@ const eventsPageComplexity = connectionPage(PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX);
 
 const CredentialActionEnum = builder.enumType('CredentialAction', { values: CREDENTIAL_ACTIONS });
 
-/** An order's summary as the proxy stores it (jsonb): strings, decimals as plain text. */
-interface EngineOrderSummary {
-  symbol: string;
-  side: string;
-  type: string;
-  qty: string | null;
-  notional: string | null;
-  clientOrderId: string | null;
-  estimatedNotional: string | null;
-  referencePrice: string | null;
-}
-
 const PLAIN_DECIMAL = /^\d+(\.\d+)?$/;
 
 /** The stored summary, or null when there is none (or it lacks what the type promises). */
-function orderSummaryOf(stored: unknown): EngineOrderSummary | null {
+function orderSummaryOf(stored: unknown): OrderSummary | null {
   if (typeof stored !== 'object' || stored === null || Array.isArray(stored)) return null;
   const o = stored as Record<string, unknown>;
   const text = (key: string) => (typeof o[key] === 'string' ? (o[key] as string) : null);
@@ -67,7 +56,7 @@ function orderSummaryOf(stored: unknown): EngineOrderSummary | null {
   };
 }
 
-const EngineOrderSummaryRef = builder.objectRef<EngineOrderSummary>('EngineOrderSummary').implement({
+const EngineOrderSummaryRef = builder.objectRef<OrderSummary>('EngineOrderSummary').implement({
   description:
     'An order an engine sent (a new order or a replacement), as the order gave it, and what the guardrail checks counted.',
   // Its fields are read with the event's row (one JSON column): they cost nothing beyond engineOrder itself.

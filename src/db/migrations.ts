@@ -87,6 +87,22 @@ function matchesChecksum(script: Buffer, recorded: string): boolean {
   return variants.some((v) => checksumOf(v) === recorded);
 }
 
+/**
+ * Applied migrations whose comments were reworded later (their SQL is the
+ * same, line for line): the checksum each file had when it was applied. A
+ * database that recorded one of these is taken as up to date, and its row
+ * gets the file's checksum now, so that Prisma's tools agree with the file
+ * too. Anything else that changes an applied migration is still refused.
+ */
+export const REWORDED_MIGRATIONS: Readonly<Record<string, readonly string[]>> = {
+  '20261201000000_credential_verification': ['019c8462abb69c6e580faba6a53952e58347f3e94dc0d8b81939a2ec24ddf6de'],
+  '20261201000100_credential_events': ['9d06dcfef8837063bf0e05e9f9b4013f5d4b43ae0ca3321389c4aed5857439f7'],
+  '20261202000000_engine_access': ['1841ee75ea9d265ae61e1fc20481f66b91875e42f2e10c3c772015c06afb1138'],
+  '20261202000200_credential_cap': ['8ae58bf6fa267cee89d678a212098b0ac57060fce329900ba3d03cffc774fb7d'],
+};
+
+const rewordedFrom = (name: string, recorded: string) => REWORDED_MIGRATIONS[name]?.includes(recorded) ?? false;
+
 export async function readLocalMigrations(dir: string = MIGRATIONS_DIR): Promise<LocalMigration[]> {
   const entries = await readdir(dir, { withFileTypes: true });
   const names = entries
@@ -139,7 +155,7 @@ function verifyHistory(local: LocalMigration[], rows: AppliedRow[]): void {
   for (const row of rows) {
     if (row.finished_at === null || row.rolled_back_at !== null) continue;
     const file = byName.get(row.migration_name);
-    if (file && !matchesChecksum(file.script, row.checksum)) {
+    if (file && !matchesChecksum(file.script, row.checksum) && !rewordedFrom(row.migration_name, row.checksum)) {
       throw new MigrationError(
         `Migration "${row.migration_name}" was changed after it was applied ` +
           `(recorded checksum ${row.checksum}, file now ${file.checksum}). ` +
@@ -175,6 +191,16 @@ export async function applyMigrations(
     // Re-read under the lock: another process may have applied some meanwhile.
     const history = await readHistory(tx);
     verifyHistory(local, history);
+    for (const row of history) {
+      const file = local.find((m) => m.name === row.migration_name);
+      if (file && row.checksum !== file.checksum && rewordedFrom(row.migration_name, row.checksum)) {
+        await tx.query('UPDATE "_prisma_migrations" SET checksum = $1 WHERE migration_name = $2 AND checksum = $3', [
+          file.checksum,
+          row.migration_name,
+          row.checksum,
+        ]);
+      }
+    }
     const applied: string[] = [];
     let alreadyApplied = 0;
     for (const migration of local) {

@@ -9,6 +9,7 @@ import {
   MIGRATIONS_DIR,
   type MigrationConnection,
   MigrationError,
+  REWORDED_MIGRATIONS,
   readLocalMigrations,
   withMigrationConnection,
 } from '../../src/db/migrations.ts';
@@ -130,6 +131,24 @@ describe(`migration runner (${dbKind})`, () => {
     await migrate();
     await writeFile(file, 'CREATE TABLE probe (id int);\r\nSELECT 1;\r\n');
     await expect(migrate()).resolves.toMatchObject({ applied: [] });
+  });
+
+  it('takes a database that recorded a reworded migration as up to date, and records the file as it is now', async () => {
+    await migrate();
+    const reworded = Object.entries(REWORDED_MIGRATIONS);
+    expect(reworded.length).toBeGreaterThan(0);
+    const setChecksum = (name: string, checksum: string) =>
+      onDb((conn) =>
+        conn.query('UPDATE _prisma_migrations SET checksum = $1 WHERE migration_name = $2', [checksum, name]),
+      );
+    for (const [name, [previous]] of reworded) await setChecksum(name, previous as string);
+    await expect(migrate()).resolves.toMatchObject({ applied: [] });
+    const files = new Map((await readLocalMigrations(dir)).map((m) => [m.name, m.checksum]));
+    for (const row of await history()) expect(row.checksum, row.migration_name).toBe(files.get(row.migration_name));
+    // Any other checksum of those migrations is still a change.
+    const [name] = reworded[0] as [string, readonly string[]];
+    await setChecksum(name, 'f'.repeat(64));
+    await expect(migrate()).rejects.toThrow(`"${name}" was changed after it was applied`);
   });
 
   it('rolls a failing migration back completely, records nothing, and retries it next time', async () => {

@@ -1,4 +1,4 @@
--- Broker verification (contract section 8): what the last check at the broker
+-- Broker verification (docs/verification.md): what the last check at the broker
 -- found, stored on the credential, and a version of its secrets so that a
 -- check's result is only written if the keys are still the ones checked.
 --

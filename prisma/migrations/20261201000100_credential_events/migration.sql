@@ -1,4 +1,4 @@
--- The audit trail of credential changes (contract section 9): one row per
+-- The audit trail of credential changes (docs/audit-trail.md): one row per
 -- change, readable by its owner, append-only for every request.
 --
 -- No foreign key to user_credentials: an event must outlive its credential

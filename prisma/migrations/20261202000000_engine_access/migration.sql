@@ -1,4 +1,4 @@
--- Trading-engine access (contract section 11): engine clients and their
+-- Trading-engine access (docs/engines.md): engine clients and their
 -- tokens (the operator's, not user data), grants of a credential to a client
 -- (user data), what an engine request needs of a credential, and the new
 -- audit actions.

@@ -1,11 +1,11 @@
--- At most MAX_CREDENTIALS_PER_ACCOUNT credentials per account (contract
--- section 7), enforced here so that concurrent stores cannot pass it.
+-- At most MAX_CREDENTIALS_PER_ACCOUNT credentials per account
+-- (docs/configuration.md), enforced here so that concurrent stores cannot pass it.
 --
--- The cap comes from the request transaction's scope: withUser (src/db/rls.ts)
+-- The cap comes from the request transaction's scope: withUser (src/db/request-transaction.ts)
 -- sends set_config('app.max_credentials_per_account', <cap>, true) with BEGIN,
 -- in the statement it already sends, so the check costs storeCredential no
 -- round trip. Without that setting (a tool running as the owner) the
--- contract's default, 100, applies.
+-- default, 100, applies.
 --
 -- Concurrency: the trigger first locks the account row (FOR NO KEY UPDATE:
 -- the weakest lock that two stores cannot both hold, and one that does not

@@ -40,7 +40,7 @@
 // writes bench/results/engine-proxy.json. To profile the servers:
 // BENCH_SERVER_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=DIR'.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -48,7 +48,7 @@ import { parseArgs, promisify } from 'node:util';
 import pg from 'pg';
 import { type AlpacaStandIns, startAlpacaStandIns } from '../test/support/alpaca-stand-in.ts';
 import { gql } from '../test/support/client.ts';
-import { accessToken, grantedCredential, owner, proxyPath } from '../test/support/engine.ts';
+import { accessToken, grantedCredential, marketOrder, owner, proxyPath } from '../test/support/engine.ts';
 import { otherUsersLoad } from '../test/support/other-users.ts';
 import { freePort } from '../test/support/ports.ts';
 import { ensureWrk } from './load-generator.ts';
@@ -376,15 +376,7 @@ async function orders(s: Subject, brokers: AlpacaStandIns) {
     });
     grants.set(name, credential);
   }
-  const body = () =>
-    JSON.stringify({
-      symbol: 'AAPL',
-      qty: '1',
-      side: 'buy',
-      type: 'market',
-      time_in_force: 'day',
-      client_order_id: `b-${randomUUID()}`,
-    });
+  const body = () => JSON.stringify(marketOrder());
   const [firstCredential] = [...grants.values()] as [{ id: string; apiKey: string; secretKey: string }];
   const direct = () =>
     fetch(`${brokers.paper.url}/v2/orders`, {

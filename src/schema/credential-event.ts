@@ -9,10 +9,9 @@
 // is joined in), so no field of an event makes a query of its own.
 import { decodeBase64, encodeBase64 } from '@pothos/core';
 import { resolveCursorConnection } from '@pothos/plugin-relay';
-import { CHANGEABLE_FIELDS, CREDENTIAL_ACTIONS, type CredentialAction } from '../domain/credential-events.ts';
+import { CREDENTIAL_ACTIONS, type CredentialAction } from '../domain/credential-events.ts';
 import { InvalidInputError } from '../domain/errors.ts';
 import type { OrderSummary } from '../domain/guardrail-checks.ts';
-import { GUARDRAIL_FIELDS } from '../domain/guardrails.ts';
 import { isUuid } from '../domain/ids.ts';
 import type { VerificationStatus } from '../domain/verification.ts';
 import type { GraphQLContext } from '../graphql/context.ts';

@@ -26,6 +26,7 @@ import {
   registerClient,
   setGuardrails,
 } from '../support/engine.ts';
+import type { EngineEvent } from '../support/guardrail-harness.ts';
 import { type InProcessServer, startInProcess } from '../support/in-process.ts';
 import { startServer, type TestServer } from '../support/server.ts';
 
@@ -118,16 +119,7 @@ const EVENT_FIELDS =
   'engineResponse { status brokerRequestId }';
 const EVENTS = `query($id: UUID!, $after: String) { credentialEvents(credentialId: $id, first: 100, after: $after) { edges { node { ${EVENT_FIELDS} } } pageInfo { hasNextPage endCursor } } }`;
 
-interface Event {
-  id: string;
-  action: string;
-  occurredAt: string;
-  engineClientId: string | null;
-  engineRequest: string | null;
-  guardrailRule: string | null;
-  engineOrder: Record<string, string | null> | null;
-  engineResponse: { status: number; brokerRequestId: string | null } | null;
-}
+type Event = EngineEvent;
 
 /** The credential's whole trail, newest first, and the GraphQL answers' text. */
 async function trailOf(url: string, who: Owner, credentialId: string): Promise<{ events: Event[]; text: string }> {

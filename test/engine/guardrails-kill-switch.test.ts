@@ -7,7 +7,6 @@
 // on the very next request on another instance. Two server processes on one
 // PostgreSQL database; on PGlite (one process per database) the same on one
 // in-process instance.
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Database, openDatabase } from '../../src/db/database.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -20,6 +19,7 @@ import {
   type EngineResponse,
   engineRequest,
   grantedCredential,
+  marketOrder,
   type Owner,
   proxyPath,
   registerClient,
@@ -83,15 +83,7 @@ async function eventsOf(url: string, who: Owner, credentialId: string): Promise<
   }
 }
 
-const order = (overrides: Record<string, unknown> = {}) => ({
-  symbol: 'AAPL',
-  qty: '1',
-  side: 'buy',
-  type: 'market',
-  time_in_force: 'day',
-  client_order_id: `halt-${randomUUID()}`,
-  ...overrides,
-});
+const order = marketOrder;
 
 const place = (url: string, token: string, credentialId: string, body: { client_order_id: string }) =>
   engineRequest(url, 'POST', proxyPath(credentialId, 'v2/orders'), {

@@ -6,7 +6,6 @@
 // number of live tokens per client; a revoked client's grants revoked with
 // their events; the grant list in one statement, under a limit of its own;
 // answers passed through as Alpaca encoded them, never inflated.
-import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { revokeEngineClient } from '../../src/engine/clients.ts';
@@ -19,6 +18,7 @@ import {
   type EngineClientCredentials,
   engineRequest,
   grantedCredential,
+  marketOrder,
   owner,
   proxyPath,
   received,
@@ -119,14 +119,7 @@ function heldRequest(path: string, body: string, bearer = token) {
   };
 }
 
-const order = () => ({
-  symbol: 'AAPL',
-  qty: '1',
-  side: 'buy',
-  type: 'market',
-  time_in_force: 'day',
-  client_order_id: `h-${randomUUID()}`,
-});
+const order = () => marketOrder();
 
 describe(`engine hardening (${dbKind})`, () => {
   it('counts one credential once however its id is cased: the limit, the events, the answers', async () => {

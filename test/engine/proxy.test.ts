@@ -20,6 +20,7 @@ import {
   engineRequest,
   grant,
   grantedCredential,
+  marketOrder,
   owner,
   proxyPath,
   randomKey,
@@ -89,15 +90,7 @@ async function events(who: Awaited<ReturnType<typeof owner>>, id: string) {
   }[];
 }
 
-const order = (overrides: Record<string, unknown> = {}) => ({
-  symbol: 'AAPL',
-  qty: '1',
-  side: 'buy',
-  type: 'market',
-  time_in_force: 'day',
-  client_order_id: `co-${randomUUID()}`,
-  ...overrides,
-});
+const order = marketOrder;
 
 describe(`engine proxy (${dbKind})`, () => {
   it('places an order end to end: right keys at the right environment, nothing else of the engine’s, its event', async () => {

@@ -5,7 +5,6 @@
 // one round trip before it goes out and one after Alpaca answered (its
 // answer beside the event); an order adds the read of its grant's limits
 // first. A change that adds a round trip fails here.
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AlpacaStandIns, startAlpacaStandIns } from '../support/alpaca-stand-in.ts';
 import { dbKind } from '../support/databases.ts';
@@ -14,6 +13,7 @@ import {
   type EngineClientCredentials,
   engineRequest,
   grantedCredential,
+  marketOrder,
   proxyPath,
   registerClient,
 } from '../support/engine.ts';
@@ -52,16 +52,7 @@ async function messagesOf(request: () => Promise<{ status: number }>, status: nu
   return seen.map((sql) => /engine_\w+/.exec(sql)?.[0] ?? sql.replace(/\s+/g, ' ').slice(0, 60));
 }
 
-const order = (overrides: Record<string, unknown> = {}) =>
-  JSON.stringify({
-    symbol: 'AAPL',
-    qty: '1',
-    side: 'buy',
-    type: 'market',
-    time_in_force: 'day',
-    client_order_id: `rt-${randomUUID()}`,
-    ...overrides,
-  });
+const order = (overrides: Record<string, unknown> = {}) => JSON.stringify(marketOrder(overrides));
 
 describe(`database round trips per engine request (${dbKind})`, () => {
   it('a forwarded read: one message before it goes out, one after Alpaca answered', async () => {

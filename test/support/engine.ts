@@ -112,6 +112,19 @@ export async function owner(url: string): Promise<Owner> {
   return { session, accountId: res.body.data?.getOrCreateAccount.account.id };
 }
 
+/** A new order's body: 1 share of AAPL at market, a fresh client_order_id, unless overridden. */
+export const marketOrder = (
+  overrides: Record<string, unknown> = {},
+): { client_order_id: string; [field: string]: unknown } => ({
+  symbol: 'AAPL',
+  qty: '1',
+  side: 'buy',
+  type: 'market',
+  time_in_force: 'day',
+  client_order_id: `co-${randomUUID()}`,
+  ...overrides,
+});
+
 export const randomKey = (prefix: string) => `${prefix}${randomUUID().replaceAll('-', '').slice(0, 18).toUpperCase()}`;
 
 export interface StoredCredential {

@@ -3,7 +3,7 @@
 // user who owns the credentials (signing up costs a password hash), and the
 // assertions every refusal makes: its status and error fields, nothing
 // changed at the stand-in, and its ENGINE_REFUSED event in the audit trail.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { type AlpacaStandIns, type PositionInput, type RequestCounts, startAlpacaStandIns } from './alpaca-stand-in.ts';
 import { gql } from './client.ts';
@@ -110,18 +110,7 @@ export function freshSymbol(prefix = 'G'): string {
   return `${prefix}${letters}`.slice(0, 8);
 }
 
-/** A new order's body: 1 share of AAPL at market unless overridden. */
-export function order(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    symbol: 'AAPL',
-    qty: '1',
-    side: 'buy',
-    type: 'market',
-    time_in_force: 'day',
-    client_order_id: `gr-${randomUUID()}`,
-    ...overrides,
-  };
-}
+export { marketOrder as order } from './engine.ts';
 
 const READS = ['asset', 'position', 'orders', 'order', 'quotes', 'trades'] as const;
 

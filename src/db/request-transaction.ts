@@ -89,12 +89,7 @@ export function scopeTransactionsOnBegin(client: pg.PoolClient): void {
     if (!scope || scope.applied || args.length !== 1 || typeof first !== 'object' || first?.text !== 'BEGIN') {
       return query(...args);
     }
-    const { statementTimeoutMs, maxCredentialsPerAccount } = scope.settings;
-    const sql =
-      `BEGIN; SELECT set_config('${scope.setting}', ${client.escapeLiteral(scope.id)}, true), ` +
-      `set_config('role', ${client.escapeLiteral(scope.role)}, true), ` +
-      `set_config('statement_timeout', ${client.escapeLiteral(String(statementTimeoutMs))}, true), ` +
-      `set_config('app.max_credentials_per_account', ${client.escapeLiteral(String(maxCredentialsPerAccount))}, true)`;
+    const sql = `BEGIN; ${scopeStatement(scope.setting, scope.id, scope.role, scope.settings, (text) => client.escapeLiteral(text))}`;
     return query(sql).then(() => {
       scope.applied = true;
       scope.connection = client;
@@ -102,6 +97,26 @@ export function scopeTransactionsOnBegin(client: pg.PoolClient): void {
       return { command: 'BEGIN', rowCount: 0, rows: [], fields: [] };
     });
   }) as typeof client.query;
+}
+
+/**
+ * The statement that scopes a transaction: who it is for (the setting and its
+ * id), the request role, and the settings every request transaction carries.
+ * Sent with BEGIN (above) or ahead of a one-message statement (oneMessage).
+ */
+function scopeStatement(
+  setting: string,
+  id: string,
+  role: string,
+  { statementTimeoutMs, maxCredentialsPerAccount }: RequestTransactionSettings,
+  escapeLiteral: (text: string) => string,
+): string {
+  return (
+    `SELECT set_config('${setting}', ${escapeLiteral(id)}, true), ` +
+    `set_config('role', ${escapeLiteral(role)}, true), ` +
+    `set_config('statement_timeout', ${escapeLiteral(String(statementTimeoutMs))}, true), ` +
+    `set_config('app.max_credentials_per_account', ${escapeLiteral(String(maxCredentialsPerAccount))}, true)`
+  );
 }
 
 /** Runs `work` in a transaction scoped to one user; commits unless `commitIf` refuses the result. */
@@ -429,12 +444,7 @@ export function oneMessage(
         ? (['app.current_user_id', scope.user] as const)
         : (['app.current_engine_client_id', scope.engineClient] as const);
   if (scope !== 'no-one' && !id) throw new Error('a scoped statement needs its user or client id');
-  const { statementTimeoutMs, maxCredentialsPerAccount } = options.settings;
-  const head =
-    `SELECT set_config('${setting}', ${escapeLiteral(id)}, true), ` +
-    `set_config('role', ${escapeLiteral(options.requestRole)}, true), ` +
-    `set_config('statement_timeout', ${escapeLiteral(String(statementTimeoutMs))}, true), ` +
-    `set_config('app.max_credentials_per_account', ${escapeLiteral(String(maxCredentialsPerAccount))}, true);\n`;
+  const head = `${scopeStatement(setting, id, options.requestRole, options.settings, escapeLiteral)};\n`;
   let body = sql.strings[0] ?? '';
   sql.values.forEach((value, i) => {
     body += literal(value, escapeLiteral) + (sql.strings[i + 1] ?? '');

@@ -21,6 +21,7 @@
 // how to find out); its counts stay.
 import type http from 'node:http';
 import type { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import type { AlpacaClient, ForwardResult } from '../brokers/alpaca.ts';
 import type { Keyring } from '../crypto/keyring.ts';
@@ -300,13 +301,7 @@ const SMALL_ANSWER_BYTES = 64 * 1024;
 
 /** A body read to its end, or null when it failed before (the deadline passed, the connection broke). */
 async function readWhole(body: Readable): Promise<Buffer | null> {
-  const chunks: Buffer[] = [];
-  try {
-    for await (const chunk of body) chunks.push(chunk as Buffer);
-  } catch {
-    return null;
-  }
-  return Buffer.concat(chunks);
+  return buffer(body).catch(() => null);
 }
 
 /** POST .../orders:check: what the real order would get, with nothing forwarded, counted or written. */

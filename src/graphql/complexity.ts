@@ -19,6 +19,7 @@ import {
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { GraphQLContext } from './context.ts';
+import { perOperation } from './per-operation.ts';
 
 /**
  * The complexity of the operation `args` would execute; undefined when its
@@ -75,19 +76,11 @@ export function useQueryComplexity(limit: number): Plugin<GraphQLContext> {
   // limits it reads from the context are fixed for this handler): computed
   // once per document and operation name. With variables it is computed per
   // request, and their values (secrets among them) are never kept.
-  const fixed = new WeakMap<DocumentNode, Map<string, number | undefined>>();
-  const complexityOf = (args: Parameters<typeof operationComplexity>[0]) => {
-    const operation = getOperationAST(args.document, args.operationName);
-    if (operation?.variableDefinitions?.length) return operationComplexity(args);
-    let byName = fixed.get(args.document);
-    if (!byName) {
-      byName = new Map();
-      fixed.set(args.document, byName);
-    }
-    const name = args.operationName ?? '';
-    if (!byName.has(name)) byName.set(name, operationComplexity(args));
-    return byName.get(name);
-  };
+  const fixed = perOperation(operationComplexity);
+  const complexityOf = (args: Parameters<typeof operationComplexity>[0]) =>
+    getOperationAST(args.document, args.operationName)?.variableDefinitions?.length
+      ? operationComplexity(args)
+      : fixed(args);
   return {
     onExecute({ args, setResultAndStopExecution }) {
       const complexity = complexityOf(args);

@@ -44,6 +44,7 @@ import { type ScopedDb, selectText } from '../db/request-transaction.ts';
 import { displayNickname } from '../domain/credential.ts';
 import { type VerificationState, verificationFromColumns } from '../domain/verification.ts';
 import { dbOutsideTransaction, type GraphQLContext } from './context.ts';
+import { type OperationKey, perOperation } from './per-operation.ts';
 
 /** A row of the SELECT (a JSON array), in the order of its Columns. */
 type Row = readonly unknown[];
@@ -467,24 +468,12 @@ function coerceVariables(
  * a transaction (no viewer) the operation takes the general path.
  */
 export function useFastRead(): Plugin<GraphQLContext> {
-  const plans = new WeakMap<DocumentNode, Map<string, FastRead | null>>();
-  const planFor = (schema: GraphQLSchema, document: DocumentNode, operationName?: string | null) => {
-    let byName = plans.get(document);
-    if (!byName) {
-      byName = new Map();
-      plans.set(document, byName);
-    }
-    const name = operationName ?? '';
-    let plan = byName.get(name);
-    if (plan === undefined) {
-      plan = planFastRead(schema, document, operationName);
-      byName.set(name, plan);
-    }
-    return plan;
-  };
+  const planFor = perOperation(({ schema, document, operationName }: OperationKey & { schema: GraphQLSchema }) =>
+    planFastRead(schema, document, operationName),
+  );
   return {
     onExecute({ args, executeFn, setExecuteFn }) {
-      const plan = planFor(args.schema, args.document, args.operationName);
+      const plan = planFor(args);
       if (!plan) return;
       setExecuteFn(async (executeArgs) => {
         const ctx = executeArgs.contextValue as GraphQLContext;

@@ -23,6 +23,7 @@ import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import type { Database } from '../db/database.ts';
 import { runInOperationTransaction, runWithLateTransaction, type WithUser } from '../db/request-transaction.ts';
 import type { GraphQLContext } from './context.ts';
+import { type OperationKey, perOperation } from './per-operation.ts';
 
 /**
  * The field extension by which a root field opts out of the per-operation
@@ -136,22 +137,12 @@ export function runsOwnTransaction(
 export function useRlsTransaction(db: Database): Plugin<GraphQLContext> {
   const withUser: WithUser = (userId, work, commitIf) => db.withUser(userId, work, commitIf);
   // One walk of each document decides both: whether to open a transaction, and when.
-  const decisions = new WeakMap<DocumentNode, Map<string, Decision>>();
-  const decide = (schema: GraphQLSchema, document: DocumentNode, operationName?: string | null): Decision => {
-    let byName = decisions.get(document);
-    if (!byName) {
-      byName = new Map();
-      decisions.set(document, byName);
-    }
-    const name = operationName ?? '';
-    let decision = byName.get(name);
-    if (!decision) {
+  const decide = perOperation(
+    ({ schema, document, operationName }: OperationKey & { schema: GraphQLSchema }): Decision => {
       const root = operationRootFields(document, operationName);
-      decision = !touchesData(root) ? 'none' : hasOwnTransactionField(schema, root) ? 'late' : 'operation';
-      byName.set(name, decision);
-    }
-    return decision;
-  };
+      return !touchesData(root) ? 'none' : hasOwnTransactionField(schema, root) ? 'late' : 'operation';
+    },
+  );
   return {
     onValidate({ addValidationRule }) {
       addValidationRule(soleOwnTransactionField);
@@ -159,7 +150,7 @@ export function useRlsTransaction(db: Database): Plugin<GraphQLContext> {
     onExecute({ args, executeFn, setExecuteFn }) {
       const viewer = args.contextValue.viewer;
       if (!viewer) return;
-      const decision = decide(args.schema, args.document, args.operationName);
+      const decision = decide(args);
       if (decision === 'none') return;
       const run = decision === 'late' ? runWithLateTransaction : runInOperationTransaction;
       setExecuteFn((executeArgs) =>
